@@ -1,0 +1,242 @@
+"""Command line: ``python -m anodfdnet train | evaluate | predict | retrain | models | benchmark``.
+
+Errors a user can cause print one sentence on stderr and exit with code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UserError
+
+EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
+
+
+def _size(text: str) -> int | None:
+    if text in ("native", "none", "None"):
+        return None
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a size: give a multiple of 16 or 'native'") from None
+    if v <= 0 or v % 16:
+        raise argparse.ArgumentTypeError(f"size {v} is not a positive multiple of 16")
+    return v
+
+
+def _threshold(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"threshold {v} is outside [0, 1]")
+    return v
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one sentence and exit 2, like ours
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .model import DEPTHS, PRESETS
+
+    p = _Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
+                epilog=EPILOG_DATA)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model on one or more data SPECs", epilog=EPILOG_DATA,
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t.add_argument("--data", action="append", required=True, metavar="SPEC", help="training data (repeat to mix sources)")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--val", action="append", metavar="SPEC", help="validation data (repeatable); default: hold out --val-fraction of each --data")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="fraction of each --data source held out for validation (by seed)")
+    t.add_argument("--arch", default=None, help="anodfdnet, or a baseline: unet-cat, deeplabv3plus-cat, fc-siam-diff (default anodfdnet)")
+    t.add_argument("--preset", choices=sorted(PRESETS), default=None, help="widths (default lite, or --init's)")
+    t.add_argument("--depth", type=int, default=None, help=f"Transformer layers, usually one of {DEPTHS} (default 2, or --init's)")
+    t.add_argument("--size", type=_size, default=256, help="training input size (a multiple of 16)")
+    t.add_argument("--crop", action="store_true", help="train on --size crops at native resolution instead of resizing whole pairs")
+    t.add_argument("--eval-size", type=_size, default=None, help="validation input long side or 'native' (default: native with --crop, else --size)")
+    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default: one pass over the data)")
+    t.add_argument("--batch", type=int, default=4)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
+    t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
+    t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
+    t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming")
+
+    e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
+    e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
+    e.add_argument("--data", required=True, metavar="SPEC")
+    e.add_argument("--threshold", type=_threshold, default=0.5)
+    e.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's preferred size)")
+    e.add_argument("--limit", type=int, default=None, help="the first N pairs only")
+    e.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
+    e.add_argument("--roc", default=None, metavar="ROC.png", help="write the pixel ROC curve as a PNG")
+    e.add_argument("--device", default="auto")
+
+    pr = sub.add_parser("predict", help="anomaly maps for one pair or for every pair of a SPEC", epilog=EPILOG_DATA)
+    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--history", help="history (earlier, reference) image")
+    pr.add_argument("--current", help="current image")
+    pr.add_argument("--out", help="mask PNG to write (one pair)")
+    pr.add_argument("--heatmap", help="heat-map PNG to write (one pair)")
+    pr.add_argument("--data", metavar="SPEC", help="predict every pair of this source")
+    pr.add_argument("--out-dir", help="folder for NAME_mask.png and NAME_heat.png (with --data)")
+    pr.add_argument("--threshold", type=_threshold, default=0.5)
+    pr.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's)")
+    pr.add_argument("--device", default="auto")
+
+    r = sub.add_parser("retrain", help="fine-tune a checkpoint on the labels collected in the app")
+    r.add_argument("--labels", required=True, help="label dataset folder (the app's ANODFDNET_LABEL_DIR) or Hub dataset id")
+    r.add_argument("--from", dest="init", default="lite-d2", help="checkpoint to start from")
+    r.add_argument("--out", required=True, help="run folder; the new checkpoint is OUT/best.safetensors")
+    r.add_argument("--epochs", type=int, default=20)
+    r.add_argument("--steps-per-epoch", type=int, default=None)
+    r.add_argument("--val-fraction", type=float, default=0.2)
+    r.add_argument("--size", type=_size, default=256)
+    r.add_argument("--lr", type=float, default=1e-4)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
+
+    sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
+    sub.add_parser("specs", help="the data SPEC syntax")
+    return p
+
+
+def _load_sources():
+    """Import the modules that register data schemes (synth:, hf:) so every SPEC parses."""
+    from . import data  # noqa: F401
+    for mod in ("synth", "labels"):
+        try:
+            __import__(f"{__package__}.{mod}")
+        except ImportError:
+            pass
+
+
+def cmd_train(a) -> int:
+    from .checkpoint import read_info, resolve
+    from .train import TrainConfig, train
+
+    arch, preset, depth = a.arch, a.preset, a.depth
+    if a.init:
+        cfg0 = read_info(resolve(a.init)).config
+        arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
+    cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch or "anodfdnet",
+                      preset=preset or "lite", depth=2 if depth is None else depth, size=a.size, mode="crop" if a.crop else "resize",
+                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr,
+                      init=a.init, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
+    best = train(cfg)
+    print(f"best checkpoint: {best}")
+    return 0
+
+
+def cmd_evaluate(a) -> int:
+    import torch
+
+    from .checkpoint import load_checkpoint
+    from .data import parse_spec
+    from .device import pick_device
+    from .evaluate import evaluate
+    from .metrics import format_header, format_row
+
+    device = pick_device(a.device)
+    model, info = load_checkpoint(a.checkpoint, device)
+    source = parse_spec(a.data)
+    size = info.eval_size if a.size == "checkpoint" else a.size
+    metrics, roc = evaluate(model, source, size, device, threshold=a.threshold, limit=a.limit, with_roc=True)
+    print(format_header())
+    print(format_row(info.name, metrics))
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({k: metrics[k] for k in ("pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer")}, indent=2) + "\n")
+    if a.roc:
+        from .metrics import plot_roc
+
+        plot_roc(*roc[:2], a.roc, title=f"{info.name} on {a.data}")
+    del torch
+    return 0
+
+
+def cmd_predict(a) -> int:
+    from .images import save_mask_png, save_rgb_png
+    from .metrics import binarize
+    from .predict import Predictor
+    from .visualize import heatmap_rgb
+
+    one = a.history or a.current or a.out or a.heatmap
+    if bool(one) == bool(a.data):
+        raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
+    predictor = Predictor(a.checkpoint, device=a.device, size=a.size)
+    if one:
+        if not (a.history and a.current and (a.out or a.heatmap)):
+            raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
+        res = predictor.run(a.history, a.current)
+        if a.out:
+            save_mask_png(a.out, binarize(res.prob, a.threshold))
+        if a.heatmap:
+            save_rgb_png(a.heatmap, heatmap_rgb(res.prob))
+        area = float(binarize(res.prob, a.threshold).mean()) * 100
+        print(f"{a.current}: {area:.3f}% anomalous at threshold {a.threshold} ({res.seconds * 1000:.0f} ms on {res.device})")
+        return 0
+    if not a.out_dir:
+        raise UserError("--data needs --out-dir for the masks and heat maps.")
+    from tqdm import tqdm
+
+    from .data import parse_spec
+
+    source = parse_spec(a.data)
+    out = Path(a.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for i in tqdm(range(len(source)), desc="predict", unit="pair"):
+        pair = source[i]
+        prob = predictor.predict(pair.history, pair.current)
+        save_mask_png(out / f"{pair.name}_mask.png", binarize(prob, a.threshold))
+        save_rgb_png(out / f"{pair.name}_heat.png", heatmap_rgb(prob))
+    print(f"wrote {len(source)} masks and heat maps to {out}")
+    return 0
+
+
+def cmd_retrain(a) -> int:
+    from .retrain import retrain
+
+    retrain(labels=a.labels, init=a.init, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
+            val_fraction=a.val_fraction, size=a.size, lr=a.lr, device=a.device, seed=a.seed, name=a.name)
+    return 0
+
+
+def cmd_models(a) -> int:
+    from .model import describe
+
+    print(describe())
+    return 0
+
+
+def cmd_specs(a) -> int:
+    from .data import spec_help
+
+    print(spec_help())
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _load_sources()
+    try:
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "retrain": cmd_retrain,
+                "models": cmd_models, "specs": cmd_specs}[args.command](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
