@@ -14,7 +14,9 @@ from .errors import UserError
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
 
-def _size(text: str) -> int | None:
+def _size(text: str) -> int | None | str:
+    if text == "checkpoint":  # the default of evaluate/predict: the checkpoint's preferred size
+        return text
     if text in ("native", "none", "None"):
         return None
     try:
@@ -38,8 +40,7 @@ def _threshold(text: str) -> float:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse's own errors: one sentence and exit 2, like ours
-        self.print_usage(sys.stderr)
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {message} (see `{self.prog} --help`).", file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -112,16 +113,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
     sub.add_parser("specs", help="the data SPEC syntax")
     return p
-
-
-def _load_sources():
-    """Import the modules that register data schemes (synth:, hf:) so every SPEC parses."""
-    from . import data  # noqa: F401
-    for mod in ("synth", "labels"):
-        try:
-            __import__(f"{__package__}.{mod}")
-        except ImportError:
-            pass
 
 
 def cmd_train(a) -> int:
@@ -231,7 +222,6 @@ def cmd_specs(a) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _load_sources()
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "retrain": cmd_retrain,
                 "models": cmd_models, "specs": cmd_specs}[args.command](args)

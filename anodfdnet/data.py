@@ -184,15 +184,28 @@ def register_source(scheme: str, factory: Callable[[str, str], Source], help: st
     _SCHEMES[scheme] = _Scheme(factory, help)
 
 
+# Modules of this package that register schemes of their own when imported (synth:, hf:). The
+# registry imports them on first use, so every entry point (CLI, app, retraining) knows every scheme.
+_PLUGIN_MODULES = ("synth", "labels")
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for name in _PLUGIN_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
 def known_schemes() -> list[str]:
     """The registered scheme names, sorted."""
+    _load_plugins()
     return sorted(_SCHEMES)
 
 
 def spec_help() -> str:
     """A few lines documenting every registered scheme (for the CLI's --help)."""
     lines = ["Data SPECs are SCHEME:ARGUMENT; add @train or @val to take one side of the split."]
-    lines += [f"  {_SCHEMES[s].help}" for s in known_schemes()]
+    lines += [f"  {_SCHEMES[s].help}" for s in known_schemes()]  # known_schemes() loads the plugins
     return "\n".join(lines)
 
 
@@ -205,7 +218,7 @@ def parse_spec(spec: str) -> Source:
         seed = int(m["seed"]) if m["seed"] else 0
         train, val = split(parse_spec(m["base"]), frac, seed)
         return train if m["side"] == "train" else val
-    known = ", ".join(known_schemes()) or "(none registered)"
+    known = ", ".join(known_schemes()) or "(none registered)"  # also loads the plugin schemes
     scheme, colon, arg = spec.partition(":")
     if not colon:
         raise UserError(f"data spec '{spec}' has no scheme: write SCHEME:ARGUMENT with SCHEME one of {known}.")
@@ -560,21 +573,3 @@ class PairDataset(torch.utils.data.Dataset):
             x0 = int(rng.integers(W - s + 1))
         sl = (slice(y0, y0 + s), slice(x0, x0 + s))
         return h[sl], c[sl], m[sl]
-
-
-def prepare_eval(pair: Pair, size: int | tuple[int, int] | None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The pair as model input: ``(history, current)`` tensors of shape 1x3xHxW in [-1, 1].
-
-    ``size`` is an int (square), an ``(h, w)`` tuple, or None for the native size rounded to the
-    nearest multiple of 16 (at least 16). Map the output back to ``pair.current``'s size.
-    """
-    H, W = pair.current.shape[:2]
-    if size is None:
-        hw = (max(16, int(round(H / 16)) * 16), max(16, int(round(W / 16)) * 16))
-    elif isinstance(size, (tuple, list)):
-        hw = (int(size[0]), int(size[1]))
-    else:
-        hw = (int(size), int(size))
-    h = resize_rgb(pair.history, hw)
-    c = resize_rgb(pair.current, hw)
-    return to_tensor(h)[None], to_tensor(c)[None]

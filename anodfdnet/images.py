@@ -20,12 +20,12 @@ The mask rule (one rule, applied to every input form):
    32-bit and float input is True above half its full range (32767 for 16-bit, 0.5 for float).
 
 The tensor helpers give the model's input convention: images ``3xHxW`` float in [-1, 1], masks
-``1xHxW`` float in {0, 1}.
+``1xHxW`` float in {0, 1}. ``save_mask_png`` / ``save_rgb_png`` write PNGs atomically.
 """
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Union
 
@@ -60,7 +60,7 @@ def load_rgb(src: ImageSource) -> np.ndarray:
     if isinstance(src, np.ndarray):
         return _array_to_rgb(src)
     if isinstance(src, Image.Image):
-        return _array_to_rgb(_pil_to_array(ImageOps.exif_transpose(src), "the image"))
+        return _array_to_rgb(_pil_to_array(_oriented(src), "the image"))
     if isinstance(src, (str, os.PathLike)):
         return _array_to_rgb(_pil_to_array(_open(src), f"image '{src}'"))
     raise TypeError(f"load_rgb expects a path, a PIL image or a numpy array, got {type(src).__name__}")
@@ -74,7 +74,7 @@ def load_mask(src: ImageSource) -> np.ndarray:
     if isinstance(src, np.ndarray):
         return _array_to_mask(src)
     if isinstance(src, Image.Image):
-        return _array_to_mask(_pil_to_array(ImageOps.exif_transpose(src), "the mask"))
+        return _array_to_mask(_pil_to_array(_oriented(src), "the mask"))
     if isinstance(src, (str, os.PathLike)):
         return _array_to_mask(_pil_to_array(_open(src), f"mask '{src}'"))
     raise TypeError(f"load_mask expects a path, a PIL image or a numpy array, got {type(src).__name__}")
@@ -85,7 +85,7 @@ def _open(path: str | os.PathLike) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return ImageOps.exif_transpose(im)
+            return _oriented(im)
     except FileNotFoundError:
         raise UserError(f"cannot read image '{path}': the file does not exist.") from None
     except IsADirectoryError:
@@ -96,6 +96,14 @@ def _open(path: str | os.PathLike) -> Image.Image:
         # Truncated or corrupt data, permission errors, unsupported encodings.
         reason = str(e).rstrip(".") or type(e).__name__
         raise UserError(f"cannot read image '{path}': {reason}.") from None
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    """The image as displayed (EXIF orientation applied); as stored when its EXIF is unreadable."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:  # malformed EXIF must not make a readable image unreadable
+        return im
 
 
 def _pil_to_array(im: Image.Image, what: str) -> np.ndarray:
@@ -227,26 +235,36 @@ def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
 
 
 def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
-    """Write a mask as an 8-bit greyscale PNG holding {0, 255}.
+    """Write a bool HxW mask as an 8-bit greyscale PNG holding {0, 255}.
 
     The file is written under a temporary name and moved into place, so an existing file is never
     left half-written. An unwritable destination raises ``UserError`` naming it.
     """
-    path = Path(path)
-    data = (np.asarray(mask).astype(bool).astype(np.uint8)) * 255
+    data = np.asarray(mask).astype(bool).astype(np.uint8) * 255
     if data.ndim != 2:
         raise ValueError(f"a mask must be HxW, got shape {data.shape}")
+    _write_png(Path(path), data, "mask")
+
+
+def save_rgb_png(path: str | os.PathLike, img: np.ndarray) -> None:
+    """Write an image (anything :func:`load_rgb` accepts as an array) as an 8-bit RGB PNG, atomically."""
+    _write_png(Path(path), _array_to_rgb(np.asarray(img)), "image")
+
+
+def _write_png(path: Path, data: np.ndarray, what: str) -> None:
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-        with os.fdopen(fd, "wb") as f:
+        # A fresh name beside the target (same file system, so os.replace is atomic); opened with
+        # "xb" so the file gets the usual permissions, unlike tempfile's owner-only ones.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "xb") as f:
             Image.fromarray(data).save(f, format="PNG")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise UserError(f"cannot write mask '{path}': {e.strerror or e}.") from None
+        raise UserError(f"cannot write {what} '{path}': {e.strerror or e}.") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)

@@ -10,7 +10,7 @@ One row is one labelled pair:
 column            type       meaning
 ================  =========  ===============================================================
 id                string     the row's unique id (32 hex digits, a UUID4)
-history           Image      the earlier, known-good image, PNG (lossless)
+history           Image      the earlier, known-good image, PNG (lossless); readers resize it to the current's size
 current           Image      the later image, PNG; the mask is in its coordinates
 mask              Image      8-bit greyscale PNG {0, 255}, the current image's size
 annotator         string     who painted it: ``[A-Za-z0-9 _.@-]{1,64}``
@@ -105,6 +105,14 @@ def _first_line(e: Exception) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+def _caused_by(e: BaseException | None, kind: type) -> bool:
+    while e is not None:
+        if isinstance(e, kind):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
 class LabelSource(Source):
     """``hf:DIR_OR_REPO``: the label dataset as pairs (mask from the PNG), one per unique row id.
 
@@ -115,7 +123,6 @@ class LabelSource(Source):
 
     def __init__(self, arg: str, spec: str | None = None):
         self.spec = spec or f"hf:{arg}"
-        self.location = arg
         ds = self._open_dataset(arg)
         missing = [c for c in COLUMNS if c not in ds.column_names]
         if missing:
@@ -138,7 +145,8 @@ class LabelSource(Source):
         import datasets
 
         path = Path(arg).expanduser()
-        if path.is_dir():
+        local = path.is_dir()
+        if local:
             if not any((path / "data").glob("*.parquet")):
                 raise UserError(f"data spec '{self.spec}': '{path}' holds no labels yet (no data/*.parquet shards).")
             target = str(path)
@@ -146,17 +154,22 @@ class LabelSource(Source):
             target = arg
         else:
             raise UserError(f"data spec '{self.spec}': '{arg}' is neither a label folder nor a Hub dataset id (OWNER/NAME).")
+        # A local folder is loaded with an explicit data_files pattern: datasets 5.2 then keys its
+        # Arrow cache on the resolved shard list, whereas load_dataset(DIR) alone keys it on the card's
+        # pattern and serves the first load's rows forever after, missing every later save.
+        kwargs = {"data_files": {"train": "data/*.parquet"}} if local else {}
         last = None
         for attempt in range(3):
             try:
-                return datasets.load_dataset(target, split="train")
-            except FileNotFoundError as e:
-                # A compaction may remove a small shard between listing and reading; its rows are in
-                # the merged shard, so listing again finds them.
-                last = e
-                time.sleep(0.2 * (attempt + 1))
+                return datasets.load_dataset(target, split="train", **kwargs)
             except Exception as e:  # offline, no such repo, no access, unreadable shard
-                where = "the folder" if target == str(path) else "the Hub dataset"
+                if local and _caused_by(e, FileNotFoundError):
+                    # A compaction removed a small shard between listing and reading; its rows are in
+                    # the merged shard, so listing again finds them.
+                    last = e
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                where = "the folder" if local else "the Hub dataset"
                 raise UserError(f"data spec '{self.spec}': could not load {where} '{target}' ({_first_line(e)}).") from None
         raise UserError(f"data spec '{self.spec}': could not load '{target}' ({_first_line(last)}).")
 

@@ -189,6 +189,9 @@ def train(cfg: TrainConfig) -> Path:
                 bar.set_postfix(loss=f"{running:.4f}", best_f1=f"{max(state['best_f1'], 0):.3f}")
                 if cfg.save_every and state["step"] % cfg.save_every == 0:
                     save("last")
+            if world > 1:  # BatchNorm running statistics drift apart per rank after the last step: take rank 0's
+                for buf in model.buffers():
+                    dist.broadcast(buf, 0)
             val = {spec: evaluate(model, src, eval_size, device, limit=cfg.val_limit, progress=cfg.progress, desc=f"val {spec}")
                    for spec, src in val_sources.items()}
             mean_f1 = sum(v["f1"] for v in val.values()) / max(len(val), 1)

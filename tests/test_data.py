@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from anodfdnet import data
-from anodfdnet.data import ConcatSource, PairDataset, parse_spec, prepare_eval, split
+from anodfdnet.data import ConcatSource, PairDataset, parse_spec, split
 from anodfdnet.errors import UserError
 from anodfdnet.images import (
     load_mask,
@@ -18,6 +18,7 @@ from anodfdnet.images import (
     resize_mask,
     resize_rgb,
     save_mask_png,
+    save_rgb_png,
     to_tensor,
 )
 
@@ -164,6 +165,9 @@ def test_resize_tensors_and_save(tmp_path):
     assert (load_mask(path) == m).all()
     with pytest.raises(UserError, match="out.png"):
         save_mask_png(tmp_path / "no_such_dir" / "out.png", m)
+    save_rgb_png(tmp_path / "rgb.png", img)
+    assert (load_rgb(tmp_path / "rgb.png") == img).all()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png", "rgb.png"]  # no temporary left
 
 
 # ----------------------------------------------------------------------------------------------
@@ -360,7 +364,7 @@ def test_concat(tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# PairDataset and prepare_eval
+# PairDataset
 
 
 def _aligned_root(tmp_path, size=(48, 40)):
@@ -438,19 +442,6 @@ def test_crops_favour_tiny_defects(tmp_path):
     ds = PairDataset(parse_spec(f"ab:{root}"), size=32, mode="crop", seed=1)
     hits = sum(bool(ds[0]["mask"].any()) for _ in range(60))
     assert 15 <= hits <= 50  # about half, where a uniform crop would hit ~6%
-
-
-def test_prepare_eval(tmp_path):
-    root = _ab_root(tmp_path, n=1, size=(50, 70))
-    pair = parse_spec(f"ab:{root}")[0]
-    h, c = prepare_eval(pair, None)
-    assert h.shape == c.shape == (1, 3, 48, 64)
-    h, c = prepare_eval(pair, 32)
-    assert h.shape == (1, 3, 32, 32) and c.min() >= -1 and c.max() <= 1
-
-
-# ----------------------------------------------------------------------------------------------
-# The real data under ../shared/data
 
 
 @needs_real

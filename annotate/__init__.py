@@ -1,0 +1,23 @@
+"""The Label tab: people paint anomaly masks in the browser; the masks land in a Hugging Face dataset.
+
+``build_tab`` (Gradio) is imported lazily so that the store, the Hub sync and the queue, which import
+no Gradio, can be used without it (e.g. on a training machine)::
+
+    from annotate.store import LabelStore      # no Gradio
+    from annotate import build_tab             # imports Gradio
+"""
+from __future__ import annotations
+
+__all__ = ["build_tab", "LabelStore"]
+
+
+def __getattr__(name: str):
+    if name == "build_tab":
+        from .tab import build_tab
+
+        return build_tab
+    if name == "LabelStore":
+        from .store import LabelStore
+
+        return LabelStore
+    raise AttributeError(f"module 'annotate' has no attribute {name!r}")

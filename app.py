@@ -1,0 +1,60 @@
+"""AnoDFDNet app: the entry point locally (`python app.py`) and of the hosted Hugging Face Space.
+
+It only composes tabs built elsewhere: "Detect" from demo/ and, when annotate/ provides one, "Label".
+Settings: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860). No share link, no
+analytics, no outside connection.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+import gradio as gr  # noqa: E402
+
+import demo  # noqa: E402
+from demo import models  # noqa: E402
+
+QUEUE_MAX = 64  # waiting requests beyond this are turned away with "queue full"
+
+
+def _label_tab():
+    """annotate.build_tab when annotate/ exists and provides it, else None."""
+    if importlib.util.find_spec("annotate") is None:
+        return None
+    import annotate
+
+    try:
+        return annotate.build_tab
+    except AttributeError:
+        return None
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title="AnoDFDNet", delete_cache=(1800, 3600)) as app:
+        gr.Markdown(f"# {demo.TITLE}")
+        with gr.Tab("Detect"):
+            demo.build_tab()
+        label_tab = _label_tab()
+        if label_tab is not None:
+            with gr.Tab("Label"):
+                label_tab(predictor=models.shared_predictor)
+    app.queue(max_size=QUEUE_MAX, default_concurrency_limit=2)
+    return app
+
+
+def launch(app: gr.Blocks, **overrides):
+    settings = dict(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+        share=False,
+        max_file_size=demo.MAX_FILE_BYTES,
+        css=demo.CSS,
+    )
+    return app.launch(**{**settings, **overrides})
+
+
+if __name__ == "__main__":
+    launch(build_app())

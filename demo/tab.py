@@ -1,0 +1,336 @@
+"""The inference tab: upload a history/current pair, run AnoDFDNet, move the threshold live.
+
+Two named API endpoints (``gradio_client``):
+
+``/predict`` (history, current, model, threshold) ->
+    (heat map, overlay, mask, summary, figures, mask PNG, heat map PNG)
+    history, current: image files (``handle_file(path)``); model: a checkpoint name ('lite-d4'), a
+    Transformer depth ('4') or '' for the default; threshold in [0, 1]. The heat map and mask are
+    PNG files, the overlay a JPEG; summary is Markdown; figures a dict (area, regions, boxes,
+    inference time, device, ...). The probability map is kept in the caller's session.
+
+``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
+    Re-thresholds the probability map of the session's last ``/predict``, never running the model.
+    A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same
+    client. In the browser the slider calls it on every move.
+
+Errors a visitor causes (a missing or unreadable image, a file or image over the limits, an unknown
+model) come back as one sentence (``gr.Error``); anything else is logged and reported without a
+traceback. Nothing here keeps per-request data outside the session state and Gradio's cache.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from anodfdnet.errors import UserError
+from anodfdnet.images import load_rgb
+
+from . import examples as gallery
+from . import models, render
+
+log = logging.getLogger("anodfdnet.demo")
+
+MAX_PIXELS = int(float(os.environ.get("ANODFDNET_MAX_PIXELS", 40e6)))  # per image
+MAX_FILE_MB = float(os.environ.get("ANODFDNET_MAX_FILE_MB", 25))  # per uploaded file
+MAX_FILE_BYTES = int(MAX_FILE_MB * 1e6)
+DEFAULT_THRESHOLD = 0.5
+STATE_TTL_S = 3600  # a session's probability map is dropped an hour after its last use
+# Probabilities are kept just below 1 so that threshold 1 means "nothing is anomalous" even where the
+# float32 sigmoid saturated to exactly 1.0 (binarize marks prob >= threshold).
+PROB_CAP = np.nextafter(np.float32(1.0), np.float32(0.0))
+
+TITLE = "AnoDFDNet: find what changed for the worse between two photos of the same place"
+INTRO = (
+    "Give an earlier, known-good **history** photo (left) and a **current** photo of the same scene "
+    "(right), then press **Run**: the model marks anomalous differences (a foreign body, a missing or "
+    "loose part, a leak, a scratch) and ignores harmless ones such as lighting or a slightly moved camera."
+)
+
+@dataclass
+class MapState:
+    """What a session keeps after a run: enough to re-threshold without the model."""
+
+    prob: np.ndarray  # float32 HxW at the current image's size, capped at PROB_CAP
+    current: np.ndarray  # uint8 HxWx3
+    meta: dict = field(default_factory=dict)  # checkpoint, depth, inference time, device, notes
+
+
+# ---------------------------------------------------------------------------------------------------
+# Input
+
+
+def _sentence(msg: str) -> str:
+    return msg[:1].upper() + msg[1:] if msg else msg
+
+
+def _payload_path(payload, role: str) -> str:
+    """The local file of an image input (Gradio's FileData dict, a data: URL, or a plain path)."""
+    if isinstance(payload, (str, os.PathLike)):
+        return str(payload)
+    if isinstance(payload, dict):
+        if payload.get("path"):
+            return str(payload["path"])
+        url = payload.get("url") or ""
+        if url.startswith("data:"):
+            try:
+                head, data = url.split(",", 1)
+                raw = base64.b64decode(data, validate=False) if ";base64" in head else data.encode()
+            except (ValueError, binascii.Error):
+                raise UserError(f"the {role} image could not be decoded from the browser's data.") from None
+            folder = Path(gr.utils.get_upload_folder()) / "anodfdnet" / uuid.uuid4().hex
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"{role}-pasted"
+            path.write_bytes(raw)
+            return str(path)
+    raise UserError(f"the {role} image is missing: upload one, paste one, or pick an example.")
+
+
+def _display_name(payload, path: str) -> str:
+    if isinstance(payload, dict) and payload.get("orig_name"):
+        return str(payload["orig_name"])
+    return Path(path).name
+
+
+def read_image(payload, role: str) -> np.ndarray:
+    """Read one uploaded image as uint8 HxWx3, refusing files and images over the limits."""
+    if payload is None:
+        other = "current" if role == "history" else "history"
+        raise UserError(
+            f"the {role} image is missing: give both a history (left) and a current (right) image "
+            f"(only the {other} one arrived)."
+        )
+    path = _payload_path(payload, role)
+    name = _display_name(payload, path)
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        raise UserError(f"the {role} image '{name}' did not reach the server; upload it again.") from None
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"the {role} image '{name}' is {size / 1e6:.1f} MB; files up to {MAX_FILE_MB:g} MB are accepted.")
+    try:
+        with Image.open(path) as im:  # reads the header only
+            w, h = im.size
+    except Image.DecompressionBombError:
+        w = h = None  # far over any limit; reported below
+    except Exception:
+        raise UserError(
+            f"the {role} image '{name}' is not an image file that can be read (PNG, JPEG, BMP, TIFF or WebP)."
+        ) from None
+    if w is None or w * h > MAX_PIXELS:
+        dims = f" ({w}x{h} = {w * h / 1e6:.0f} MP)" if w else ""
+        raise UserError(
+            f"the {role} image '{name}' is too large{dims}; images up to {MAX_PIXELS / 1e6:g} megapixels are accepted."
+        )
+    try:
+        return load_rgb(path)
+    except UserError as e:
+        reason = str(e).split("': ", 1)[-1].rstrip(".")
+        raise UserError(f"the {role} image '{name}' could not be read: {reason}.") from None
+
+
+def _threshold(value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"the threshold must be a number between 0 and 1, got {value!r}.") from None
+    if not 0.0 <= t <= 1.0:
+        raise UserError(f"the threshold must lie between 0 and 1, got {t:g}.")
+    return t
+
+
+# ---------------------------------------------------------------------------------------------------
+# Output
+
+
+def _out_dir() -> Path:
+    """A fresh folder in Gradio's cache: files there are served as they are and removed by
+    the app's delete_cache schedule."""
+    d = Path(gr.utils.get_upload_folder()) / "anodfdnet" / uuid.uuid4().hex
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _write_overlay(img: np.ndarray, folder: Path) -> str:
+    path = folder / "overlay.jpg"
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise OSError("could not encode the overlay")
+    path.write_bytes(buf.tobytes())
+    return str(path)
+
+
+def _threshold_outputs(state: MapState, threshold: float):
+    """(overlay path, mask path, summary, figures, mask download) for one threshold."""
+    result = render.render(state.prob, state.current, threshold)
+    folder = _out_dir()
+    overlay = _write_overlay(result.overlay, folder)
+    mask = str(render.write_png(result.mask, folder / "anomaly-mask.png"))
+    figures = {**result.figures(), **state.meta}
+    return overlay, mask, render.format_summary(figures), figures, mask
+
+
+def _user_errors(fn):
+    """Turn UserError into a visible one-sentence gr.Error; log anything else, show no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args):
+        try:
+            return fn(*args)
+        except gr.Error:
+            raise
+        except UserError as e:
+            raise gr.Error(_sentence(str(e)), print_exception=False) from None
+        except Exception:
+            log.exception("%s failed", fn.__name__)
+            raise gr.Error(
+                "Something went wrong on the server while processing this pair; it has been logged. "
+                "Other requests are not affected.",
+                print_exception=False,
+            ) from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------------
+# Event handlers (plain functions: the API endpoints are exactly these)
+
+
+@_user_errors
+def predict(history, current, model, threshold):
+    threshold = _threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    hist = read_image(history, "history")
+    cur = read_image(current, "current")
+    info = models.choose(model)
+    notes = []
+    if hist.shape[:2] != cur.shape[:2]:
+        notes.append(
+            f"the history image ({hist.shape[1]}x{hist.shape[0]}) was resized to the current image's size "
+            f"({cur.shape[1]}x{cur.shape[0]}); results are best when both show the same view at the same size."
+        )
+    pred, _ = models.shared_cache().run(info, hist, cur)
+    prob = np.minimum(pred.prob, PROB_CAP)
+    meta = {
+        "checkpoint": info.name,
+        "depth": info.config.depth,
+        "inference_seconds": round(pred.seconds, 4),
+        "device": pred.device,
+        "model_input": list(pred.input_shape),
+        "notes": notes,
+    }
+    state = MapState(prob, cur, meta)
+    heat = str(render.write_png(render.heatmap_rgb(prob), _out_dir() / "heatmap.png"))
+    overlay, mask, summary, figures, mask_file = _threshold_outputs(state, threshold)
+    return heat, overlay, mask, summary, figures, mask_file, heat, state
+
+
+@_user_errors
+def rethreshold(state, threshold):
+    if not isinstance(state, MapState):
+        raise UserError("there is no anomaly map in this session yet: run the model first (the Run button, or /predict).")
+    return _threshold_outputs(state, _threshold(threshold))
+
+
+def _model_menu():
+    infos = models.available()
+    default = models.default_choice(infos)
+    return [(models.label(i), i.name) for i in infos], (default.name if default else None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Layout
+
+
+CSS = """
+#anodfdnet-run { min-height: 3.2em; font-size: 1.1em; }
+#mask-output img { outline: 1px solid #999; background: #000; }
+"""
+
+
+def build_tab() -> None:
+    """Lay out the inference tab inside the current Blocks / Tab context and wire its events."""
+    choices, default = _model_menu()
+    gr.Markdown(INTRO)
+    with gr.Row(equal_height=True):
+        history = gr.Image(
+            label="1. History: earlier, known good", type="filepath", format="png", image_mode=None,
+            sources=["upload", "clipboard", "webcam"], height=340, elem_id="history-input",
+        )
+        current = gr.Image(
+            label="2. Current: the photo to inspect", type="filepath", format="png", image_mode=None,
+            sources=["upload", "clipboard", "webcam"], height=340, elem_id="current-input",
+        )
+    pairs = gallery.example_pairs()
+    examples = gr.Examples(
+        examples=[[h, c] for _, h, c in pairs],
+        inputs=[history, current],
+        label="Or click an example (synthetic pairs: " + ", ".join(gallery.pretty(n) for n, _, _ in pairs) + ")",
+        examples_per_page=len(pairs),
+        visible_columns=[1],
+        elem_id="examples",
+    )
+    with gr.Row(equal_height=True):
+        model = gr.Dropdown(
+            choices=choices, value=default, label="3. Model (Transformer depth, validation F1, file size)",
+            info="Depth 2 is the paper's choice; 0 has no Transformer.", scale=3, elem_id="model-choice",
+        )
+        run = gr.Button("Run ▶", variant="primary", scale=1, elem_id="anodfdnet-run")
+    threshold = gr.Slider(
+        0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold",
+        info="A pixel is anomalous where its probability is at least this. Moving it redraws instantly; "
+             "the model does not run again.",
+        elem_id="threshold",
+    )
+    with gr.Row(equal_height=True):
+        heat = gr.Image(
+            label="Heat map: anomaly probability (blue 0 → red 1)", format="png", interactive=False,
+            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output",
+        )
+        overlay = gr.Image(
+            label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
+            height=340, buttons=["download", "fullscreen"], elem_id="overlay-output",
+        )
+        mask = gr.Image(
+            label="Anomaly mask (white = anomalous)", format="png", interactive=False, height=340,
+            buttons=["download", "fullscreen"], elem_id="mask-output",
+        )
+    summary = gr.Markdown("*Results appear here after **Run**.*", label="summary", elem_id="summary")
+    with gr.Row():
+        mask_file = gr.DownloadButton("Download mask (PNG)", value=None, elem_id="mask-download")
+        heat_file = gr.DownloadButton("Download heat map (PNG)", value=None, elem_id="heatmap-download")
+    with gr.Accordion("Figures as JSON (what the API returns)", open=False):
+        figures = gr.JSON(label="figures", show_label=False, elem_id="figures")
+    state = gr.State(None, time_to_live=STATE_TTL_S)
+
+    predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
+    predict_inputs = [history, current, model, threshold]
+    run.click(
+        predict, predict_inputs, predict_outputs, api_name="predict", preprocess=False,
+        concurrency_limit=4, concurrency_id="predict",
+    )
+    load_event = getattr(examples, "load_input_event", None)
+    if load_event is not None:  # clicking an example runs it right away
+        load_event.then(
+            predict, predict_inputs, predict_outputs, preprocess=False, api_visibility="private",
+            concurrency_limit=4, concurrency_id="predict",
+        )
+    threshold.input(
+        rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
+        trigger_mode="always_last", show_progress="hidden", preprocess=False, concurrency_limit=8,
+        concurrency_id="rethreshold",
+    )
+    root = gr.context.Context.root_block
+    if root is not None:  # a checkpoint added since start appears on the next page load
+        root.load(lambda: gr.Dropdown(**dict(zip(("choices", "value"), _model_menu()))), None, model,
+                  api_visibility="private", queue=False)

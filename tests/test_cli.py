@@ -1,0 +1,92 @@
+"""The command line on real files: a working predict/evaluate, and one sentence + exit 2 on bad input."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from anodfdnet.checkpoint import save_checkpoint
+from anodfdnet.model import ModelConfig, build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "anodfdnet", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ckpt") / "tiny-d0.safetensors"
+    save_checkpoint(path, build_model(ModelConfig.from_preset("lite", 0)), {"eval_size": 64})
+    return path
+
+
+def assert_user_error(r, *words):
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    err = r.stderr.strip()
+    assert err.startswith("error: ") and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1, err  # one sentence
+    for w in words:
+        assert w in err, err
+
+
+def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
+    pair = tiny_pairs / "pair00"
+    r = run("predict", "--checkpoint", ckpt, "--history", pair / "hist.png", "--current", pair / "cur.png",
+            "--out", tmp_path / "m.png", "--heatmap", tmp_path / "h.png", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    mask = np.array(Image.open(tmp_path / "m.png"))
+    assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
+    assert np.array(Image.open(tmp_path / "h.png")).shape == (64, 64, 3)
+    r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "many", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert len(list((tmp_path / "many").glob("*_mask.png"))) == 8
+
+
+def test_evaluate_writes_exactly_the_metric_keys_and_a_roc(tiny_pairs, ckpt, tmp_path):
+    r = run("evaluate", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--json", tmp_path / "m.json",
+            "--roc", tmp_path / "roc.png", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert list(m) == ["pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer"] and m["pairs"] == 8
+    assert all(w in r.stdout for w in ("F1", "IoU", "AUC", "EER")) and Image.open(tmp_path / "roc.png").size[0] > 100
+
+
+def test_bad_inputs_exit_2_with_one_sentence(tiny_pairs, ckpt, tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("this is not an image")
+    pair = tiny_pairs / "pair00"
+    assert_user_error(run("evaluate", "--checkpoint", ckpt, "--data", "nonsense"), "nonsense", "scheme")
+    assert_user_error(run("evaluate", "--checkpoint", ckpt, "--data", "zip:/x"), "unknown scheme")
+    assert_user_error(run("evaluate", "--checkpoint", ckpt, "--data", f"ab:{tmp_path / 'missing'}"), "missing")
+    assert_user_error(run("predict", "--checkpoint", tmp_path / "nope.safetensors", "--history", pair / "hist.png",
+                          "--current", pair / "cur.png", "--out", tmp_path / "o.png"), "nope.safetensors")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--history", bad, "--current", pair / "cur.png",
+                          "--out", tmp_path / "o.png", "--device", "cpu"), "bad.png")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--history", tmp_path / "gone.png", "--current", pair / "cur.png",
+                          "--out", tmp_path / "o.png", "--device", "cpu"), "gone.png")
+    assert_user_error(run("predict", "--checkpoint", bad, "--history", pair / "hist.png", "--current", pair / "cur.png",
+                          "--out", tmp_path / "o.png"), "bad.png")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--history", pair / "hist.png", "--out", tmp_path / "o.png"), "--current")
+    assert_user_error(run("evaluate", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--size", "50"), "multiple of 16")
+    assert_user_error(run("train", "--data", "synth:oops", "--out", tmp_path / "run"), "synth:oops")
+
+
+def test_hf_checkpoint_offline_is_a_clear_error(tmp_path):
+    import os
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    r = run("evaluate", "--checkpoint", "hf://someone/some-repo/model.safetensors", "--data", "synth:2", env=env)
+    assert_user_error(r, "hf://someone/some-repo/model.safetensors")
+
+
+def test_models_table_lists_every_preset_and_depth():
+    r = run("models")
+    assert r.returncode == 0, r.stderr
+    rows = [line.split() for line in r.stdout.splitlines()[1:]]
+    assert {(row[0], int(row[1])) for row in rows} == {(p, d) for p in ("lite", "paper") for d in (0, 1, 2, 4, 8)}

@@ -1,0 +1,269 @@
+"""The label store on a real dataset on disk: round trips, concurrency, crashes, schema, compaction."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import datasets
+import huggingface_hub.constants
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotate.store import LabelStore, SchemaError
+from anodfdnet.data import parse_spec
+from anodfdnet.errors import UserError
+from anodfdnet.labels import FEATURES, SCHEMA_VERSION, content_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _private_datasets_cache(tmp_path, monkeypatch):
+    """load_dataset converts to Arrow in a cache; keep it in the test's folder."""
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+
+
+def make_pair(seed: int, h: int = 37, w: int = 53):
+    rng = np.random.default_rng(seed)
+    hist = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    cur = hist.copy()
+    mask = np.zeros((h, w), bool)
+    y, x = rng.integers(0, h - 8), rng.integers(0, w - 8)
+    cur[y:y + 6, x:x + 7] = (250, 20, 20)
+    mask[y:y + 6, x:x + 7] = True
+    return hist, cur, mask
+
+
+def load_rows(root: Path, tmp_path: Path):
+    """``datasets.load_dataset(ROOT)`` as a user calls it, with a fresh cache each time (datasets 5.2
+    keys this call's cache on the card's pattern, not the shard list, so a reused cache is stale)."""
+    return datasets.load_dataset(str(root), split="train", cache_dir=str(tmp_path / f"hf-cache-{uuid.uuid4().hex}"))
+
+
+def shard_files(root: Path):
+    d = root / "data"
+    return sorted(os.listdir(d)) if d.is_dir() else []
+
+
+def test_round_trip_is_pixel_exact(tmp_path):
+    store = LabelStore(tmp_path / "labels")
+    hist, cur, mask = make_pair(0)
+    hist2, cur2, _ = make_pair(1, 24, 31)
+    a = store.save(hist, cur, mask, "Ada Lovelace", "foreign body", "bolt on the rail", "upload", "lite-d2")
+    b = store.save(Image.fromarray(hist2), Image.fromarray(cur2), np.zeros((24, 31), np.uint8), "bob", "no anomaly")
+    assert (a.size, b.size) == (1, 2) and a.id != b.id
+    assert a.content_hash == content_hash(hist, cur)
+
+    ds = load_rows(tmp_path / "labels", tmp_path)
+    assert ds.features == FEATURES and len(ds) == 2
+    rows = {r["id"]: r for r in ds}
+    r = rows[a.id]
+    assert np.array_equal(np.array(r["history"]), hist)
+    assert np.array_equal(np.array(r["current"]), cur)
+    assert np.array_equal(np.array(r["mask"]) > 0, mask) and set(np.unique(np.array(r["mask"]))) == {0, 255}
+    assert (r["annotator"], r["anomaly_type"], r["note"], r["source"], r["model_checkpoint"]) == (
+        "Ada Lovelace", "foreign body", "bolt on the rail", "upload", "lite-d2")
+    assert r["schema_version"] == SCHEMA_VERSION and r["content_hash"] == a.content_hash
+    assert r["created_at"].endswith("Z") and r["created_at"][:4].isdigit()
+    assert not np.array(rows[b.id]["mask"]).any()
+
+    src = parse_spec(f"hf:{tmp_path / 'labels'}")
+    assert len(src) == 2 and src.names == [a.id, b.id]  # ordered by created_at
+    pair = src[0]
+    assert np.array_equal(pair.history, hist) and np.array_equal(pair.current, cur) and np.array_equal(pair.mask, mask)
+    assert pair.mask.dtype == bool and src.key(0) == a.content_hash and src.key(1) == b.content_hash
+    assert src[1].mask.shape == (24, 31) and not src[1].mask.any()
+
+    card = (tmp_path / "labels" / "README.md").read_text()
+    assert card.startswith("---\n") and "path: data/*.parquet" in card and "license:" in card and "dtype: image" in card
+    assert store.labelled_hashes() == {a.content_hash, b.content_hash}
+
+
+def test_bad_specs_are_user_errors(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="no labels yet"):
+        (tmp_path / "empty").mkdir()
+        parse_spec(f"hf:{tmp_path / 'empty'}")
+    with pytest.raises(UserError, match="neither a label folder nor a Hub dataset id"):
+        parse_spec(f"hf:{tmp_path / 'missing' / 'deeper'}")
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 at start-up
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UserError, match="could not load the Hub dataset 'someone/labels'.*Offline"):
+        parse_spec("hf:someone/labels")
+
+
+_SAVER = """
+import sys, numpy as np
+sys.path.insert(0, {root!r})
+from annotate.store import LabelStore
+store = LabelStore({labels!r})
+seed, n, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    rng = np.random.default_rng(seed * 1000 + i)
+    img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    mask = np.zeros((size, size), bool); mask[: 1 + i % 7, :5] = True
+    row = store.save(img, img[::-1].copy(), mask, f"proc{{seed}}", "other", source=f"p{{seed}}-{{i}}")
+    print(row.id, flush=True)
+"""
+
+
+def _saver(tmp_path: Path, labels: Path, seed: int, n: int, size: int = 24) -> subprocess.Popen:
+    script = tmp_path / "saver.py"
+    script.write_text(_SAVER.format(root=str(ROOT), labels=str(labels)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(seed), str(n), str(size)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_fifty_concurrent_saves_from_threads_and_processes(tmp_path):
+    labels = tmp_path / "labels"
+    procs = [_saver(tmp_path, labels, seed, n) for seed, n in ((1, 13), (2, 12))]  # 25 rows from 2 processes
+    store = LabelStore(labels)
+    ids, errors = [], []
+
+    def one(i):
+        try:
+            hist, cur, mask = make_pair(100 + i)
+            ids.append(store.save(hist, cur, mask, f"thread {i}", "scratch / crack").id)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(25)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        ids += out.split()
+    assert not errors
+    assert len(ids) == len(set(ids)) == 50
+    assert LabelStore(labels).size() == 50
+    ds = load_rows(labels, tmp_path)
+    assert len(ds) == 50 and set(ds["id"]) == set(ids)
+    assert len(parse_spec(f"hf:{labels}")) == 50
+
+
+def test_writer_killed_mid_save_loses_no_completed_row(tmp_path):
+    labels = tmp_path / "labels"
+    proc = _saver(tmp_path, labels, seed=7, n=10_000, size=192)  # big enough that saves take a while
+    saved = []
+    deadline = time.monotonic() + 60
+    while len(saved) < 6 and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        saved.append(line.strip())
+    # Kill while a shard is being written: poll for the writer's temporary file.
+    caught = False
+    while not caught and time.monotonic() < deadline:
+        caught = any(f.startswith(".tmp-") for f in shard_files(labels))
+        time.sleep(0.0005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    for line in proc.stdout.read().split():  # ids printed before the kill landed
+        saved.append(line)
+    assert len(saved) >= 6, proc.stderr.read()
+    assert caught, "the writer was never seen mid-write"
+
+    ds = load_rows(labels, tmp_path)
+    assert set(saved) <= set(ds["id"])
+    assert len(ds) in (len(saved), len(saved) + 1)  # a save may have finished without printing its id
+    assert all(f.endswith(".parquet") or f.startswith(".tmp-") for f in shard_files(labels))
+    assert len(parse_spec(f"hf:{labels}")) == len(ds)
+    store = LabelStore(labels)
+    store.save(*make_pair(3), "after", "other")  # the store goes on working
+    assert store.size() == len(ds) + 1
+
+
+def test_shard_with_another_schema_is_refused(tmp_path):
+    store = LabelStore(tmp_path / "labels")
+    hist, cur, mask = make_pair(0)
+    good = store.validate(hist, cur, mask, "ann", "oil leak")
+    row = {"id": "x" * 32, "created_at": "2025-01-01T00:00:00.000000Z", **good}
+    wrong = datasets.Features({**FEATURES, "anomaly_type": datasets.ClassLabel(names=["oil leak", "other"])})
+    ds = datasets.Dataset.from_dict({k: [row[k]] for k in FEATURES}, features=wrong)
+    with pytest.raises(SchemaError, match="anomaly_type"):
+        store.write_shard(ds, "bad.parquet")
+    missing = datasets.Dataset.from_dict({k: [row[k]] for k in FEATURES if k != "note"},
+                                         features=datasets.Features({k: v for k, v in FEATURES.items() if k != "note"}))
+    with pytest.raises(SchemaError, match="missing note"):
+        store.write_shard(missing, "bad.parquet")
+    assert shard_files(tmp_path / "labels") == []
+    store.write_shard(datasets.Dataset.from_dict({k: [row[k]] for k in FEATURES}, features=FEATURES), "good.parquet")
+    assert store.size() == 1
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"history": b"not an image"}, "history image"),
+    ({"current": "/nonexistent/cur.png"}, "does not exist"),
+    ({"mask": np.zeros((5, 5), bool)}, "must match"),
+    ({"mask": np.full((37, 53), 128, np.uint8)}, "not binary"),
+    ({"annotator": ""}, "annotator"),
+    ({"annotator": "x" * 65}, "at most 64"),
+    ({"annotator": "<script>alert(1)</script>"}, "only letters"),
+    ({"anomaly_type": "dent"}, "not an anomaly type"),
+    ({"anomaly_type": "no anomaly"}, "not empty"),
+    ({"mask": np.zeros((37, 53), bool)}, "mask is empty"),
+    ({"note": "n" * 5000}, "note"),
+])
+def test_rejected_save_says_why_and_writes_nothing(tmp_path, change, message):
+    hist, cur, mask = make_pair(0)
+    args = {"history": hist, "current": cur, "mask": mask, "annotator": "ann", "anomaly_type": "loose part", "note": ""}
+    args.update(change)
+    store = LabelStore(tmp_path / "labels")
+    with pytest.raises(UserError, match=message):
+        store.save(**args)
+    assert shard_files(tmp_path / "labels") == [] and store.size() == 0
+
+
+def test_compaction_keeps_every_row_exactly_once(tmp_path, monkeypatch):
+    labels = tmp_path / "labels"
+    store = LabelStore(labels)
+    ids = [store.save(*make_pair(i), f"a{i}", "other").id for i in range(7)]
+    report = store.compact(max_rows=3)
+    assert len(report.merged) == 2 and report.removed == 6 and report.rows == 6
+    assert len(store.shards()) == 3  # 3 + 3 merged, the last one left alone
+    ds = load_rows(labels, tmp_path)
+    assert sorted(ds["id"]) == sorted(ids)
+    src = parse_spec(f"hf:{labels}")
+    assert src.names == ids  # same order as before compaction (by created_at)
+    assert np.array_equal(src[4].current, make_pair(4)[1])
+
+    # A crash after the merged shard is in place but before the small shards are gone: rows are
+    # duplicated on disk, never lost; the reader de-duplicates and recovery removes the leftovers.
+    ids += [store.save(*make_pair(10 + i), "b", "other").id for i in range(3)]
+    monkeypatch.setattr(LabelStore, "_remove_sources", lambda self, paths: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        store.compact(max_rows=100)
+    monkeypatch.undo()
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf-cache"))
+    raw = load_rows(labels, tmp_path)
+    assert len(raw) > len(ids) and set(raw["id"]) == set(ids)
+    assert sorted(parse_spec(f"hf:{labels}").names) == sorted(ids)
+    fresh = LabelStore(labels)
+    assert fresh.size() == len(ids)
+    assert fresh.recover() == 6 and len(fresh.shards()) == 1
+    assert sorted(load_rows(labels, tmp_path)["id"]) == sorted(ids)
+
+
+def test_compact_and_status_commands(tmp_path, capsys, monkeypatch):
+    from annotate.__main__ import main
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    labels = tmp_path / "labels"
+    store = LabelStore(labels)
+    ids = [store.save(*make_pair(i), "cli", "other").id for i in range(4)]
+    assert main(["compact", "--labels", str(labels), "--max-rows", "10"]) == 0
+    assert "merged 4 shards into 1 (4 rows); 4 -> 1 shards, 4 labels" in capsys.readouterr().out
+    assert main(["status", "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "4 labels in 1 shards" in out and "Hub sync is off" in out
+    assert sorted(parse_spec(f"hf:{labels}").names) == sorted(ids)
+    assert main(["compact", "--labels", str(tmp_path / "nothing")]) == 2
+    assert "holds no labels" in capsys.readouterr().err
