@@ -29,15 +29,6 @@ class QueueItem:
     source: str  # "SPEC#NAME", recorded in the label's ``source`` column
 
 
-def _load_schemes() -> None:
-    """Make every SPEC scheme parse (hf: lives in anodfdnet.labels, synth: in anodfdnet.synth)."""
-    for mod in ("anodfdnet.labels", "anodfdnet.synth"):
-        try:
-            __import__(mod)
-        except ImportError:
-            pass
-
-
 class LabelQueue:
     def __init__(self, store: LabelStore, spec: str | None = None, hold_s: float = 600.0):
         self.store = store
@@ -45,7 +36,6 @@ class LabelQueue:
         self.hold_s = hold_s
         self.source: Source | None = None
         if self.spec:
-            _load_schemes()
             self.source = parse_spec(self.spec)  # a bad SPEC is a UserError at start-up, not at "Next"
         self._hashes: dict[int, str] = {}
         self._held: dict[str, float] = {}  # content hash -> monotonic time it was handed out

@@ -51,29 +51,29 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=EPILOG_DATA)
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model on one or more data SPECs", epilog=EPILOG_DATA,
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    t = sub.add_parser("train", help="train a model on one or more data SPECs", epilog=EPILOG_DATA)
     t.add_argument("--data", action="append", required=True, metavar="SPEC", help="training data (repeat to mix sources)")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--val", action="append", metavar="SPEC", help="validation data (repeatable); default: hold out --val-fraction of each --data")
-    g.add_argument("--val-fraction", type=float, default=0.2, help="fraction of each --data source held out for validation (by seed)")
+    g.add_argument("--val-fraction", type=float, default=0.2, help="fraction of each --data source held out for validation, by seed (default 0.2)")
     t.add_argument("--arch", default=None, help="anodfdnet, or a baseline: unet-cat, deeplabv3plus-cat, fc-siam-diff (default anodfdnet)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None, help="widths (default lite, or --init's)")
     t.add_argument("--depth", type=int, default=None, help=f"Transformer layers, usually one of {DEPTHS} (default 2, or --init's)")
-    t.add_argument("--size", type=_size, default=256, help="training input size (a multiple of 16)")
+    t.add_argument("--size", type=_size, default=256, help="training input size, a multiple of 16 (default 256)")
     t.add_argument("--crop", action="store_true", help="train on --size crops at native resolution instead of resizing whole pairs")
     t.add_argument("--eval-size", type=_size, default=None, help="validation input long side or 'native' (default: native with --crop, else --size)")
-    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--epochs", type=int, default=100, help="(default 100, the paper's)")
     t.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default: one pass over the data)")
-    t.add_argument("--batch", type=int, default=4)
-    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--batch", type=int, default=4, help="per process (default 4)")
+    t.add_argument("--lr", type=float, default=2e-4, help="Adam, betas (0.5, 0.999) (default 2e-4)")
+    t.add_argument("--loss", choices=("bce", "bce+dice"), default="bce", help="bce is the paper's; bce+dice learns rare, tiny anomalies faster (default bce)")
     t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
     t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    t.add_argument("--seed", type=int, default=0, help="split, sampling and initialisation (default 0)")
+    t.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
-    t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming")
+    t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
 
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
     e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
@@ -125,7 +125,7 @@ def cmd_train(a) -> int:
         arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
     cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch or "anodfdnet",
                       preset=preset or "lite", depth=2 if depth is None else depth, size=a.size, mode="crop" if a.crop else "resize",
-                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr,
+                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr, loss=a.loss,
                       init=a.init, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
     best = train(cfg)
     print(f"best checkpoint: {best}")

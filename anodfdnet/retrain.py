@@ -30,7 +30,7 @@ def retrain(labels: str, init: str, out: str, epochs: int = 20, steps_per_epoch:
     init_path = resolve(init)
     base = read_info(init_path).config
     cfg = TrainConfig(data=[spec], out=out, val_fraction=val_fraction, arch=base.arch, preset=base.preset, depth=base.depth,
-                      size=size, mode="resize", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, init=str(init_path),
+                      size=size, mode="resize", loss="bce+dice", epochs=epochs, steps_per_epoch=steps_per_epoch, lr=lr, init=str(init_path),
                       device=device, seed=seed, workers=0, progress=progress,
                       extra_meta={"retrained_from": str(init), "labels": labels})
     best = train(cfg)
