@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
+    b = sub.add_parser("benchmark", help="measure speed against the baselines and the machine; write a report")
+    b.add_argument("which", choices=("speed",), help="speed: latency, throughput, memory, matmul rate, app render, label save, predict over a folder")
+    b.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
+    b.add_argument("--out", default="benchmarks/SPEED.md", help="report to write (default benchmarks/SPEED.md)")
+    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
     sub.add_parser("specs", help="the data SPEC syntax")
     return p
 
@@ -213,6 +218,12 @@ def cmd_models(a) -> int:
     return 0
 
 
+def cmd_benchmark(a) -> int:
+    from . import benchmark_speed
+
+    return {"speed": benchmark_speed.main}[a.which](a)
+
+
 def cmd_specs(a) -> int:
     from .data import spec_help
 
@@ -224,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "retrain": cmd_retrain,
-                "models": cmd_models, "specs": cmd_specs}[args.command](args)
+                "models": cmd_models, "specs": cmd_specs, "benchmark": cmd_benchmark}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
