@@ -120,7 +120,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--baseline-preset", choices=("lite", "paper"), default="lite",
       help="widths of the baselines: lite (ndf 16, about AnoDFDNet lite's size) or paper (the originals', ndf 64) (default lite)")
     a("--steps", type=_positive, default=None, help=f"optimizer steps per run (default {FULL['steps']}; quick: {QUICK['steps']})")
-    a("--epochs", type=_positive, default=None, help=f"validations per run, the best kept; steps are split evenly (default {FULL['epochs']}; quick: {QUICK['epochs']})")
+    a("--epochs", type=_positive, default=None,
+      help=f"validations per run, the best kept; steps are split evenly (default {FULL['epochs']}; quick: {QUICK['epochs']})")
     a("--size", type=_size16, default=None, help=f"training crop (or resize) size (default {FULL['size']}; quick: {QUICK['size']})")
     a("--crop", action=argparse.BooleanOptionalAction, default=None,
       help="train on crops at native resolution and evaluate at native size (default); --no-crop resizes whole pairs to --size")
@@ -128,7 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     a("--loss", choices=("bce", "bce+dice"), default=None, help="the same for every method (default bce+dice, as the shipped checkpoints)")
     a("--select", choices=("holdout", "val"), default="holdout",
       help="best-epoch selection on held-out selection sets (default) or on the reported validation sets (the paper's practice)")
-    a("--val-limit", type=_positive, default=None, help=f"pairs of each selection set evaluated per epoch (default {FULL['val_limit']}; quick: {QUICK['val_limit']})")
+    a("--val-limit", type=_positive, default=None,
+      help=f"pairs of each selection set evaluated per epoch (default {FULL['val_limit']}; quick: {QUICK['val_limit']})")
     a("--eval-limit", type=_positive, default=None, help=f"the first N pairs of each reported set (default all; quick: {QUICK['eval_limit']})")
     a("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     a("--workers", type=int, default=None, help=f"data-loading processes (default {FULL['workers']}; quick: {QUICK['workers']})")
@@ -553,7 +555,8 @@ def render(report: dict) -> str:
         lines += [f"> **Incomplete:** {report['status']}. Run the same command again to resume.", ""]
     m = h["machine"]
     sched = (f"{o['total_steps']} optimizer steps per run ({o['epochs']} epochs x {o['steps_per_epoch']} steps), batch {o['batch']}, "
-             + (f"{o['size']}x{o['size']} crops at native resolution (half placed over an anomaly)" if o["crop"] else f"pairs resized to {o['size']}x{o['size']}")
+             + (f"{o['size']}x{o['size']} crops at native resolution (half placed over an anomaly)" if o["crop"]
+                else f"pairs resized to {o['size']}x{o['size']}")
              + f", loss {o['loss']}, Adam lr 2e-4 betas (0.5, 0.999), joint flip/rot180 augmentation, no pretrained weights")
     selection = ("held-out selection sets (listed below), never the reported sets" if o["select"] == "holdout"
                  else "the reported validation sets themselves (the paper's practice; slightly optimistic)")
@@ -572,7 +575,8 @@ def render(report: dict) -> str:
         + (f"first {o['eval_limit']} pairs of each set" if o["eval_limit"] else "every pair of each set") + ".",
         f"- **Seeds:** Table 1 {', '.join(map(str, o['seeds']))}; Table 3 {', '.join(map(str, o['ablation_seeds']))} "
         "(initialisation, batch order and augmentation; the data split is fixed). Cells are mean ± sample std over the seeds, in %.",
-        f"- **Training data:** " + ", ".join(f"`{s}`" for s in report["train_specs"]) + " (the mixture of `checkpoints/train.sh`, sampled uniformly by pair).",
+        "- **Training data:** " + ", ".join(f"`{s}`" for s in report["train_specs"])
+        + " (the mixture of `checkpoints/train.sh`, sampled uniformly by pair).",
         f"- **Baselines:** {o['baseline_preset']} widths (ndf {16 if o['baseline_preset'] == 'lite' else 64}); "
         "compact implementations in `anodfdnet/baselines.py`.",
         f"- **Wall time of this invocation:** {h['wall_seconds']:.0f} s"
@@ -636,7 +640,7 @@ def run(o: Options) -> dict:
         n = len(_parse(s.spec))
         set_pairs[s.key] = min(n, o.eval_limit) if o.eval_limit else n
     report = {
-        "options": {**asdict(o), "steps_per_epoch": o.steps_per_epoch, "total_steps": o.total_steps},
+        "options": {**asdict(o), "shared": _display_path(o.shared), "steps_per_epoch": o.steps_per_epoch, "total_steps": o.total_steps},
         "header": {"command": command_line(o), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
                    "device": describe_device(device) if device.type == "cpu" else f"{device} ({describe_device(device)})"},
         "train_specs": train_specs, "sets": [asdict(s) for s in sets], "set_pairs": set_pairs, "notes": notes,

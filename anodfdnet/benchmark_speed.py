@@ -90,8 +90,11 @@ def model_list() -> list[tuple[str, "ModelConfig"]]:  # noqa: F821
 # Timing helpers
 
 
+_T0 = [time.perf_counter()]
+
+
 def _log(msg: str) -> None:
-    print(f"[benchmark] {msg}", file=sys.stderr, flush=True)
+    print(f"[benchmark {time.perf_counter() - _T0[0]:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def _sync(device: torch.device) -> Callable[[], None]:
@@ -367,6 +370,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
     x1 = (torch.rand(2, 1, 3, s.size, s.size, generator=g) * 2 - 1).to(device)
     xb = (torch.rand(2, batch, 3, s.size, s.size, generator=g) * 2 - 1).to(device)
 
+    _log(f"{device.type}: building the models, counting their FLOPs at {s.size}x{s.size}")
     models, info = {}, {}
     for label, cfg in model_list():
         torch.manual_seed(0)
@@ -482,7 +486,11 @@ def bench_label_save(s: Settings, hist: np.ndarray, cur: np.ndarray, mask: np.nd
         from annotate.store import LabelStore
     except ImportError as e:
         return {"error": f"annotate.store not importable ({e})"}
+    import datasets
+
     _log(f"label-store save of a {s.image_side}x{s.image_side} pair, {s.save_repeats} saves")
+    bars = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # one 'Creating parquet' bar per save would bury the log
     with tempfile.TemporaryDirectory(prefix="anodfdnet-bench-labels-") as tmp:
         store = LabelStore(tmp)
         n = iter(range(10**6))
@@ -490,7 +498,11 @@ def bench_label_save(s: Settings, hist: np.ndarray, cur: np.ndarray, mask: np.nd
         def save():  # a different note each time: a new row, never a duplicate
             return store.save(hist, cur, mask, "benchmark", "foreign body", note=f"benchmark {next(n)}", source="benchmark")
 
-        med, p10, p90 = timed_median(save, s.save_repeats, warmup=1)
+        try:
+            med, p10, p90 = timed_median(save, s.save_repeats, warmup=1)
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
         rows = store.size()
     return {"median_ms": med, "p10_ms": p10, "p90_ms": p90, "rows": rows}
 
@@ -536,7 +548,7 @@ def run(device: str = "auto", quick: bool = False) -> Report:
     from .device import pick_device
 
     s = QUICK if quick else FULL
-    t_start = time.perf_counter()
+    t_start = _T0[0] = time.perf_counter()
     load_start = _loadavg()
     if device == "auto":
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
