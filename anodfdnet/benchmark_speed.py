@@ -157,10 +157,9 @@ def timed_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tup
 def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int, budget_s: float = 20.0) -> float | None:
     """FLOP/s of an n x n matmul (2 n^3 FLOPs), best of ``repeats``; None if torch cannot run it."""
     sync = _sync(device)
-    g = torch.Generator().manual_seed(0)
     try:
-        a = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
-        b = torch.randn(n, n, generator=g).to(device=device, dtype=dtype)
+        a = torch.randn(n, n, device=device).to(dtype)
+        b = torch.randn(n, n, device=device).to(dtype)
         out = torch.matmul(a, b)  # warm-up; raises where the dtype is not supported
         sync()
     except (RuntimeError, TypeError, NotImplementedError):
@@ -226,7 +225,9 @@ def machine_header(devices: list[torch.device]) -> list[str]:
     for d in devices:
         if d.type == "cuda":
             p = torch.cuda.get_device_properties(d)
-            lines.append(f"- device: cuda — {p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}")
+            lines.append(f"- device: cuda — {p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}; "
+                         f"fp32 matmuls may use TF32: {torch.backends.cuda.matmul.allow_tf32}, fp32 convolutions may use "
+                         f"TF32: {torch.backends.cudnn.allow_tf32} (torch's defaults, not changed)")
         else:
             lines.append("- device: cpu")
     return lines
