@@ -36,10 +36,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from .model import ModelConfig
 
 QUICK_BANNER = "**quick run — not for reporting**"
 DEFAULT_OUT = "benchmarks/SPEED.md"
@@ -75,7 +78,7 @@ FULL = Settings(False, 256, 3, 25, {"cpu": 8, "cuda": 64}, 5, {"cpu": 2048, "cud
 QUICK = Settings(True, 64, 1, 5, {"cpu": 2, "cuda": 8}, 2, {"cpu": 512, "cuda": 2048}, 3, 1024, 5, 3, 4, 1)
 
 
-def model_list() -> list[tuple[str, "ModelConfig"]]:  # noqa: F821
+def model_list() -> list[tuple[str, ModelConfig]]:
     """(label, config) of every timed model: lite at every depth, paper at depth 2, the baselines."""
     from .baselines import ARCHS
     from .model import DEPTHS, ModelConfig

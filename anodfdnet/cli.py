@@ -111,11 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
-    b = sub.add_parser("benchmark", help="measure speed against the baselines and the machine; write a report")
-    b.add_argument("which", choices=("speed",), help="speed: latency, throughput, memory, matmul rate, app render, label save, predict over a folder")
-    b.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
-    b.add_argument("--out", default="benchmarks/SPEED.md", help="report to write (default benchmarks/SPEED.md)")
-    b.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
+    b = sub.add_parser("benchmark", help="measure speed or accuracy against the baselines; write a report under benchmarks/")
+    bsub = b.add_subparsers(dest="which", required=True, parser_class=_Parser)
+    bs = bsub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder")
+    bs.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
+    bs.add_argument("--out", default="benchmarks/SPEED.md", help="report to write (default benchmarks/SPEED.md)")
+    bs.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
+    from . import benchmark_accuracy
+
+    benchmark_accuracy.add_arguments(bsub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
     sub.add_parser("specs", help="the data SPEC syntax")
     return p
 
@@ -219,9 +223,9 @@ def cmd_models(a) -> int:
 
 
 def cmd_benchmark(a) -> int:
-    from . import benchmark_speed
+    from . import benchmark_accuracy, benchmark_speed
 
-    return {"speed": benchmark_speed.main}[a.which](a)
+    return {"speed": benchmark_speed.main, "accuracy": benchmark_accuracy.main}[a.which](a)
 
 
 def cmd_specs(a) -> int:
