@@ -1,4 +1,5 @@
 """Shared fixtures. Other test modules may append fixtures here; keep each one small."""
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -77,8 +78,16 @@ def app_server(tmp_path_factory):
             torch.manual_seed(d)
             save_checkpoint(ckpts / f"untrained-d{d}.safetensors", build_model(ModelConfig.from_preset("lite", d)),
                             {"note": "untrained stand-in for tests"})
+    with served_app(tmp, ckpts) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served_app(tmp: Path, checkpoint_dir: Path):
+    """Serve app.py's app in-process on a free port with checkpoints from ``checkpoint_dir``, labels in
+    ``tmp/labels``, the example gallery in the repository's ignored .cache/, and no Hub access."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("ANODFDNET_CHECKPOINT_DIR", str(ckpts))
+    mp.setenv("ANODFDNET_CHECKPOINT_DIR", str(checkpoint_dir))
     mp.setenv("ANODFDNET_CACHE", str(SHIPPED_CHECKPOINTS.parent / ".cache" / "anodfdnet"))  # ignored; examples kept
     mp.setenv("ANODFDNET_LABEL_DIR", str(tmp / "labels"))
     mp.setenv("HF_HUB_OFFLINE", "1")

@@ -16,7 +16,7 @@ from anodfdnet.checkpoint import read_info, save_checkpoint
 from anodfdnet.data import parse_spec
 from anodfdnet.model import ModelConfig, build_model
 
-from conftest import _free_port
+from conftest import served_app
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")
@@ -28,22 +28,8 @@ def served(tmp_path_factory):
     ckpts = tmp / "checkpoints"
     torch.manual_seed(0)
     save_checkpoint(ckpts / "anodfdnet-start-d0.safetensors", build_model(ModelConfig.from_preset("lite", 0)), {"eval_size": 64})
-    mp = pytest.MonkeyPatch()
-    mp.setenv("ANODFDNET_CHECKPOINT_DIR", str(ckpts))
-    mp.setenv("ANODFDNET_CACHE", str(ROOT / ".cache" / "anodfdnet"))
-    mp.setenv("ANODFDNET_LABEL_DIR", str(tmp / "labels"))
-    mp.setenv("HF_HUB_OFFLINE", "1")
-    for name in ("ANODFDNET_DATASET_REPO", "HF_TOKEN", "ANODFDNET_QUEUE"):
-        mp.delenv(name, raising=False)
-    import app
-
-    blocks = app.build_app()
-    _, url, _ = app.launch(blocks, server_port=_free_port(), prevent_thread_lock=True, quiet=True)
-    try:
+    with served_app(tmp, ckpts) as url:
         yield url, tmp, ckpts
-    finally:
-        blocks.close()
-        mp.undo()
 
 
 def _png(path: Path, a: np.ndarray) -> str:
