@@ -69,6 +69,9 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict | None 
     metadata = {"format": FORMAT, "config": json.dumps(module.config.to_dict()), "meta": json.dumps(meta)}
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # an ordinary file: readable by the app's user as well
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
