@@ -21,3 +21,17 @@ for d in "${depths[@]}"; do
       --json "runs/card-eval/lite-d$d-$name.json"
   done
 done
+# The model card's table, from the JSON files just written.
+python - "${depths[@]}" <<'PY'
+import json, sys
+from pathlib import Path
+sets = ["deeppcb", "tunnel", "synth", "synth-hard"]
+print("| checkpoint | " + " | ".join(f"{s} F1 / IoU / AUC" for s in sets) + " |")
+print("|---|" + "---|" * len(sets))
+for d in sys.argv[1:]:
+    cells = []
+    for s in sets:
+        m = json.loads(Path(f"runs/card-eval/lite-d{d}-{s}.json").read_text())
+        cells.append(f"{100 * m['f1']:.1f} / {100 * m['iou']:.1f} / {100 * m['auc']:.1f} ({m['pairs']})")
+    print(f"| lite-d{d} | " + " | ".join(cells) + " |")
+PY
