@@ -2,7 +2,7 @@
 # Trains the shipped checkpoints checkpoints/anodfdnet-lite-d{0,1,2,4,8}.safetensors.
 #
 #   bash checkpoints/train.sh full   # the full schedule, for a CUDA GPU (hours); replaces the shipped files
-#   bash checkpoints/train.sh cpu    # the reduced schedule the shipped files were trained with (2 CPU cores, ~1.5 h quiet)
+#   bash checkpoints/train.sh cpu    # the reduced schedule the shipped files were trained with (2 CPU cores, ~1.5 h)
 #
 # Data mixture (see checkpoints/README.md): generated pairs (easy and hard nuisance), DeepPCB trainval
 # and the tunnel-lining pairs, each split 8:2 by seed 0 into train / validation. Training uses crops at
