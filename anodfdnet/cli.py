@@ -142,8 +142,6 @@ def cmd_train(a) -> int:
 
 
 def cmd_evaluate(a) -> int:
-    import torch
-
     from .checkpoint import load_checkpoint
     from .data import parse_spec
     from .device import pick_device
@@ -164,7 +162,6 @@ def cmd_evaluate(a) -> int:
         from .metrics import plot_roc
 
         plot_roc(*roc[:2], a.roc, title=f"{info.name} on {a.data}")
-    del torch
     return 0
 
 

@@ -15,8 +15,7 @@ projection.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -60,9 +59,6 @@ class ModelConfig:
     def from_dict(cls, d: dict) -> "ModelConfig":
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
-
-    def with_(self, **changes) -> "ModelConfig":
-        return replace(self, **changes)
 
 
 def conv_bn_act(cin: int, cout: int, k: int, s: int, act: nn.Module | None, bn: bool = True) -> nn.Sequential:

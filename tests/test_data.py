@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from anodfdnet import data
+from conftest import REAL_DATA, needs_real_data
 from anodfdnet.data import ConcatSource, PairDataset, parse_spec, split
 from anodfdnet.errors import UserError
 from anodfdnet.images import (
@@ -22,10 +23,6 @@ from anodfdnet.images import (
     to_tensor,
 )
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data"
-needs_real = pytest.mark.skipif(
-    not REAL.exists(), reason="../shared/data is absent (a user's clone has no ../shared)"
-)
 
 
 def _rand_rgb(h, w, seed=0):
@@ -444,18 +441,18 @@ def test_crops_favour_tiny_defects(tmp_path):
     assert 15 <= hits <= 50  # about half, where a uniform crop would hit ~6%
 
 
-@needs_real
+@needs_real_data
 def test_real_deeppcb():
-    src = parse_spec(f"deeppcb:{REAL / 'deeppcb' / 'trainval.txt'}")
+    src = parse_spec(f"deeppcb:{REAL_DATA / 'deeppcb' / 'trainval.txt'}")
     assert len(src) == 1000
     pair = src[0]
     assert pair.history.shape == pair.current.shape == (640, 640, 3)
     assert pair.mask.shape == (640, 640) and 0 < pair.mask.mean() < 0.05
 
 
-@needs_real
+@needs_real_data
 def test_real_tunnel_synthetic():
-    src = parse_spec(f"ba:{REAL / 'tunnel_synthetic'}")
+    src = parse_spec(f"ba:{REAL_DATA / 'tunnel_synthetic'}")
     assert len(src) == 300
     for i in (0, 299):
         pair = src[i]
@@ -463,9 +460,9 @@ def test_real_tunnel_synthetic():
         assert pair.mask.shape == (512, 512) and pair.mask.any()
 
 
-@needs_real
+@needs_real_data
 def test_real_levir_samples():
-    src = parse_spec(f"ab:{REAL / 'levir_samples'}")
+    src = parse_spec(f"ab:{REAL_DATA / 'levir_samples'}")
     assert len(src) == 11
     pair = src[0]
     assert pair.history.shape == pair.current.shape == (256, 256, 3) and pair.mask.shape == (256, 256)
