@@ -39,10 +39,11 @@ import re
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image
 
@@ -84,13 +85,22 @@ class CompactionReport:
     rows: int  # rows now held by the new shards
 
 
+PNG_COMPRESSION = 1  # zlib level: the fastest; about 10 % larger files than level 4 and half the time
+
+
 def png_bytes(a: np.ndarray) -> bytes:
-    """Lossless PNG of a uint8 HxWx3 image or an HxW mask (written as {0, 255})."""
+    """Lossless PNG of a uint8 HxWx3 RGB image or an HxW mask (written as {0, 255}).
+
+    OpenCV's encoder: at the same zlib level it is about twice as fast as Pillow's here, and it releases
+    the GIL, so ``validate`` encodes the two images at once."""
     if a.ndim == 2:
         a = a.astype(bool).astype(np.uint8) * 255
-    buf = BytesIO()
-    Image.fromarray(np.ascontiguousarray(a)).save(buf, format="PNG", compress_level=4)
-    return buf.getvalue()
+    else:
+        a = a[..., ::-1]  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+    if not ok:
+        raise UserError("the image could not be encoded as PNG.")
+    return buf.tobytes()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -194,9 +204,11 @@ class LabelStore:
         for what, text in (("source", source), ("model checkpoint", model_checkpoint)):
             if len(str(text or "")) > MAX_TEXT:
                 raise UserError(f"the {what} text is over {MAX_TEXT} characters.")
+        with ThreadPoolExecutor(2, thread_name_prefix="label-png") as pool:  # the two big encodes at once
+            hist_png, cur_png = pool.map(png_bytes, (hist, cur))
         return {
-            "history": {"bytes": png_bytes(hist), "path": None},
-            "current": {"bytes": png_bytes(cur), "path": None},
+            "history": {"bytes": hist_png, "path": None},
+            "current": {"bytes": cur_png, "path": None},
             "mask": {"bytes": png_bytes(m), "path": None},
             "annotator": annotator,
             "anomaly_type": anomaly_type,
@@ -218,23 +230,27 @@ class LabelStore:
         created = utc_now_iso()
         row = {"id": rid, **row, "created_at": created}
         name = f"{created.replace('-', '').replace(':', '').replace('.', '')}-{rid}.parquet"  # 20250131T120000123456Z-<id>
-        from datasets import Dataset
+        import pyarrow as pa
 
-        ds = Dataset.from_dict({c: [row[c]] for c in FEATURES}, features=FEATURES)
-        self.write_shard(ds, name)
+        # An Arrow table in the label schema (its metadata carries the datasets features), not a
+        # datasets.Dataset: Dataset.from_dict fingerprints its contents, ~40 ms for a 1024x1024 pair.
+        self.write_shard(pa.Table.from_pylist([row], schema=FEATURES.arrow_schema), name)
         with self._lock:
             self._index[name] = ([rid], [row["content_hash"]])
         return SavedRow(rid, self.size(), name, row["content_hash"])
 
     def write_shard(self, ds, name: str, before_publish=None) -> Path:
-        """Write a ``datasets.Dataset`` as ``data/<name>`` atomically; refuse one not in the label schema.
+        """Write a ``datasets.Dataset`` (or a ``pyarrow.Table``) as ``data/<name>`` atomically; refuse one
+        not in the label schema.
 
         The shard is written to a hidden temporary file, fsynced, its schema read back and checked,
         ``before_publish()`` called (compaction journals there), then renamed into place.
         """
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        why = _schema_error(ds.features)
+        table = ds if isinstance(ds, pa.Table) else ds.with_format("arrow")[:]  # [:] applies any indices mapping
+        why = _schema_error(_arrow_features(table.schema))
         if why:
             raise SchemaError(f"refusing to write shard '{name}': its schema differs from the label schema ({why}).")
         if not name.endswith(".parquet") or "/" in name or name.startswith("."):
@@ -245,7 +261,9 @@ class LabelStore:
         tmp = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet.partial"
         try:
             with open(tmp, "xb") as f:
-                ds.to_parquet(f)
+                # pyarrow directly: the table's schema metadata holds the datasets features, and
+                # Dataset.to_parquet would draw a progress bar in the app's log for every one-row shard.
+                pq.write_table(table, f)
                 f.flush()
                 os.fsync(f.fileno())
             why = _schema_error(_arrow_features(pq.read_schema(tmp)))
@@ -316,7 +334,6 @@ class LabelStore:
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from datasets import Dataset
 
         if max_rows < 2:
             raise UserError("compaction needs --max-rows of at least 2.")
@@ -358,7 +375,7 @@ class LabelStore:
                         seen.add(rid)
                         keep.append(i)
                 table = table.take(keep)
-                ds = Dataset(table.cast(FEATURES.arrow_schema))
+                ds = table.cast(FEATURES.arrow_schema)
                 name = f"{used[0].name.split('-', 1)[0]}-compact-{uuid.uuid4().hex}.parquet"
                 record = {"merged": name, "sources": [p.name for p in used], "rows": len(keep), "at": utc_now_iso()}
                 self.write_shard(ds, name, before_publish=lambda r=record: _append_line(self.root / JOURNAL, r))
