@@ -570,7 +570,7 @@ def render(report: dict) -> str:
         f"- **Device:** {h['device']}",
         f"- **Schedule (the same for every method):** {sched}.",
         f"- **Best epoch:** the one with the best mean F1 on {selection}, first {o['val_limit'] or 'all'} pairs of each.",
-        f"- **Evaluation:** threshold 0.5, TP/FP/TN/FN summed over every pixel of the set, pixel ROC for AUC and EER; "
+        "- **Evaluation:** threshold 0.5, TP/FP/TN/FN summed over every pixel of the set, pixel ROC for AUC and EER; "
         + ("input at each image's native size" if o["crop"] else f"input long side {o['size']}") + "; metrics at the mask's resolution; "
         + (f"first {o['eval_limit']} pairs of each set" if o["eval_limit"] else "every pair of each set") + ".",
         f"- **Seeds:** Table 1 {', '.join(map(str, o['seeds']))}; Table 3 {', '.join(map(str, o['ablation_seeds']))} "
@@ -633,6 +633,11 @@ def run(o: Options) -> dict:
         for seed in seeds:
             if (m, seed) not in plan:
                 plan.append((m, seed))
+    # Table 1 first, seed-major (every method's first seed before any second seed), then the depths only
+    # the ablation needs: a report written part-way (it is rewritten after each run) then holds the
+    # headline comparison over as many seeds as possible.
+    seed_order = list(dict.fromkeys(o.seeds + o.ablation_seeds))
+    plan.sort(key=lambda ms: (ms[0] not in table1 or ms[1] not in o.seeds, seed_order.index(ms[1])))
     for m, seed in plan:  # fail before any training if a run folder holds another schedule
         run_state(train_config(o, m, seed, train_specs, sets))
     set_pairs = {}
