@@ -181,20 +181,10 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int, 
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    name, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "model name" and value.strip():
-                name = value.strip()
-            elif key == "flags":
-                flags = set(value.split())
-            if name and flags:
-                break
-    except OSError:
-        pass
-    return name, flags
+    from .runtime import cpu_flags
+
+    name, flags = cpu_flags()
+    return name or platform.processor() or platform.machine(), flags
 
 
 def _version(dist: str) -> str:
@@ -398,7 +388,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
     for prec in precisions:
         _log(f"{device.type} {prec}: batch-1 latency, {s.repeats} interleaved rounds over {len(models)} models + Predictor")
         fns = {label: forward(m, x1, prec) for label, m in models.items()}
-        if prec == "fp32":  # the Predictor's own default path (bf16 autocast on CUDA, fp32 on CPU)
+        if prec == "fp32":  # the Predictor's own default path (auto: bf16 autocast on CUDA, ONNX Runtime or channels-last on CPU)
             fns[pred_label] = lambda: predictor.run(hist, cur)
         lat = interleaved(fns, s.repeats, s.warmup, sync)
         _log(f"{device.type} {prec}: throughput at batch {batch}, {s.batch_repeats} interleaved rounds")
@@ -408,7 +398,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
             base = pred_label if label == pred_label else label
             params, flops = info["lite d2" if base == pred_label else base]
             row = ModelRow(label if label != pred_label else f"{pred_label} (default path: {predictor.device_name}, "
-                           f"incl. pre/post-processing)", prec, params, flops, med, p10, p90)
+                           f"{predictor.runtime.detail}, incl. pre/post-processing)", prec, params, flops, med, p10, p90)
             if label in thr:
                 t = statistics.median(thr[label])
                 row.batch, row.batch_s, row.pairs_per_s = batch, t, batch / t

@@ -1,4 +1,4 @@
-"""Command line: ``python -m anodfdnet train | evaluate | predict | retrain | models | benchmark``.
+"""Command line: ``python -m anodfdnet train | evaluate | predict | export | retrain | models | benchmark``.
 
 Errors a user can cause print one sentence on stderr and exit with code 2.
 """
@@ -11,6 +11,8 @@ from pathlib import Path
 
 from .errors import UserError
 
+PATH_HELP = ("inference path: auto (the fastest accepted here: onnx on the CPU when the checkpoint has an ONNX export, else cl; "
+             "bf16 on CUDA), eager (fp32 reference), cl (fp32 channels-last), bf16, compile, onnx (default auto)")
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
 
@@ -84,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
     e.add_argument("--roc", default=None, metavar="ROC.png", help="write the pixel ROC curve as a PNG")
     e.add_argument("--device", default="auto")
+    e.add_argument("--path", default="eager", help="inference path, as for predict (default eager, the fp32 reference; "
+                   "auto as predict's)")
 
     pr = sub.add_parser("predict", help="anomaly maps for one pair or for every pair of a SPEC", epilog=EPILOG_DATA)
     pr.add_argument("--checkpoint", required=True)
@@ -96,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threshold", type=_threshold, default=0.5)
     pr.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's)")
     pr.add_argument("--device", default="auto")
+    pr.add_argument("--path", default="auto", help=PATH_HELP)
+    pr.add_argument("--batch", type=int, default=None, help="pairs per model call with --data, when their input shapes match (default 1 on the CPU, 16 on CUDA)")
+    pr.add_argument("--workers", type=int, default=2, help="threads decoding inputs and encoding outputs with --data; 0 does both in the main thread (default 2)")
+
+    x = sub.add_parser("export", help="export checkpoints to ONNX (served by ONNX Runtime: the fast CPU path)")
+    x.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one)")
+    x.add_argument("--checkpoint", action="append", default=None, help="path or shipped name (repeatable; default: every checkpoint the app lists, "
+                   "in $ANODFDNET_CHECKPOINT_DIR and checkpoints/)")
+    x.add_argument("--out", default=None, help="the .onnx file (one --checkpoint only; default: beside the checkpoint, or in "
+                   "$ANODFDNET_CACHE/onnx (~/.cache/anodfdnet/onnx) when that folder is read-only or the Hugging Face cache)")
 
     r = sub.add_parser("retrain", help="fine-tune a checkpoint on the labels collected in the app")
     r.add_argument("--labels", required=True, help="label dataset folder (the app's ANODFDNET_LABEL_DIR) or Hub dataset id")
@@ -117,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     bs.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
     bs.add_argument("--out", default="benchmarks/SPEED.md", help="report to write (default benchmarks/SPEED.md)")
     bs.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
-    from . import benchmark_accuracy
+    bp = bsub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets")
+    from . import benchmark_accuracy, benchmark_paths
 
+    benchmark_paths.add_arguments(bp)
     benchmark_accuracy.add_arguments(bsub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
     sub.add_parser("specs", help="the data SPEC syntax")
     return p
@@ -148,11 +164,14 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
     from .metrics import format_header, format_row
 
+    from .runtime import build_runtime
+
     device = pick_device(a.device)
     model, info = load_checkpoint(a.checkpoint, device)
+    runtime = build_runtime(model, info.path, device, a.path)
     source = parse_spec(a.data)
     size = info.eval_size if a.size == "checkpoint" else a.size
-    metrics, roc = evaluate(model, source, size, device, threshold=a.threshold, limit=a.limit, with_roc=True)
+    metrics, roc = evaluate(model, source, size, device, threshold=a.threshold, limit=a.limit, with_roc=True, forward=runtime)
     print(format_header())
     print(format_row(info.name, metrics))
     if a.json:
@@ -174,7 +193,7 @@ def cmd_predict(a) -> int:
     one = a.history or a.current or a.out or a.heatmap
     if bool(one) == bool(a.data):
         raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
-    predictor = Predictor(a.checkpoint, device=a.device, size=a.size)
+    predictor = Predictor(a.checkpoint, device=a.device, size=a.size, path=a.path)
     if one:
         if not (a.history and a.current and (a.out or a.heatmap)):
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
@@ -184,23 +203,67 @@ def cmd_predict(a) -> int:
         if a.heatmap:
             save_rgb_png(a.heatmap, heatmap_rgb(res.prob))
         area = float(binarize(res.prob, a.threshold).mean()) * 100
-        print(f"{a.current}: {area:.3f}% anomalous at threshold {a.threshold} ({res.seconds * 1000:.0f} ms on {res.device})")
+        print(f"{a.current}: {area:.3f}% anomalous at threshold {a.threshold} ({res.seconds * 1000:.0f} ms on {res.device}, "
+              f"{predictor.runtime.detail})")
         return 0
     if not a.out_dir:
         raise UserError("--data needs --out-dir for the masks and heat maps.")
+    if a.workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {a.workers}.")
+    import contextlib
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
     from .data import parse_spec
+    from .predict import iter_predictions
 
     source = parse_spec(a.data)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(len(source)), desc="predict", unit="pair"):
-        pair = source[i]
-        prob = predictor.predict(pair.history, pair.current)
-        save_mask_png(out / f"{pair.name}_mask.png", binarize(prob, a.threshold))
-        save_rgb_png(out / f"{pair.name}_heat.png", heatmap_rgb(prob))
-    print(f"wrote {len(source)} masks and heat maps to {out}")
+    batch = a.batch if a.batch is not None else (16 if predictor.device.type == "cuda" else 1)
+    if batch < 1:
+        raise UserError(f"--batch must be 1 or more, got {batch}.")
+
+    def write(name: str, prob) -> None:
+        save_mask_png(out / f"{name}_mask.png", binarize(prob, a.threshold))
+        save_rgb_png(out / f"{name}_heat.png", heatmap_rgb(prob))
+
+    # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
+    bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
+    with ThreadPoolExecutor(a.workers, thread_name_prefix="anodfdnet-write") if a.workers else contextlib.nullcontext() as writer:
+        waiting: deque = deque()
+        for pair, prob in iter_predictions(predictor, source, batch=batch, workers=a.workers):
+            if writer is None:
+                write(pair.name, prob)
+                bar.update(1)
+                continue
+            waiting.append(writer.submit(write, pair.name, prob))
+            while len(waiting) > 2 * a.workers or (waiting and waiting[0].done()):
+                waiting.popleft().result()
+                bar.update(1)
+        for f in waiting:
+            f.result()
+            bar.update(1)
+    bar.close()
+    print(f"wrote {len(source)} masks and heat maps to {out} ({predictor.runtime.detail}, batch {batch})")
+    return 0
+
+
+def cmd_export(a) -> int:
+    from .checkpoint import list_checkpoints, resolve
+    from .onnx_export import export_onnx
+
+    refs = a.checkpoint or [str(info.path) for info in list_checkpoints()]
+    if not refs:
+        raise UserError("no checkpoints to export: pass --checkpoint PATH.")
+    if a.out and len(refs) > 1:
+        raise UserError("--out names one file: give exactly one --checkpoint with it.")
+    for ref in refs:
+        path = resolve(ref)
+        written = export_onnx(path, a.out)
+        print(f"{path.name} -> {written} (checked against the eager model)")
     return 0
 
 
@@ -220,9 +283,9 @@ def cmd_models(a) -> int:
 
 
 def cmd_benchmark(a) -> int:
-    from . import benchmark_accuracy, benchmark_speed
+    from . import benchmark_accuracy, benchmark_paths, benchmark_speed
 
-    return {"speed": benchmark_speed.main, "accuracy": benchmark_accuracy.main}[a.which](a)
+    return {"speed": benchmark_speed.main, "accuracy": benchmark_accuracy.main, "paths": benchmark_paths.main}[a.which](a)
 
 
 def cmd_specs(a) -> int:
@@ -235,7 +298,7 @@ def cmd_specs(a) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "retrain": cmd_retrain,
+        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "retrain": cmd_retrain,
                 "models": cmd_models, "specs": cmd_specs, "benchmark": cmd_benchmark}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -5,6 +5,8 @@ Under torchrun each rank takes every world-th pair and the metric state is summe
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -20,11 +22,13 @@ from .predict import prepare_pair
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: torch.device,
              threshold: float = 0.5, limit: int | None = None, progress: bool = True, desc: str = "evaluate",
-             with_roc: bool = False):
+             with_roc: bool = False, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
     """Metrics dict (pairs, precision, recall, oa, f1, iou, auc, eer) of ``model`` on ``source``.
 
     size: the model's input long side (None = each image's own size). limit: the first N pairs only.
     with_roc: also return the pixel ROC as (fpr, tpr, thresholds).
+    forward: how to run the model (an ``anodfdnet.runtime.Runtime``); default: the model itself, under
+    bf16 autocast on CUDA (as during training).
     """
     was_training = model.training
     model.eval()
@@ -37,8 +41,11 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
         if pair.mask is None:
             raise UserError(f"pair '{pair.name}' of '{source.spec}' has no ground-truth mask, so it cannot be evaluated.")
         h, c, _, _ = prepare_pair(pair.history, pair.current, size)
-        with autocast(device):
-            logits = model(h[None].to(device), c[None].to(device)).float()
+        if forward is not None:
+            logits = forward(h[None].to(device), c[None].to(device)).float()
+        else:
+            with autocast(device):
+                logits = model(h[None].to(device), c[None].to(device)).float()
         if tuple(logits.shape[-2:]) != pair.mask.shape:
             logits = F.interpolate(logits, size=pair.mask.shape, mode="bilinear", align_corners=False)
         metrics.update(torch.sigmoid(logits)[0, 0].cpu().numpy(), pair.mask)

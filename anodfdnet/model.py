@@ -133,7 +133,9 @@ class DifferenceTransformer(nn.Module):
         self.ln = nn.LayerNorm(cfg.hidden, eps=1e-6)
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
-        if (h, w) == (self.grid, self.grid):
+        # While exporting (ONNX), h and w are symbolic: always resize, so the graph serves every input size
+        # (a bicubic resize to the same size is the identity).
+        if (h, w) == (self.grid, self.grid) and not torch.compiler.is_exporting():
             return self.pos
         pos = self.pos.transpose(1, 2).reshape(1, -1, self.grid, self.grid)
         pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)

@@ -7,6 +7,8 @@ and nothing in a forward pass mutates shared state.
 from __future__ import annotations
 
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,8 +16,10 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import load_checkpoint
-from .device import autocast, describe_device, pick_device
+from .device import describe_device, pick_device
+from .errors import UserError
 from .images import load_rgb, resize_rgb, to_tensor
+from .runtime import build_runtime
 
 MAX_SIDE = 2048  # the longest side the model is run at; larger inputs are downscaled first
 
@@ -48,17 +52,24 @@ class Prediction:
     seconds: float  # model time including pre/post-processing
     device: str
     input_shape: tuple[int, int]
+    path: str = "eager"  # the inference path that ran (anodfdnet.runtime.PATHS)
 
 
 class Predictor:
-    def __init__(self, checkpoint, device: str = "auto", size: int | None | str = "checkpoint"):
+    def __init__(self, checkpoint, device: str = "auto", size: int | None | str = "checkpoint", path: str = "auto"):
         """checkpoint: a reference for anodfdnet.checkpoint.resolve (path, shipped name, hf://...).
         size: the model's input long side; "checkpoint" takes the checkpoint's preferred size,
-        None runs at the image's own size (rounded to a multiple of 16)."""
+        None runs at the image's own size (rounded to a multiple of 16).
+        path: the inference path (anodfdnet.runtime): "auto" is the fastest accepted one here."""
         self.device = pick_device(device)
         self.model, self.info = load_checkpoint(checkpoint, self.device)
         self.size = self.info.eval_size if size == "checkpoint" else size
         self.device_name = describe_device(self.device)
+        self.runtime = build_runtime(self.model, self.info.path, self.device, path)
+
+    @property
+    def path(self) -> str:
+        return self.runtime.path
 
     @property
     def config(self):
@@ -67,8 +78,7 @@ class Predictor:
     @torch.inference_mode()
     def predict_logits(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Batched model call on prepared tensors (B x 3 x H x W in [-1, 1]); returns float32 logits."""
-        with autocast(self.device):
-            return self.model(history.to(self.device), current.to(self.device)).float()
+        return self.runtime(history.to(self.device), current.to(self.device))
 
     def predict(self, history, current) -> np.ndarray:
         """history, current: paths, PIL images or uint8 arrays. Returns float32 HxW in [0, 1]."""
@@ -77,10 +87,70 @@ class Predictor:
     def run(self, history, current) -> Prediction:
         t0 = time.perf_counter()
         h, c, out_shape, shape = prepare_pair(history, current, self.size)
-        logits = self.predict_logits(h[None], c[None])
-        if tuple(logits.shape[-2:]) != tuple(out_shape):
-            logits = F.interpolate(logits, size=out_shape, mode="bilinear", align_corners=False)
-        prob = torch.sigmoid(logits)[0, 0].cpu().numpy().astype(np.float32, copy=False)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        return Prediction(prob, time.perf_counter() - t0, self.device_name, shape)
+        prob = self.probabilities(self.predict_logits(h[None], c[None]), [out_shape])[0]
+        return Prediction(prob, time.perf_counter() - t0, self.device_name, shape, self.path)
+
+    def probabilities(self, logits: torch.Tensor, out_shapes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """B x 1 x h x w logits -> B float32 probability maps, each upsampled to its image's size."""
+        probs = []
+        for i, out_shape in enumerate(out_shapes):
+            li = logits[i: i + 1]
+            if tuple(li.shape[-2:]) != tuple(out_shape):
+                li = F.interpolate(li, size=tuple(out_shape), mode="bilinear", align_corners=False)
+            probs.append(torch.sigmoid(li)[0, 0].cpu().numpy().astype(np.float32, copy=False))
+        return probs
+
+
+@dataclass
+class _Prepared:
+    pair: object
+    history: torch.Tensor
+    current: torch.Tensor
+    out_shape: tuple[int, int]
+    shape: tuple[int, int]
+
+
+def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None):
+    """Yield (pair, probability map) for every pair of a ``data.Source`` (the first ``limit``), in order.
+
+    Decoding and preprocessing run in ``workers`` threads ahead of the model (image decoding and resizing
+    release the GIL), so the model is not kept waiting; 0 prepares each pair in the calling thread.
+    Consecutive pairs whose model input shape is the same go through the model together, up to ``batch``
+    at a time."""
+    if batch < 1:
+        raise UserError(f"batch must be 1 or more, got {batch}.")
+    n = len(source) if limit is None else min(limit, len(source))
+
+    def load(i: int) -> _Prepared:
+        pair = source[i]
+        h, c, out_shape, shape = prepare_pair(pair.history, pair.current, predictor.size)
+        return _Prepared(pair, h, c, tuple(out_shape), tuple(shape))
+
+    def run(group: list[_Prepared]):
+        logits = predictor.predict_logits(torch.stack([g.history for g in group]), torch.stack([g.current for g in group]))
+        yield from zip((g.pair for g in group), predictor.probabilities(logits, [g.out_shape for g in group]))
+
+    group: list[_Prepared] = []
+    for item in _prefetched(load, n, workers, ahead=max(2 * batch, 2 * workers)):
+        if group and (item.shape != group[0].shape or len(group) >= batch):
+            yield from run(group)
+            group = []
+        group.append(item)
+    if group:
+        yield from run(group)
+
+
+def _prefetched(load, n: int, workers: int, ahead: int):
+    """load(0), ..., load(n - 1) in order, computed up to ``ahead`` items early by ``workers`` threads."""
+    if workers <= 0:
+        yield from (load(i) for i in range(n))
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-load") as pool:
+        pending: deque = deque(pool.submit(load, i) for i in range(min(ahead, n)))
+        next_index = len(pending)
+        while pending:
+            item = pending.popleft().result()
+            if next_index < n:
+                pending.append(pool.submit(load, next_index))
+                next_index += 1
+            yield item

@@ -14,14 +14,10 @@ import tempfile
 from pathlib import Path
 
 from anodfdnet import synth
+from anodfdnet.cache import cache_root
 
 VERSION = 1
 N, SIZE, SEED = 6, 384, 2024
-
-
-def cache_root() -> Path:
-    base = os.environ.get("ANODFDNET_CACHE")
-    return Path(base).expanduser() if base else Path.home() / ".cache" / "anodfdnet"
 
 
 def example_dir(root: Path | None = None) -> Path:

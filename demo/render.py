@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from anodfdnet.metrics import binarize
+from anodfdnet.runtime import DESCRIPTIONS as PATH_NAMES
 from anodfdnet.visualize import heatmap_rgb
 
 TINT = (255, 32, 32)  # RGB of the tint inside anomalous regions
@@ -165,6 +166,7 @@ def format_summary(fig: dict, max_boxes: int = 8) -> str:
         model = f"{fig['checkpoint']} (Transformer depth {fig['depth']})" if "checkpoint" in fig else ""
         lines.append(
             f"**Inference:** {1000 * fig['inference_seconds']:.0f} ms on {fig['device']}"
+            + (f" ({PATH_NAMES.get(fig['inference_path'], fig['inference_path'])})" if "inference_path" in fig else "")
             + (f", model {model}" if model else "")
             + (f", model input {fig['model_input'][1]}x{fig['model_input'][0]} pixels" if "model_input" in fig else "")
         )

@@ -226,6 +226,7 @@ def predict(history, current, model, threshold):
         "depth": info.config.depth,
         "inference_seconds": round(pred.seconds, 4),
         "device": pred.device,
+        "inference_path": pred.path,
         "model_input": list(pred.input_shape),
         "notes": notes,
     }

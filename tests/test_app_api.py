@@ -80,6 +80,14 @@ def test_predict_outputs_and_figures(client, pair_files):
     assert figures["regions"] >= len(figures["boxes"])
     assert figures["inference_seconds"] > 0 and figures["device"]
     assert "Anomalous area" in summary and "Inference" in summary
+    # (Not "path": gradio_client would take a dict with that key for a file to download.)
+    # The fastest accepted path serves it (auto: bf16 on a CPU with native bf16, else channels-last).
+    import torch
+
+    from anodfdnet.runtime import DESCRIPTIONS, auto_path
+
+    expected = auto_path(torch.device("cpu"))
+    assert figures["inference_path"] == expected and DESCRIPTIONS[expected] in summary
 
 
 def test_depth_can_be_named_by_number(client, pair_files):

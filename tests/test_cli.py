@@ -46,6 +46,21 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
     r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "many", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "many").glob("*_mask.png"))) == 8
+    from anodfdnet.runtime import auto_path
+    import torch
+
+    assert f"predict ({auto_path(torch.device('cpu'))})" in r.stderr and "8/8" in r.stderr  # the bar names the path
+    # Batched, with other thread counts: the same files, byte for byte (fp32 eager both times).
+    for name, extra in (("one", ["--workers", "2"]), ("batched", ["--batch", "3", "--workers", "0"])):
+        r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / name, "--device", "cpu",
+                "--path", "eager", *extra)
+        assert r.returncode == 0, r.stderr
+    for f in sorted((tmp_path / "one").glob("*_mask.png")):
+        assert np.array_equal(np.array(Image.open(f)), np.array(Image.open(tmp_path / "batched" / f.name))), f.name
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
+                          "--device", "cpu", "--batch", "0"), "batch")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
+                          "--device", "cpu", "--path", "onnx"), "no ONNX export")
 
 
 def test_evaluate_writes_exactly_the_metric_keys_and_a_roc(tiny_pairs, ckpt, tmp_path):

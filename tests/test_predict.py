@@ -63,3 +63,27 @@ def test_checkpoint_references(ckpt, tmp_path, monkeypatch):
     if not torch.cuda.is_available():  # asking for a GPU that is not there is the user's error, not a crash
         with pytest.raises(UserError, match="no CUDA GPU"):
             Predictor(ckpt, device="cuda")
+
+
+def test_folder_prediction_batches_equal_shapes_and_keeps_order(ckpt, tmp_path):
+    """iter_predictions: batched (and threaded) results equal one-at-a-time ones, in the source's order,
+    also when input shapes change mid-way (a batch never mixes shapes)."""
+    from anodfdnet.data import parse_spec
+    from anodfdnet.predict import iter_predictions
+    from tests.conftest import write_tiny_pairs
+
+    write_tiny_pairs(tmp_path / "p", n=5, size=64, seed=1)
+    write_tiny_pairs(tmp_path / "q", n=4, size=96, seed=2)
+    for d in (tmp_path / "q").iterdir():
+        d.rename(tmp_path / "p" / f"z{d.name}")  # sorted after the 64x64 ones
+    source = parse_spec(f"pairs:{tmp_path / 'p'}")
+    p = Predictor(ckpt, device="cpu", size=None, path="eager")
+    one = [(pair.name, p.predict(pair.history, pair.current)) for pair in (source[i] for i in range(len(source)))]
+    for batch, workers in ((3, 2), (8, 0)):
+        got = list(iter_predictions(p, source, batch=batch, workers=workers))
+        assert [pair.name for pair, _ in got] == [name for name, _ in one]
+        for (_, prob), (_, ref) in zip(got, one):
+            np.testing.assert_allclose(prob, ref, atol=1e-5)
+    assert [prob.shape for _, prob in got] == [(64, 64)] * 5 + [(96, 96)] * 4
+    with pytest.raises(UserError, match="batch"):
+        list(iter_predictions(p, source, batch=0))
