@@ -4,9 +4,8 @@ For one checkpoint (default the shipped lite-d2) and every path of ``anodfdnet.r
 the device, in one process:
 
 1. latency: the model call alone at batch 1 on a 256x256 pair, and ``Predictor.run`` end to end (decode
-   of in-memory arrays, resize, the model, upsampling, sigmoid), both interleaved round-robin across the
-   paths so a noisy machine slows every path alike; also the model call on a 640x640 pair (DeepPCB's
-   native size, what the app runs a DeepPCB image at);
+   of in-memory arrays, resize, the model, upsampling, sigmoid), each path timed in a block of its own;
+   also the model call on a 640x640 pair (DeepPCB's native size, what the app runs a DeepPCB image at);
 2. accuracy: pixel metrics of every path on the validation sets (DeepPCB val at native 640, tunnel val
    at native 512 when ``../shared/data`` is there; synth easy and hard, generated) at threshold 0.5;
 3. the verdict: a path is *accepted* when its F1 is within 0.5 points of fp32 eager's on every set.
@@ -158,14 +157,13 @@ def run(args) -> dict:
         t0 = time.perf_counter()
         pred.predict_logits(*x), pred.predict_logits(*xb)
         rows[p].setup_s = (rows[p].setup_s or 0) + time.perf_counter() - t0
-    _log(f"batch-1 latency at {s.size}x{s.size}: {s.repeats} interleaved rounds over {len(predictors)} paths")
-    for p, t in interleaved({p: (lambda pr=pred: pr.predict_logits(*x)) for p, pred in predictors.items()}, s.repeats, s.warmup, sync).items():
-        rows[p].model_ms = median_spread(t)
-    for p, t in interleaved({p: (lambda pr=pred: pr.run(hist, cur)) for p, pred in predictors.items()}, s.repeats, s.warmup, sync).items():
-        rows[p].run_ms = median_spread(t)
-    _log(f"batch-1 latency at {s.big}x{s.big}: {s.big_repeats} rounds")
-    for p, t in interleaved({p: (lambda pr=pred: pr.predict_logits(*xb)) for p, pred in predictors.items()}, s.big_repeats, 1, sync).items():
-        rows[p].big_ms = median_spread(t)
+    # Each path is timed in a block of its own, not interleaved with the others: ONNX Runtime's threads and
+    # PyTorch's both spin-wait after a call, so alternating the two would slow each by the other's spinning.
+    for p, pred in predictors.items():
+        _log(f"{p}: batch-1 latency, {s.repeats} runs at {s.size}x{s.size} (model, then Predictor.run), {s.big_repeats} at {s.big}x{s.big}")
+        rows[p].model_ms = median_spread(interleaved({p: lambda pr=pred: pr.predict_logits(*x)}, s.repeats, s.warmup, sync)[p])
+        rows[p].run_ms = median_spread(interleaved({p: lambda pr=pred: pr.run(hist, cur)}, s.repeats, s.warmup, sync)[p])
+        rows[p].big_ms = median_spread(interleaved({p: lambda pr=pred: pr.predict_logits(*xb)}, s.big_repeats, 1, sync)[p])
 
     sets, notes = validation_sets(s, Path(args.shared).expanduser(), args.limit)
     for key, label, spec, size, limit in sets:
@@ -206,10 +204,11 @@ def format_report(rep: dict, command: str) -> str:
     if rep["quick"]:
         out += [QUICK_BANNER, ""]
     out += [f"Written by `{command}` in one process and one run; nothing here is typed by hand.", "",
-            f"- date: {rep['date']}", f"- checkpoint: {rep['checkpoint']}", *rep["header"], f"- duration of the run: {rep['seconds']:.0f} s", ""]
+            f"- checkpoint: {rep['checkpoint']}", *rep["header"], f"- duration of the run: {rep['seconds']:.0f} s", ""]
     out += ["## Speed", "",
-            f"Batch 1, median (p10–p90) of {s['repeats']} interleaved rounds after {s['warmup']} warm-up round(s) ({s['big_repeats']} at "
-            f"{s['big']}x{s['big']}). *model* = the path's model call on prepared tensors; *Predictor.run* = the whole call the app makes "
+            f"Batch 1, median (p10–p90) of {s['repeats']} runs after {s['warmup']} warm-up run(s) ({s['big_repeats']} at "
+            f"{s['big']}x{s['big']}), each path in a block of its own (ONNX Runtime's and PyTorch's threads both spin-wait "
+            f"after a call, so interleaving them would slow each by the other). *model* = the path's model call on prepared tensors; *Predictor.run* = the whole call the app makes "
             f"(uint8 arrays in, probability map out, pre/post-processing included). Set-up = building the path plus its first call at each "
             f"size (torch.compile compiles there).", "",
             f"| path | what runs | model ms {s['size']}² | × eager | Predictor.run ms {s['size']}² | model ms {s['big']}² | × eager | set-up s |",

@@ -388,7 +388,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
     for prec in precisions:
         _log(f"{device.type} {prec}: batch-1 latency, {s.repeats} interleaved rounds over {len(models)} models + Predictor")
         fns = {label: forward(m, x1, prec) for label, m in models.items()}
-        if prec == "fp32":  # the Predictor's own default path (auto: bf16 autocast on CUDA, ONNX Runtime or channels-last on CPU)
+        if prec == "fp32":  # the Predictor's own default path (auto: bf16 on CUDA and CPUs with native bf16, else channels-last)
             fns[pred_label] = lambda: predictor.run(hist, cur)
         lat = interleaved(fns, s.repeats, s.warmup, sync)
         _log(f"{device.type} {prec}: throughput at batch {batch}, {s.batch_repeats} interleaved rounds")
@@ -397,15 +397,18 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
             med, p10, p90 = median_spread(lat[label])
             base = pred_label if label == pred_label else label
             params, flops = info["lite d2" if base == pred_label else base]
+            row_prec = prec
+            if label == pred_label:  # its own arithmetic: the path auto chose (bf16 where the hardware has it)
+                row_prec = "bf16 autocast" if predictor.path == "bf16" else "fp32"
             row = ModelRow(label if label != pred_label else f"{pred_label} (default path: {predictor.device_name}, "
-                           f"{predictor.runtime.detail}, incl. pre/post-processing)", prec, params, flops, med, p10, p90)
+                           f"{predictor.runtime.detail}, incl. pre/post-processing)", row_prec, params, flops, med, p10, p90)
             if label in thr:
                 t = statistics.median(thr[label])
                 row.batch, row.batch_s, row.pairs_per_s = batch, t, batch / t
             rows.append(row)
         ref = next((r for r in rows if r.label == REFERENCE and r.precision == prec), None)
-        for r in rows:
-            if ref is not None and r.precision == prec:
+        for r in rows:  # the Predictor row compares with fp32 Unet-cat whatever its own arithmetic
+            if ref is not None and (r.precision == prec or (prec == "fp32" and r.label.startswith(pred_label))):
                 r.ratio = r.median_ms / ref.median_ms
     # Peak memory last: it trims the allocator and resets the high-water mark between calls.
     _log(f"{device.type}: peak memory")
