@@ -389,7 +389,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
         _log(f"{device.type} {prec}: batch-1 latency, {s.repeats} interleaved rounds over {len(models)} models + Predictor")
         fns = {label: forward(m, x1, prec) for label, m in models.items()}
         if prec == "fp32":  # the Predictor's own default path (auto: bf16 on CUDA and CPUs with native bf16, else channels-last)
-            fns[pred_label] = lambda: predictor.run(hist, cur)
+            fns[pred_label] = lambda pr=predictor: pr.run(hist, cur)
         lat = interleaved(fns, s.repeats, s.warmup, sync)
         _log(f"{device.type} {prec}: throughput at batch {batch}, {s.batch_repeats} interleaved rounds")
         thr = interleaved({label: forward(m, xb, prec) for label, m in models.items()}, s.batch_repeats, 1, sync)
@@ -415,7 +415,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
     for r in rows:
         if r.label in models:
             r.peak_mb = peak_memory_mb(device, forward(models[r.label], x1, r.precision), s.memory_repeats, cpu_peak)
-    del predictor
+    del predictor, fns  # the last fns holds the predictor too
     return rows
 
 
