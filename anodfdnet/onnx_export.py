@@ -119,11 +119,13 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, check: bo
     registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
     level = registry_log.level
     registry_log.setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(model, example, input_names=list(INPUTS), output_names=[OUTPUT], dynamo=True,
-                                    dynamic_shapes=dyn, verbose=False)
-    registry_log.setLevel(level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(model, example, input_names=list(INPUTS), output_names=[OUTPUT], dynamo=True,
+                                        dynamic_shapes=dyn, verbose=False)
+    finally:
+        registry_log.setLevel(level)
     proto = program.model_proto
     for key, value in ((HASH_KEY, sha256_file(checkpoint)), (VERSION_KEY, __version__),
                        ("anodfdnet.config", json.dumps(info.config.to_dict()))):

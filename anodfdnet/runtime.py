@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -50,9 +51,10 @@ class Runtime:
         return self.fn(history, current)
 
 
-def cpu_flags() -> tuple[str, set[str]]:
+@lru_cache(maxsize=1)
+def cpu_flags() -> tuple[str, frozenset[str]]:
     """(CPU model name, feature flags) from /proc/cpuinfo; ('', set()) where there is none (not Linux)."""
-    name, flags = "", set()
+    name, flags = "", frozenset()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
@@ -60,7 +62,7 @@ def cpu_flags() -> tuple[str, set[str]]:
             if key == "model name" and value.strip():
                 name = value.strip()
             elif key == "flags":
-                flags = set(value.split())
+                flags = frozenset(value.split())
             if name and flags:
                 break
     except OSError:
