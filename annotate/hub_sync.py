@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-from anodfdnet.labels import utc_now_iso
+from anodfdnet.data.labels import utc_now_iso
 
 from .store import LabelStore, _append_line, read_jsonl
 

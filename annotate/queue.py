@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 
 from anodfdnet.data import Pair, Source, parse_spec
-from anodfdnet.labels import content_hash
+from anodfdnet.data.labels import content_hash
 
 from .store import LabelStore
 

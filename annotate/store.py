@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 
 from anodfdnet.errors import UserError
-from anodfdnet.images import load_rgb
-from anodfdnet.labels import ANOMALY_TYPES, FEATURES, NO_ANOMALY, SCHEMA_VERSION, content_hash, utc_now_iso
+from anodfdnet.data.images import load_rgb
+from anodfdnet.data.labels import ANOMALY_TYPES, FEATURES, NO_ANOMALY, SCHEMA_VERSION, content_hash, utc_now_iso
 
 ENV_DIR = "ANODFDNET_LABEL_DIR"
 DEFAULT_DIR = "./labels"

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 
 from anodfdnet.errors import UserError
-from anodfdnet.labels import ANOMALY_TYPES, NO_ANOMALY, content_hash
+from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY, content_hash
 
 from .hub_sync import HubSync
 from .queue import LabelQueue

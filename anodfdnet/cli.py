@@ -1,4 +1,4 @@
-"""Command line: ``python -m anodfdnet train | evaluate | predict | export | retrain | models | benchmark``.
+"""Command line: ``python -m anodfdnet train | evaluate | predict | export | retrain | models | specs``.
 
 Errors a user can cause print one sentence on stderr and exit with code 2.
 """
@@ -40,18 +40,20 @@ def _threshold(text: str) -> float:
     return v
 
 
-class _Parser(argparse.ArgumentParser):
+class Parser(argparse.ArgumentParser):
+    """argparse with the package's error convention (one sentence on stderr, exit code 2); the benchmarks use it too."""
+
     def error(self, message):  # argparse's own errors: one sentence and exit 2, like ours
         print(f"error: {message} (see `{self.prog} --help`).", file=sys.stderr)
         raise SystemExit(2)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model import DEPTHS, PRESETS
+    from .models.anodfdnet import DEPTHS, PRESETS
 
-    p = _Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
+    p = Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
                 epilog=EPILOG_DATA)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model on one or more data SPECs", epilog=EPILOG_DATA)
     t.add_argument("--data", action="append", required=True, metavar="SPEC", help="training data (repeat to mix sources)")
@@ -125,17 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
-    b = sub.add_parser("benchmark", help="measure speed or accuracy against the baselines; write a report under benchmarks/")
-    bsub = b.add_subparsers(dest="which", required=True, parser_class=_Parser)
-    bs = bsub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder")
-    bs.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
-    bs.add_argument("--out", default="benchmarks/SPEED.md", help="report to write (default benchmarks/SPEED.md)")
-    bs.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
-    bp = bsub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets")
-    from . import benchmark_accuracy, benchmark_paths
-
-    benchmark_paths.add_arguments(bp)
-    benchmark_accuracy.add_arguments(bsub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
     sub.add_parser("specs", help="the data SPEC syntax")
     return p
 
@@ -164,7 +155,7 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate
     from .metrics import format_header, format_row
 
-    from .runtime import build_runtime
+    from .inference.runtime import build_runtime
 
     device = pick_device(a.device)
     model, info = load_checkpoint(a.checkpoint, device)
@@ -185,7 +176,7 @@ def cmd_evaluate(a) -> int:
 
 
 def cmd_predict(a) -> int:
-    from .images import save_mask_png, save_rgb_png
+    from .data.images import save_mask_png, save_rgb_png
     from .metrics import binarize
     from .predict import Predictor
     from .visualize import heatmap_rgb
@@ -253,7 +244,7 @@ def cmd_predict(a) -> int:
 
 def cmd_export(a) -> int:
     from .checkpoint import list_checkpoints, resolve
-    from .onnx_export import export_onnx
+    from .inference.onnx_export import export_onnx
 
     refs = a.checkpoint or [str(info.path) for info in list_checkpoints()]
     if not refs:
@@ -276,16 +267,10 @@ def cmd_retrain(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from .model import describe
+    from .models.anodfdnet import describe
 
     print(describe())
     return 0
-
-
-def cmd_benchmark(a) -> int:
-    from . import benchmark_accuracy, benchmark_paths, benchmark_speed
-
-    return {"speed": benchmark_speed.main, "accuracy": benchmark_accuracy.main, "paths": benchmark_paths.main}[a.which](a)
 
 
 def cmd_specs(a) -> int:
@@ -299,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "retrain": cmd_retrain,
-                "models": cmd_models, "specs": cmd_specs, "benchmark": cmd_benchmark}[args.command](args)
+                "models": cmd_models, "specs": cmd_specs}[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from .data import Source
 from .device import autocast
 from .errors import UserError
 from .metrics import PixelMetrics
-from .predict import prepare_pair
+from .inference.predictor import prepare_pair
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from .data import ConcatSource, PairDataset, parse_spec, split
 from .device import pick_device
 from .errors import UserError
 from .evaluate import evaluate
-from .model import ModelConfig, build_model, count_parameters
+from .models.anodfdnet import ModelConfig, build_model, count_parameters
 
 
 @dataclass

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from anodfdnet import synth
+from anodfdnet.data import synth
 from anodfdnet.cache import cache_root
 
 VERSION = 1

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from anodfdnet.metrics import binarize
-from anodfdnet.runtime import DESCRIPTIONS as PATH_NAMES
+from anodfdnet.inference.runtime import DESCRIPTIONS as PATH_NAMES
 from anodfdnet.visualize import heatmap_rgb
 
 TINT = (255, 32, 32)  # RGB of the tint inside anomalous regions

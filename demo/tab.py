@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image
 
 from anodfdnet.errors import UserError
-from anodfdnet.images import load_rgb
+from anodfdnet.data.images import load_rgb
 
 from . import examples as gallery
 from . import models, render

@@ -12,7 +12,7 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
-from anodfdnet import synth  # noqa: E402
+from anodfdnet.data import synth  # noqa: E402
 from anodfdnet.metrics import binarize  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside Gradio
@@ -84,7 +84,7 @@ def test_predict_outputs_and_figures(client, pair_files):
     # The fastest accepted path serves it (auto: bf16 on a CPU with native bf16, else channels-last).
     import torch
 
-    from anodfdnet.runtime import DESCRIPTIONS, auto_path
+    from anodfdnet.inference.runtime import DESCRIPTIONS, auto_path
 
     expected = auto_path(torch.device("cpu"))
     assert figures["inference_path"] == expected and DESCRIPTIONS[expected] in summary

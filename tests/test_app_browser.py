@@ -20,7 +20,7 @@ pytestmark = [
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
-from anodfdnet import synth  # noqa: E402
+from anodfdnet.data import synth  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = [

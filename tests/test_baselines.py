@@ -3,9 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from anodfdnet.baselines import ARCHS
+from anodfdnet.models.baselines import ARCHS
 from anodfdnet.errors import UserError
-from anodfdnet.model import ModelConfig, build_model, count_parameters
+from anodfdnet.models.anodfdnet import ModelConfig, build_model, count_parameters
 
 NAMES = sorted(ARCHS)
 

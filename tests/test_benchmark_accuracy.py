@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from anodfdnet import benchmark_accuracy as ba
 from anodfdnet.errors import UserError
+from benchmarks import accuracy as ba
 
 TABLE1 = ["Unet-cat", "DeepLabV3+-cat", "FC-Siam-diff", "AnoDFDNet lite d2"]
 TABLE3 = [f"AnoDFDNet lite d{d}" for d in (0, 1, 2, 4, 8)]
@@ -30,7 +30,7 @@ def test_quick_run_writes_both_tables_targets_and_raw_results_and_resumes(tmp_pa
     assert ba.main(_args(*argv)) == 0
     md = out.read_text()
     assert ba.QUICK_BANNER in md
-    assert "python -m anodfdnet benchmark accuracy --quick" in md and "**Date:**" in md and "**Device:**" in md
+    assert "python -m benchmarks accuracy --quick" in md and "**Date:**" in md and "**Device:**" in md
     assert "**Schedule (the same for every method):** 4 optimizer steps per run" in md
     t1 = _section(md, "## Table 1", "## Table 3")
     t3 = _section(md, "## Table 3", "## Targets")

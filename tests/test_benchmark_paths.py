@@ -1,12 +1,12 @@
-"""`benchmark paths --quick`: runs every asked-for path through timing and evaluation, and the report's
+"""`python -m benchmarks paths --quick`: runs every asked-for path through timing and evaluation, and the report's
 verdict follows from the numbers (the figures themselves come from the full run, benchmarks/PATHS.md)."""
 import json
 
 import torch
 
 from anodfdnet.checkpoint import save_checkpoint
-from anodfdnet.cli import main as cli_main
-from anodfdnet.model import ModelConfig, build_model
+from anodfdnet.models.anodfdnet import ModelConfig, build_model
+from benchmarks.cli import main as cli_main
 
 
 def test_quick_paths_report(tmp_path, monkeypatch, capsys):
@@ -15,7 +15,7 @@ def test_quick_paths_report(tmp_path, monkeypatch, capsys):
     ckpt = tmp_path / "anodfdnet-bench-d1.safetensors"
     save_checkpoint(ckpt, build_model(ModelConfig.from_preset("lite", 1)), {"eval_size": None})
     out = tmp_path / "PATHS.md"
-    rc = cli_main(["benchmark", "paths", "--quick", "--checkpoint", str(ckpt), "--paths", "cl", "onnx", "--out", str(out),
+    rc = cli_main(["paths", "--quick", "--checkpoint", str(ckpt), "--paths", "cl", "onnx", "--out", str(out),
                    "--no-progress"])
     assert rc == 0
     text = out.read_text()
@@ -30,8 +30,8 @@ def test_quick_paths_report(tmp_path, monkeypatch, capsys):
     assert rows["cl"]["accepted"] and rows["onnx"]["accepted"]
     assert all(abs(d) < 0.05 for d in rows["onnx"]["delta_f1"].values())
     # The export benchmark paths made went to the cache; auto is what the runtime says for this CPU.
-    from anodfdnet.onnx_export import cache_path
-    from anodfdnet.runtime import auto_path
+    from anodfdnet.inference.onnx_export import cache_path
+    from anodfdnet.inference.runtime import auto_path
 
     assert cache_path(ckpt).is_file()
     assert rep["auto"] == auto_path(torch.device("cpu")) and f"`auto` (the default of `predict` and the app) picks **{rep['auto']}**" in text

@@ -1,4 +1,4 @@
-"""`benchmark speed --quick` run in-process through the CLI: a complete report with figures from the run.
+"""`python -m benchmarks speed --quick` run in-process through the CLI: a complete report with figures from the run.
 
 Checks the report's shape and that its figures are real numbers, never their values (speed targets are
 the benchmark's to judge, not a timed test's).
@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from anodfdnet import benchmark_speed
-from anodfdnet.cli import main
+from benchmarks import speed as benchmark_speed
+from benchmarks.cli import main
 
 
 def _cells(line: str) -> list[str]:
@@ -18,7 +18,7 @@ def _cells(line: str) -> list[str]:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "SPEED.md"
-    assert main(["benchmark", "speed", "--quick", "--device", "cpu", "--out", str(out)]) == 0
+    assert main(["speed", "--quick", "--device", "cpu", "--out", str(out)]) == 0
     return out.read_text()
 
 

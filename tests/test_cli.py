@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from anodfdnet.checkpoint import save_checkpoint
-from anodfdnet.model import ModelConfig, build_model
+from anodfdnet.models.anodfdnet import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +46,7 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
     r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "many", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "many").glob("*_mask.png"))) == 8
-    from anodfdnet.runtime import auto_path
+    from anodfdnet.inference.runtime import auto_path
     import torch
 
     assert f"predict ({auto_path(torch.device('cpu'))})" in r.stderr and "8/8" in r.stderr  # the bar names the path

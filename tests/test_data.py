@@ -12,7 +12,7 @@ from anodfdnet import data
 from conftest import REAL_DATA, needs_real_data
 from anodfdnet.data import ConcatSource, PairDataset, parse_spec, split
 from anodfdnet.errors import UserError
-from anodfdnet.images import (
+from anodfdnet.data.images import (
     load_mask,
     load_rgb,
     mask_to_tensor,
@@ -263,7 +263,9 @@ def test_bad_specs(tmp_path):
 
 
 def test_register_source_is_the_mechanism(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_SCHEMES", dict(data._SCHEMES))
+    from anodfdnet.data import source as registry
+
+    monkeypatch.setattr(registry, "_SCHEMES", dict(registry._SCHEMES))
     root = _ab_root(tmp_path)
     seen = []
 

@@ -17,7 +17,7 @@ from PIL import Image
 from annotate.store import LabelStore, SchemaError
 from anodfdnet.data import parse_spec
 from anodfdnet.errors import UserError
-from anodfdnet.labels import FEATURES, SCHEMA_VERSION, content_hash
+from anodfdnet.data.labels import FEATURES, SCHEMA_VERSION, content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 

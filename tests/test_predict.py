@@ -9,7 +9,7 @@ from PIL import Image
 
 from anodfdnet.checkpoint import list_checkpoints, read_info, resolve, save_checkpoint
 from anodfdnet.errors import UserError
-from anodfdnet.model import ModelConfig, build_model
+from anodfdnet.models.anodfdnet import ModelConfig, build_model
 from anodfdnet.predict import Predictor, model_input_shape
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from anodfdnet.checkpoint import read_info, save_checkpoint
 from anodfdnet.data import parse_spec
-from anodfdnet.model import ModelConfig, build_model
+from anodfdnet.models.anodfdnet import ModelConfig, build_model
 
 from conftest import served_app
 
@@ -73,6 +73,6 @@ def test_labels_saved_in_the_app_become_a_checkpoint_the_app_offers(served):
     hist, cur = tmp / "h0.png", tmp / "c0.png"
     out = client.predict(handle_file(str(hist)), handle_file(str(cur)), "retrained-d0", 0.5, api_name="/predict")
     assert out[4]["checkpoint"] == "retrained-d0"
-    from anodfdnet.runtime import auto_path
+    from anodfdnet.inference.runtime import auto_path
 
     assert out[4]["inference_path"] == auto_path(torch.device("cpu"))

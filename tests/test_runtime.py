@@ -11,10 +11,10 @@ import torch
 from anodfdnet.checkpoint import load_checkpoint, save_checkpoint
 from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
-from anodfdnet.model import ModelConfig, build_model
-from anodfdnet.onnx_export import HASH_KEY, cache_path, export_onnx, sidecar_path
+from anodfdnet.models.anodfdnet import ModelConfig, build_model
+from anodfdnet.inference.onnx_export import HASH_KEY, cache_path, export_onnx, sidecar_path
 from anodfdnet.predict import Predictor
-from anodfdnet.runtime import auto_path, build_runtime, native_cpu_bf16, open_onnx
+from anodfdnet.inference.runtime import auto_path, build_runtime, native_cpu_bf16, open_onnx
 
 CPU = torch.device("cpu")
 

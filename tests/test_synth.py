@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anodfdnet import synth
+from anodfdnet.data import synth
 from anodfdnet.data import parse_spec
 from anodfdnet.errors import UserError
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 HASH_KEY = "anodfdnet.checkpoint_sha256"
 VERSION_KEY = "anodfdnet.version"
@@ -58,7 +58,7 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
 
 
 def cache_dir() -> Path:
-    from .cache import cache_root
+    from ..cache import cache_root
 
     return cache_root() / "onnx"
 
@@ -94,8 +94,8 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, check: bo
     """Export a checkpoint (a resolved path) to ONNX at ``out`` (default: beside it if that folder is
     writable and not the Hugging Face cache, else the cache); returns the path written. With ``check``, the export is run once by ONNX
     Runtime and compared with the eager fp32 model before the file is put in place."""
-    from . import __version__
-    from .checkpoint import load_checkpoint
+    from .. import __version__
+    from ..checkpoint import load_checkpoint
 
     checkpoint = Path(checkpoint)
     try:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 from .images import (
     IMAGE_EXTENSIONS,
     ImageSource,

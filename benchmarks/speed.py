@@ -1,4 +1,4 @@
-"""``python -m anodfdnet benchmark speed``: every speed figure of issue 6 in one process and one run.
+"""``python -m benchmarks speed``: every speed figure of issue 6 in one process and one run.
 
 What it measures, in this order, and writes to ``benchmarks/SPEED.md`` (and prints):
 
@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from .model import ModelConfig
+    from anodfdnet.models.anodfdnet import ModelConfig
 
 QUICK_BANNER = "**quick run — not for reporting**"
 DEFAULT_OUT = "benchmarks/SPEED.md"
@@ -78,10 +78,17 @@ FULL = Settings(False, 256, 3, 25, {"cpu": 8, "cuda": 64}, 5, {"cpu": 2048, "cud
 QUICK = Settings(True, 64, 1, 5, {"cpu": 2, "cuda": 8}, 2, {"cpu": 512, "cuda": 2048}, 3, 1024, 5, 3, 4, 1)
 
 
+def add_arguments(p) -> None:
+    """The options of ``python -m benchmarks speed``."""
+    p.add_argument("--quick", action="store_true", help="few repeats and small inputs (a smoke run, not for reporting)")
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"report to write (default {DEFAULT_OUT})")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: the CPU, and the CUDA GPU too when there is one")
+
+
 def model_list() -> list[tuple[str, ModelConfig]]:
     """(label, config) of every timed model: lite at every depth, paper at depth 2, the baselines."""
-    from .baselines import ARCHS
-    from .model import DEPTHS, ModelConfig
+    from anodfdnet.models.baselines import ARCHS
+    from anodfdnet.models.anodfdnet import DEPTHS, ModelConfig
 
     models = [(f"lite d{d}", ModelConfig.from_preset("lite", d)) for d in DEPTHS]
     models.append(("paper d2", ModelConfig.from_preset("paper", 2)))
@@ -181,7 +188,7 @@ def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int, 
 
 
 def _cpuinfo() -> tuple[str, set[str]]:
-    from .runtime import cpu_flags
+    from anodfdnet.inference.runtime import cpu_flags
 
     name, flags = cpu_flags()
     return name or platform.processor() or platform.machine(), flags
@@ -199,7 +206,7 @@ def _version(dist: str) -> str:
 def machine_header(devices: list[torch.device]) -> list[str]:
     import cv2
 
-    from . import __version__
+    from anodfdnet import __version__
 
     cpu, flags = _cpuinfo()
     isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
@@ -336,9 +343,9 @@ class DeviceRun:
 def _predictor_checkpoint(tmp: Path) -> tuple[str, str]:
     """The lite d2 checkpoint ``Predictor`` loads: the shipped one, else an untrained stand-in (speed
     does not depend on the weights). Returns (reference, description)."""
-    from .checkpoint import resolve, save_checkpoint
-    from .errors import UserError
-    from .model import ModelConfig, build_model
+    from anodfdnet.checkpoint import resolve, save_checkpoint
+    from anodfdnet.errors import UserError
+    from anodfdnet.models.anodfdnet import ModelConfig, build_model
 
     try:
         path = resolve("lite-d2")
@@ -353,9 +360,9 @@ def _predictor_checkpoint(tmp: Path) -> tuple[str, str]:
 def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPeak) -> list[ModelRow]:
     """Batch-1 latency (interleaved), batch throughput (interleaved) and peak memory of every model,
     in fp32 and, on CUDA, under bf16 autocast."""
-    from .device import autocast
-    from .model import build_model, count_flops, count_parameters
-    from .predict import Predictor
+    from anodfdnet.device import autocast
+    from anodfdnet.models.anodfdnet import build_model, count_flops, count_parameters
+    from anodfdnet.predict import Predictor
 
     sync = _sync(device)
     precisions = ["fp32"] + (["bf16 autocast"] if device.type == "cuda" else [])
@@ -434,8 +441,8 @@ def paper_width_baselines(size: int) -> list[tuple[str, int, int]]:
     """(arch, parameters, FLOPs) of the baselines at paper widths, counted on the meta device (no compute)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .baselines import ARCHS
-    from .model import ModelConfig, build_model, count_parameters
+    from anodfdnet.models.baselines import ARCHS
+    from anodfdnet.models.anodfdnet import ModelConfig, build_model, count_parameters
 
     out = []
     for arch in ARCHS:
@@ -456,7 +463,7 @@ def _test_image(side: int):
     """A generated 1024-class pair (history, current, mask) and a smooth probability map over it."""
     import cv2
 
-    from .synth import generate_pair
+    from anodfdnet.data.synth import generate_pair
 
     pair = generate_pair(7, side, anomaly="foreign_body")
     rng = np.random.default_rng(0)
@@ -507,8 +514,8 @@ def bench_label_save(s: Settings, hist: np.ndarray, cur: np.ndarray, mask: np.nd
 def bench_predict_folder(device: torch.device, s: Settings, ckpt: str, tmp: Path) -> dict:
     """``python -m anodfdnet predict --data pairs:FOLDER --out-dir ...`` in this process (the CLI's own
     code path, its progress bar on stderr), timed from the call to its return."""
-    from .cli import main as cli_main
-    from .synth import gallery, write_pairs
+    from anodfdnet.cli import main as cli_main
+    from anodfdnet.data.synth import gallery, write_pairs
 
     folder = write_pairs(gallery(s.folder_pairs, size=s.size), tmp / "pairs")
     out = tmp / "predicted"
@@ -542,7 +549,7 @@ class Report:
 
 
 def run(device: str = "auto", quick: bool = False) -> Report:
-    from .device import pick_device
+    from anodfdnet.device import pick_device
 
     s = QUICK if quick else FULL
     t_start = _T0[0] = time.perf_counter()
@@ -730,9 +737,9 @@ def format_report(rep: Report, command: str) -> str:
 
 
 def main(args) -> int:
-    """Entry point of ``python -m anodfdnet benchmark speed`` (args: .quick, .out, .device)."""
+    """Entry point of ``python -m benchmarks speed`` (args: .quick, .out, .device)."""
     quick, out, device = bool(getattr(args, "quick", False)), getattr(args, "out", None) or DEFAULT_OUT, getattr(args, "device", "auto")
-    command = "python -m anodfdnet benchmark speed" + (" --quick" if quick else "") + (f" --device {device}" if device != "auto" else "")
+    command = "python -m benchmarks speed" + (" --quick" if quick else "") + (f" --device {device}" if device != "auto" else "")
     rep = run(device, quick)
     text = format_report(rep, command)
     print(text)

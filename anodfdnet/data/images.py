@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import UserError
+from ..errors import UserError
 
 ImageSource = Union[str, os.PathLike, Image.Image, np.ndarray]
 

@@ -28,7 +28,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 PATHS = ("eager", "cl", "bf16", "compile", "onnx")
 CHOICES = ("auto",) + PATHS

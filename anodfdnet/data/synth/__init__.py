@@ -42,9 +42,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .data import Pair, Source, register_source
-from .errors import UserError
-from .images import save_mask_png
+from ..source import Pair, Source, register_source
+from ...errors import UserError
+from ..images import save_mask_png
 
 ANOMALIES = ("foreign_body", "missing", "displaced", "oil_leak", "scratch")
 KINDS = ("none",) + ANOMALIES

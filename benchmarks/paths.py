@@ -1,6 +1,6 @@
-"""``python -m anodfdnet benchmark paths``: is each inference path fast, and is it exact enough?
+"""``python -m benchmarks paths``: is each inference path fast, and is it exact enough?
 
-For one checkpoint (default the shipped lite-d2) and every path of ``anodfdnet.runtime`` that can run on
+For one checkpoint (default the shipped lite-d2) and every path of ``anodfdnet.inference.runtime`` that can run on
 the device, in one process:
 
 1. latency: the model call alone at batch 1 on a 256x256 pair, and ``Predictor.run`` end to end (decode
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from anodfdnet.errors import UserError
 
 ACCEPT_F1_POINTS = 0.5  # issue 6: a path is kept only if its F1 is within 0.5 points of fp32 eager
 QUICK_BANNER = "**quick run — not for reporting**"
@@ -67,9 +67,9 @@ class PathRow:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .runtime import PATHS
+    from anodfdnet.inference.runtime import PATHS
 
-    p.description = ("Time every inference path (anodfdnet.runtime) and evaluate each on the validation sets against fp32 "
+    p.description = ("Time every inference path (anodfdnet.inference.runtime) and evaluate each on the validation sets against fp32 "
                      "eager; a path is accepted when its F1 stays within 0.5 points of eager's on every set.")
     p.add_argument("--checkpoint", default="lite-d2", help="path or shipped name (default lite-d2)")
     p.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS), help="paths to compare (default all; eager is always included)")
@@ -101,11 +101,11 @@ def validation_sets(s: Settings, shared: Path, limit: int | None) -> tuple[list[
 
 def _build(path: str, ckpt: Path, device: torch.device):
     """(Predictor on this path, seconds to set it up). ONNX: exported to the cache first if missing."""
-    from .predict import Predictor
-    from .runtime import open_onnx
+    from anodfdnet.predict import Predictor
+    from anodfdnet.inference.runtime import open_onnx
 
     if path == "onnx" and open_onnx(ckpt) is None:
-        from .onnx_export import cache_path, export_onnx
+        from anodfdnet.inference.onnx_export import cache_path, export_onnx
 
         _log(f"exporting {ckpt.name} to ONNX (once; cached at {cache_path(ckpt)})")
         export_onnx(ckpt, cache_path(ckpt))
@@ -119,11 +119,11 @@ def _log(msg: str) -> None:
 
 
 def run(args) -> dict:
-    from .benchmark_speed import interleaved, machine_header, median_spread
-    from .checkpoint import resolve
-    from .data import parse_spec
-    from .device import pick_device
-    from .evaluate import evaluate
+    from .speed import interleaved, machine_header, median_spread
+    from anodfdnet.checkpoint import resolve
+    from anodfdnet.data import parse_spec
+    from anodfdnet.device import pick_device
+    from anodfdnet.evaluate import evaluate
 
     s = QUICK if args.quick else FULL
     device = pick_device(args.device)
@@ -179,8 +179,8 @@ def run(args) -> dict:
         r.delta_f1 = {k: 100 * (m["f1"] - rows["eager"].metrics[k]["f1"]) for k, m in r.metrics.items()}
         r.accepted = all(abs(d) <= ACCEPT_F1_POINTS for d in r.delta_f1.values())
 
-    from .runtime import build_runtime  # what auto picks on this machine for this checkpoint
-    from .checkpoint import load_checkpoint
+    from anodfdnet.inference.runtime import build_runtime  # what auto picks on this machine for this checkpoint
+    from anodfdnet.checkpoint import load_checkpoint
 
     auto = build_runtime(load_checkpoint(ckpt, device)[0], ckpt, device, "auto")
     return {
@@ -256,7 +256,7 @@ def format_report(rep: dict, command: str) -> str:
 def main(args) -> int:
     rep = run(args)
     out = Path(args.out or ("runs/bench-paths-quick/PATHS.md" if args.quick else "benchmarks/PATHS.md"))
-    command = "python -m anodfdnet benchmark paths" + (" --quick" if args.quick else "") + \
+    command = "python -m benchmarks paths" + (" --quick" if args.quick else "") + \
         (f" --checkpoint {args.checkpoint}" if args.checkpoint != "lite-d2" else "") + (f" --device {args.device}" if args.device != "cpu" else "")
     text = format_report(rep, command)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -266,8 +266,3 @@ def main(args) -> int:
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
-
-if __name__ == "__main__":  # pragma: no cover
-    p = argparse.ArgumentParser()
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))

@@ -24,8 +24,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import UserError
-from .model import ModelConfig, check_input
+from ..errors import UserError
+from .anodfdnet import ModelConfig, check_input
 
 
 def _kaiming_init(module: nn.Module) -> None:

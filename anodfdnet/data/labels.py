@@ -43,8 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import Pair, Source, load_pair, register_source
-from .errors import UserError
+from .source import Pair, Source, load_pair, register_source
+from ..errors import UserError
 from .images import load_rgb
 
 SCHEMA_VERSION = 1

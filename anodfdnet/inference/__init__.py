@@ -1,0 +1,1 @@
+"""Inference: ``Predictor`` (``predictor``), the inference paths (``runtime``) and the ONNX export."""

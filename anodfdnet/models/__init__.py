@@ -1,0 +1,1 @@
+"""The architectures: AnoDFDNet (``anodfdnet``) and the paper's comparison models (``baselines``)."""

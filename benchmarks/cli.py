@@ -1,0 +1,32 @@
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy`` (parse and dispatch).
+
+Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
+"""
+from __future__ import annotations
+
+import sys
+
+from anodfdnet.cli import Parser
+from anodfdnet.errors import UserError
+
+from . import accuracy, paths, speed
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m benchmarks", description="Measure speed or accuracy against the baselines; write a report under benchmarks/.")
+    sub = p.add_subparsers(dest="which", required=True, parser_class=Parser)
+    speed.add_arguments(sub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder"))
+    paths.add_arguments(sub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets"))
+    accuracy.add_arguments(sub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main}[args.which](args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
