@@ -19,7 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .errors import UserError
-from .models.anodfdnet import ModelConfig, build_model
+from .models import ModelConfig, build_model
 
 FORMAT = "anodfdnet-checkpoint/1"
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "checkpoints"

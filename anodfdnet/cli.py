@@ -1,13 +1,14 @@
 """Command line: ``python -m anodfdnet train | evaluate | predict | export | retrain | models | specs``.
 
-Errors a user can cause print one sentence on stderr and exit with code 2.
+Parses and dispatches, nothing more: each command is a function of the library module that owns it
+(``train.train``, ``evaluate.evaluate_checkpoint``, ``predict.predict_files``,
+``inference.onnx_export.export_checkpoints``, ``retrain.retrain``, ``models.describe``,
+``data.spec_help``). Errors a user can cause print one sentence on stderr and exit with code 2.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from .errors import UserError
 
@@ -49,7 +50,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .models.anodfdnet import DEPTHS, PRESETS
+    from .models.config import DEPTHS, PRESETS
 
     p = Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
                 epilog=EPILOG_DATA)
@@ -132,129 +133,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_train(a) -> int:
-    from .checkpoint import read_info, resolve
-    from .train import TrainConfig, train
+    from .train import TrainConfig, model_choice, train
 
-    arch, preset, depth = a.arch, a.preset, a.depth
-    if a.init:
-        cfg0 = read_info(resolve(a.init)).config
-        arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
-    cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch or "anodfdnet",
-                      preset=preset or "lite", depth=2 if depth is None else depth, size=a.size, mode="crop" if a.crop else "resize",
-                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr, loss=a.loss,
-                      init=a.init, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
-    best = train(cfg)
-    print(f"best checkpoint: {best}")
+    arch, preset, depth = model_choice(a.arch, a.preset, a.depth, a.init)
+    cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch, preset=preset, depth=depth,
+                      size=a.size, mode="crop" if a.crop else "resize", eval_size=a.eval_size, epochs=a.epochs,
+                      steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr, loss=a.loss, init=a.init, device=a.device,
+                      seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
+    print(f"best checkpoint: {train(cfg)}")
     return 0
 
 
 def cmd_evaluate(a) -> int:
-    from .checkpoint import load_checkpoint
-    from .data import parse_spec
-    from .device import pick_device
-    from .evaluate import evaluate
-    from .metrics import format_header, format_row
+    from .evaluate import evaluate_checkpoint
 
-    from .inference.runtime import build_runtime
-
-    device = pick_device(a.device)
-    model, info = load_checkpoint(a.checkpoint, device)
-    runtime = build_runtime(model, info.path, device, a.path)
-    source = parse_spec(a.data)
-    size = info.eval_size if a.size == "checkpoint" else a.size
-    metrics, roc = evaluate(model, source, size, device, threshold=a.threshold, limit=a.limit, with_roc=True, forward=runtime)
-    print(format_header())
-    print(format_row(info.name, metrics))
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({k: metrics[k] for k in ("pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer")}, indent=2) + "\n")
-    if a.roc:
-        from .metrics import plot_roc
-
-        plot_roc(*roc[:2], a.roc, title=f"{info.name} on {a.data}")
+    evaluate_checkpoint(a.checkpoint, a.data, size=a.size, threshold=a.threshold, limit=a.limit, device=a.device, path=a.path,
+                        json_out=a.json, roc_out=a.roc)
     return 0
 
 
 def cmd_predict(a) -> int:
-    from .data.images import save_mask_png, save_rgb_png
-    from .metrics import binarize
-    from .predict import Predictor
-    from .visualize import heatmap_rgb
+    from .predict import predict_files
 
-    one = a.history or a.current or a.out or a.heatmap
-    if bool(one) == bool(a.data):
-        raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
-    predictor = Predictor(a.checkpoint, device=a.device, size=a.size, path=a.path)
-    if one:
-        if not (a.history and a.current and (a.out or a.heatmap)):
-            raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
-        res = predictor.run(a.history, a.current)
-        if a.out:
-            save_mask_png(a.out, binarize(res.prob, a.threshold))
-        if a.heatmap:
-            save_rgb_png(a.heatmap, heatmap_rgb(res.prob))
-        area = float(binarize(res.prob, a.threshold).mean()) * 100
-        print(f"{a.current}: {area:.3f}% anomalous at threshold {a.threshold} ({res.seconds * 1000:.0f} ms on {res.device}, "
-              f"{predictor.runtime.detail})")
-        return 0
-    if not a.out_dir:
-        raise UserError("--data needs --out-dir for the masks and heat maps.")
-    if a.workers < 0:
-        raise UserError(f"--workers must be 0 or more, got {a.workers}.")
-    import contextlib
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
-
-    from .data import parse_spec
-    from .predict import iter_predictions
-
-    source = parse_spec(a.data)
-    out = Path(a.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    batch = a.batch if a.batch is not None else (16 if predictor.device.type == "cuda" else 1)
-    if batch < 1:
-        raise UserError(f"--batch must be 1 or more, got {batch}.")
-
-    def write(name: str, prob) -> None:
-        save_mask_png(out / f"{name}_mask.png", binarize(prob, a.threshold))
-        save_rgb_png(out / f"{name}_heat.png", heatmap_rgb(prob))
-
-    # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
-    bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
-    with ThreadPoolExecutor(a.workers, thread_name_prefix="anodfdnet-write") if a.workers else contextlib.nullcontext() as writer:
-        waiting: deque = deque()
-        for pair, prob in iter_predictions(predictor, source, batch=batch, workers=a.workers):
-            if writer is None:
-                write(pair.name, prob)
-                bar.update(1)
-                continue
-            waiting.append(writer.submit(write, pair.name, prob))
-            while len(waiting) > 2 * a.workers or (waiting and waiting[0].done()):
-                waiting.popleft().result()
-                bar.update(1)
-        for f in waiting:
-            f.result()
-            bar.update(1)
-    bar.close()
-    print(f"wrote {len(source)} masks and heat maps to {out} ({predictor.runtime.detail}, batch {batch})")
+    predict_files(a.checkpoint, history=a.history, current=a.current, out=a.out, heatmap=a.heatmap, data=a.data,
+                  out_dir=a.out_dir, threshold=a.threshold, size=a.size, device=a.device, path=a.path, batch=a.batch,
+                  workers=a.workers)
     return 0
 
 
 def cmd_export(a) -> int:
-    from .checkpoint import list_checkpoints, resolve
-    from .inference.onnx_export import export_onnx
+    from .inference.onnx_export import export_checkpoints
 
-    refs = a.checkpoint or [str(info.path) for info in list_checkpoints()]
-    if not refs:
-        raise UserError("no checkpoints to export: pass --checkpoint PATH.")
-    if a.out and len(refs) > 1:
-        raise UserError("--out names one file: give exactly one --checkpoint with it.")
-    for ref in refs:
-        path = resolve(ref)
-        written = export_onnx(path, a.out)
-        print(f"{path.name} -> {written} (checked against the eager model)")
+    export_checkpoints(a.checkpoint, a.out)
     return 0
 
 
@@ -267,7 +177,7 @@ def cmd_retrain(a) -> int:
 
 
 def cmd_models(a) -> int:
-    from .models.anodfdnet import describe
+    from .models import describe
 
     print(describe())
     return 0
@@ -280,11 +190,14 @@ def cmd_specs(a) -> int:
     return 0
 
 
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "retrain": cmd_retrain,
+            "models": cmd_models, "specs": cmd_specs}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "retrain": cmd_retrain,
-                "models": cmd_models, "specs": cmd_specs}[args.command](args)
+        return COMMANDS[args.command](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

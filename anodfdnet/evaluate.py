@@ -1,37 +1,41 @@
-"""Evaluation over a data source: run the model pair by pair at its evaluation size, upsample the map
-to the ground-truth mask's own resolution and accumulate pixel metrics over the whole set.
+"""Evaluation over a data source: every pair through the inference pipeline at the evaluation size, the
+map upsampled to the ground-truth mask's own resolution, pixel metrics accumulated over the whole set.
 
 Under torchrun each rank takes every world-th pair and the metric state is summed across ranks.
+``evaluate_checkpoint`` is the ``evaluate`` command: a checkpoint on a SPEC, one table row, optional JSON
+and ROC plot.
 """
 from __future__ import annotations
 
-from typing import Callable
+import json
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm import tqdm
 
-from .data import Source
-from .device import autocast
+from .checkpoint import load_checkpoint
+from .data import Source, parse_spec
+from .device import autocast, pick_device
 from .errors import UserError
-from .metrics import PixelMetrics
-from .inference.predictor import prepare_pair
+from .inference.pipeline import Forward, predict_pair
+from .inference.runtime import build_runtime
+from .metrics import KEYS, PixelMetrics, format_header, format_row, plot_roc
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: torch.device,
              threshold: float = 0.5, limit: int | None = None, progress: bool = True, desc: str = "evaluate",
-             with_roc: bool = False, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
+             with_roc: bool = False, forward: Forward | None = None):
     """Metrics dict (pairs, precision, recall, oa, f1, iou, auc, eer) of ``model`` on ``source``.
 
     size: the model's input long side (None = each image's own size). limit: the first N pairs only.
     with_roc: also return the pixel ROC as (fpr, tpr, thresholds).
-    forward: how to run the model (an ``anodfdnet.runtime.Runtime``); default: the model itself, under
-    bf16 autocast on CUDA (as during training).
+    forward: how to run the model (an ``anodfdnet.inference.runtime.Runtime``); default: the model itself,
+    under bf16 autocast on CUDA (as during training).
     """
     was_training = model.training
     model.eval()
+    forward = forward or _as_trained(model, device)
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     n = len(source) if limit is None else min(limit, len(source))
     metrics = PixelMetrics(threshold=threshold)
@@ -40,18 +44,41 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
         pair = source[i]
         if pair.mask is None:
             raise UserError(f"pair '{pair.name}' of '{source.spec}' has no ground-truth mask, so it cannot be evaluated.")
-        h, c, _, _ = prepare_pair(pair.history, pair.current, size)
-        if forward is not None:
-            logits = forward(h[None].to(device), c[None].to(device)).float()
-        else:
-            with autocast(device):
-                logits = model(h[None].to(device), c[None].to(device)).float()
-        if tuple(logits.shape[-2:]) != pair.mask.shape:
-            logits = F.interpolate(logits, size=pair.mask.shape, mode="bilinear", align_corners=False)
-        metrics.update(torch.sigmoid(logits)[0, 0].cpu().numpy(), pair.mask)
+        prob, _ = predict_pair(forward, pair.history, pair.current, size, device, out_shape=pair.mask.shape)
+        metrics.update(prob, pair.mask)
     if world > 1:
         state = metrics.state().to(device)  # NCCL reduces CUDA tensors only
         dist.all_reduce(state)
         metrics.load_state(state.cpu())
     model.train(was_training)
     return (metrics.compute(), metrics.roc()) if with_roc else metrics.compute()
+
+
+def _as_trained(model: torch.nn.Module, device: torch.device) -> Forward:
+    """The model itself, under bf16 autocast on CUDA as in training (a no-op on the CPU)."""
+    def run(history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+        with autocast(device):
+            return model(history, current)
+    return run
+
+
+def evaluate_checkpoint(checkpoint: str, data: str, size: int | None | str = "checkpoint", threshold: float = 0.5,
+                        limit: int | None = None, device: str = "auto", path: str = "eager", json_out: str | None = None,
+                        roc_out: str | None = None) -> dict:
+    """The ``evaluate`` command: print the metrics table row of ``checkpoint`` on the SPEC ``data``, and write
+    them as JSON (``json_out``) and the pixel ROC curve as a PNG (``roc_out``) when asked. size: "checkpoint"
+    takes the checkpoint's preferred size. path: the inference path (eager, the fp32 reference, by default)."""
+    dev = pick_device(device)
+    model, info = load_checkpoint(checkpoint, dev)
+    runtime = build_runtime(model, info.path, dev, path)
+    source = parse_spec(data)
+    metrics, roc = evaluate(model, source, info.eval_size if size == "checkpoint" else size, dev, threshold=threshold,
+                            limit=limit, with_roc=True, forward=runtime)
+    print(format_header())
+    print(format_row(info.name, metrics))
+    if json_out:
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_out).write_text(json.dumps({k: metrics[k] for k in KEYS}, indent=2) + "\n")
+    if roc_out:
+        plot_roc(*roc[:2], roc_out, title=f"{info.name} on {data}")
+    return metrics

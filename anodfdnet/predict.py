@@ -1,2 +1,80 @@
-"""The public home of ``Predictor``: ``from anodfdnet.predict import Predictor`` (it lives in ``anodfdnet.inference``)."""
-from .inference.predictor import MAX_SIDE, Prediction, Predictor, iter_predictions, model_input_shape, prepare_pair  # noqa: F401
+"""The ``predict`` command, and the public home of ``Predictor``.
+
+``from anodfdnet.predict import Predictor`` is the documented way in (``Predictor``, ``Prediction`` and
+``iter_predictions`` live in ``anodfdnet.inference.predictor``). ``predict_files`` is the command: the mask
+and heat-map PNGs of one pair, or of every pair of a SPEC, written while the model runs.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .data import parse_spec
+from .data.images import save_mask_png, save_rgb_png
+from .errors import UserError
+from .inference.predictor import Prediction, Predictor, iter_predictions
+from .metrics import binarize
+from .visualize import heatmap_rgb
+
+__all__ = ["Prediction", "Predictor", "iter_predictions", "predict_files"]
+
+
+def predict_files(checkpoint: str, *, history: str | None = None, current: str | None = None, out: str | None = None,
+                  heatmap: str | None = None, data: str | None = None, out_dir: str | None = None, threshold: float = 0.5,
+                  size: int | None | str = "checkpoint", device: str = "auto", path: str = "auto", batch: int | None = None,
+                  workers: int = 2) -> None:
+    """Either one pair (``history``, ``current`` -> the mask ``out`` and/or the heat map ``heatmap``) or every
+    pair of the SPEC ``data`` (-> ``out_dir/NAME_mask.png`` and ``NAME_heat.png``); says what it wrote."""
+    one = history or current or out or heatmap
+    if bool(one) == bool(data):
+        raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
+    predictor = Predictor(checkpoint, device=device, size=size, path=path)
+    if one:
+        if not (history and current and (out or heatmap)):
+            raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
+        res = predictor.run(history, current)
+        if out:
+            save_mask_png(out, binarize(res.prob, threshold))
+        if heatmap:
+            save_rgb_png(heatmap, heatmap_rgb(res.prob))
+        area = float(binarize(res.prob, threshold).mean()) * 100
+        print(f"{current}: {area:.3f}% anomalous at threshold {threshold} ({res.seconds * 1000:.0f} ms on {res.device}, "
+              f"{predictor.runtime.detail})")
+        return
+    if not out_dir:
+        raise UserError("--data needs --out-dir for the masks and heat maps.")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 or more, got {workers}.")
+    source = parse_spec(data)
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    batch = batch if batch is not None else (16 if predictor.device.type == "cuda" else 1)
+    if batch < 1:
+        raise UserError(f"--batch must be 1 or more, got {batch}.")
+
+    def write(name: str, prob) -> None:
+        save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold))
+        save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob))
+
+    # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
+    bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
+    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer:
+        waiting: deque = deque()
+        for pair, prob in iter_predictions(predictor, source, batch=batch, workers=workers):
+            if writer is None:
+                write(pair.name, prob)
+                bar.update(1)
+                continue
+            waiting.append(writer.submit(write, pair.name, prob))
+            while len(waiting) > 2 * workers or (waiting and waiting[0].done()):
+                waiting.popleft().result()
+                bar.update(1)
+        for f in waiting:
+            f.result()
+            bar.update(1)
+    bar.close()
+    print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")

@@ -21,12 +21,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, read_info, resolve, save_checkpoint
 from .data import ConcatSource, PairDataset, parse_spec, split
 from .device import pick_device
 from .errors import UserError
 from .evaluate import evaluate
-from .models.anodfdnet import ModelConfig, build_model, count_parameters
+from .models import ModelConfig, build_model, count_parameters
 
 
 @dataclass
@@ -59,6 +59,15 @@ class TrainConfig:
         if self.eval_size is not None:
             return self.eval_size
         return None if self.mode == "crop" else self.size
+
+
+def model_choice(arch: str | None, preset: str | None, depth: int | None, init: str | None) -> tuple[str, str, int]:
+    """(arch, preset, depth) to train: as given; what is not given comes from the ``init`` checkpoint when there
+    is one, else anodfdnet, lite and depth 2 (the ``train`` command's --arch, --preset, --depth and --init)."""
+    if init:
+        cfg0 = read_info(resolve(init)).config
+        arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
+    return arch or "anodfdnet", preset or "lite", 2 if depth is None else depth
 
 
 class EpochBatches(torch.utils.data.Sampler):

@@ -30,6 +30,8 @@ import torch
 
 from anodfdnet.errors import UserError
 
+from .timing import interleaved, machine_header, median_spread
+
 ACCEPT_F1_POINTS = 0.5  # issue 6: a path is kept only if its F1 is within 0.5 points of fp32 eager
 QUICK_BANNER = "**quick run — not for reporting**"
 REPO = Path(__file__).resolve().parent.parent
@@ -101,12 +103,10 @@ def validation_sets(s: Settings, shared: Path, limit: int | None) -> tuple[list[
 
 def _build(path: str, ckpt: Path, device: torch.device):
     """(Predictor on this path, seconds to set it up). ONNX: exported to the cache first if missing."""
+    from anodfdnet.inference.onnx_export import cache_path, export_onnx, open_onnx
     from anodfdnet.predict import Predictor
-    from anodfdnet.inference.runtime import open_onnx
 
     if path == "onnx" and open_onnx(ckpt) is None:
-        from anodfdnet.inference.onnx_export import cache_path, export_onnx
-
         _log(f"exporting {ckpt.name} to ONNX (once; cached at {cache_path(ckpt)})")
         export_onnx(ckpt, cache_path(ckpt))
     t0 = time.perf_counter()
@@ -119,7 +119,6 @@ def _log(msg: str) -> None:
 
 
 def run(args) -> dict:
-    from .speed import interleaved, machine_header, median_spread
     from anodfdnet.checkpoint import resolve
     from anodfdnet.data import parse_spec
     from anodfdnet.device import pick_device
@@ -179,8 +178,8 @@ def run(args) -> dict:
         r.delta_f1 = {k: 100 * (m["f1"] - rows["eager"].metrics[k]["f1"]) for k, m in r.metrics.items()}
         r.accepted = all(abs(d) <= ACCEPT_F1_POINTS for d in r.delta_f1.values())
 
-    from anodfdnet.inference.runtime import build_runtime  # what auto picks on this machine for this checkpoint
     from anodfdnet.checkpoint import load_checkpoint
+    from anodfdnet.inference.runtime import build_runtime  # what auto picks on this machine for this checkpoint
 
     auto = build_runtime(load_checkpoint(ckpt, device)[0], ckpt, device, "auto")
     return {

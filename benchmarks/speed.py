@@ -24,58 +24,35 @@ report says at the top that it is not for reporting.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+from .speed_report import FULL, QUICK, REFERENCE, DeviceRun, ModelRow, Report, Settings, best_of, format_report
+from .timing import (
+    MEMORY_NOTE,
+    CpuPeak,
+    device_sync,
+    interleaved,
+    load_average,
+    machine_header,
+    matmul_rate,
+    median_spread,
+    peak_memory_mb,
+    timed_median,
+)
+
 if TYPE_CHECKING:
-    from anodfdnet.models.anodfdnet import ModelConfig
+    from anodfdnet.models import ModelConfig
 
-QUICK_BANNER = "**quick run — not for reporting**"
 DEFAULT_OUT = "benchmarks/SPEED.md"
-REFERENCE = "unet-cat"  # the latency-ratio column divides by this row
-
-# Issue 6's targets.
-TARGET_LITE_D2_MS = 60.0  # fp32 eager, batch 1, 256x256, on the 2-core machine
-TARGET_RATIO_TO_UNET = 0.5
-TARGET_DEFAULT_PATH_MS = 25.0
-TARGET_RENDER_MS = 50.0  # 1024x1024
-TARGET_SAVE_MS = 200.0
-TARGET_FOLDER_VS_MODEL = 2.0  # predict --data within 2x of the model-only rate (CUDA)
-
-
-@dataclass(frozen=True)
-class Settings:
-    quick: bool
-    size: int  # model input side
-    warmup: int  # untimed rounds before the timed ones
-    repeats: int  # timed batch-1 rounds (every model once per round)
-    batch: dict  # device type -> batch for the throughput figure
-    batch_repeats: int
-    matmul_n: dict  # device type -> matrix side
-    matmul_repeats: int
-    image_side: int  # render and label-save image side
-    render_repeats: int
-    save_repeats: int
-    folder_pairs: int
-    memory_repeats: int
-
-
-FULL = Settings(False, 256, 3, 25, {"cpu": 8, "cuda": 64}, 5, {"cpu": 2048, "cuda": 8192}, 5, 1024, 30, 12, 32, 3)
-QUICK = Settings(True, 64, 1, 5, {"cpu": 2, "cuda": 8}, 2, {"cpu": 512, "cuda": 2048}, 3, 1024, 5, 3, 4, 1)
 
 
 def add_arguments(p) -> None:
@@ -87,17 +64,13 @@ def add_arguments(p) -> None:
 
 def model_list() -> list[tuple[str, ModelConfig]]:
     """(label, config) of every timed model: lite at every depth, paper at depth 2, the baselines."""
+    from anodfdnet.models import DEPTHS, ModelConfig
     from anodfdnet.models.baselines import ARCHS
-    from anodfdnet.models.anodfdnet import DEPTHS, ModelConfig
 
     models = [(f"lite d{d}", ModelConfig.from_preset("lite", d)) for d in DEPTHS]
     models.append(("paper d2", ModelConfig.from_preset("paper", 2)))
     models += [(arch, ModelConfig.from_preset("lite", 0, arch=arch)) for arch in ARCHS]
     return models
-
-
-# ---------------------------------------------------------------------------------------------------
-# Timing helpers
 
 
 _T0 = [time.perf_counter()]
@@ -107,245 +80,12 @@ def _log(msg: str) -> None:
     print(f"[benchmark {time.perf_counter() - _T0[0]:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
-def _sync(device: torch.device) -> Callable[[], None]:
-    if device.type == "cuda":
-        return lambda: torch.cuda.synchronize(device)
-    return lambda: None
-
-
-@contextlib.contextmanager
-def _quiet_gc():
-    """No garbage-collector pauses inside timed code."""
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, sync: Callable[[], None]) -> dict[str, list[float]]:
-    """Seconds of each call, ``repeats`` rounds of every function once (after ``warmup`` untimed rounds).
-
-    Each round starts one function later than the previous one, so no function always follows the
-    same neighbour; a slow spell of the machine spreads over every function alike.
-    """
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    with _quiet_gc():
-        for _ in range(warmup):
-            for n in names:
-                fns[n]()
-        sync()
-        for r in range(repeats):
-            k = r % len(names)
-            for n in names[k:] + names[:k]:
-                sync()
-                t0 = time.perf_counter()
-                fns[n]()
-                sync()
-                times[n].append(time.perf_counter() - t0)
-    return times
-
-
-def median_spread(seconds: list[float]) -> tuple[float, float, float]:
-    """(median, p10, p90) in milliseconds."""
-    ms = np.asarray(seconds) * 1000.0
-    return float(np.median(ms)), float(np.percentile(ms, 10)), float(np.percentile(ms, 90))
-
-
-def timed_median(fn: Callable[[], object], repeats: int, warmup: int = 1) -> tuple[float, float, float]:
-    return median_spread(interleaved({"f": fn}, repeats, warmup, lambda: None)["f"])
-
-
-# ---------------------------------------------------------------------------------------------------
-# The machine
-
-
-def matmul_rate(device: torch.device, dtype: torch.dtype, n: int, repeats: int, budget_s: float = 20.0) -> float | None:
-    """FLOP/s of an n x n matmul (2 n^3 FLOPs), best of ``repeats``; None if torch cannot run it."""
-    sync = _sync(device)
-    try:
-        a = torch.randn(n, n, device=device).to(dtype)
-        b = torch.randn(n, n, device=device).to(dtype)
-        out = torch.matmul(a, b)  # warm-up; raises where the dtype is not supported
-        sync()
-    except (RuntimeError, TypeError, NotImplementedError):
-        return None
-    best, start = float("inf"), time.perf_counter()
-    with _quiet_gc():
-        for _ in range(repeats):
-            sync()
-            t0 = time.perf_counter()
-            torch.matmul(a, b, out=out)
-            sync()
-            best = min(best, time.perf_counter() - t0)
-            if time.perf_counter() - start > budget_s:
-                break
-    return 2.0 * n**3 / best
-
-
-def _cpuinfo() -> tuple[str, set[str]]:
-    from anodfdnet.inference.runtime import cpu_flags
-
-    name, flags = cpu_flags()
-    return name or platform.processor() or platform.machine(), flags
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def machine_header(devices: list[torch.device]) -> list[str]:
-    import cv2
-
-    from anodfdnet import __version__
-
-    cpu, flags = _cpuinfo()
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count()
-    lines = [
-        f"- date: {datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- machine: {cpu}; {os.cpu_count()} logical cores ({usable} usable by this process); "
-        f"ISA: {', '.join(isa) or 'none of avx2/avx512/amx'}; torch CPU capability {torch.backends.cpu.get_cpu_capability()}",
-        f"- torch threads: {torch.get_num_threads()} (torch's default, not changed)",
-        f"- versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
-        f"gradio {_version('gradio')}, opencv {cv2.__version__}, anodfdnet {__version__}",
-    ]
-    for d in devices:
-        if d.type == "cuda":
-            p = torch.cuda.get_device_properties(d)
-            lines.append(f"- device: cuda — {p.name}, {p.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}; "
-                         f"fp32 matmuls may use TF32: {torch.backends.cuda.matmul.allow_tf32}, fp32 convolutions may use "
-                         f"TF32: {torch.backends.cudnn.allow_tf32} (torch's defaults, not changed)")
-        else:
-            lines.append("- device: cpu")
-    return lines
-
-
-def _loadavg() -> str:
-    try:
-        return "/".join(f"{v:.2f}" for v in os.getloadavg())
-    except OSError:
-        return "n/a"
-
-
-# ---------------------------------------------------------------------------------------------------
-# Peak memory
-
-
-class _CpuPeak:
-    """Peak resident memory a call adds, on Linux: VmHWM (the RSS high-water mark) after resetting it
-    through /proc/self/clear_refs, minus the RSS before; freed heap is returned to the OS first
-    (malloc_trim), so memory an earlier call left cached in the allocator is counted again."""
-
-    def __init__(self):
-        self.ok = False
-        try:
-            self._libc = ctypes.CDLL(None)
-            self._libc.malloc_trim  # noqa: B018  (glibc only)
-            self._status("VmHWM")
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")
-            self.ok = True
-        except (OSError, AttributeError, KeyError):
-            pass
-
-    @staticmethod
-    def _status(key: str) -> int:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-        raise KeyError(key)
-
-    def measure(self, fn: Callable[[], object]) -> float | None:
-        if not self.ok:
-            return None
-        gc.collect()
-        self._libc.malloc_trim(0)
-        before = self._status("VmRSS")
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        fn()
-        return max(0, self._status("VmHWM") - before) / 1e6
-
-
-def peak_memory_mb(device: torch.device, fn: Callable[[], object], repeats: int, cpu_peak: _CpuPeak) -> float | None:
-    """Largest extra memory (MB) one call needs, over ``repeats`` calls (see MEMORY_NOTE)."""
-    out = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-            base = torch.cuda.memory_allocated(device)
-            torch.cuda.reset_peak_memory_stats(device)
-            fn()
-            torch.cuda.synchronize(device)
-            out.append((torch.cuda.max_memory_allocated(device) - base) / 1e6)
-        else:
-            v = cpu_peak.measure(fn)
-            if v is None:
-                return None
-            out.append(v)
-    return max(out)
-
-
-MEMORY_NOTE = {
-    "cpu": "peak memory = the most resident memory (RSS) one batch-1 forward adds over what the process held "
-           "before it: activations and workspace, the weights excluded (read from /proc/self/status VmHWM after "
-           "resetting it through /proc/self/clear_refs, with the allocator's free memory trimmed first; "
-           "tracemalloc does not see torch's allocations)",
-    "cuda": "peak memory = torch.cuda.max_memory_allocated during one batch-1 forward minus the memory allocated "
-            "before it (activations and workspace; weights excluded; the caching allocator's reserve not counted)",
-}
-
-
-# ---------------------------------------------------------------------------------------------------
-# Models
-
-
-@dataclass
-class ModelRow:
-    label: str
-    precision: str  # "fp32" or "bf16 autocast"
-    params: int
-    flops: int  # per pair at the benchmark size
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    batch: int | None = None
-    batch_s: float | None = None  # median seconds of one batch
-    pairs_per_s: float | None = None
-    peak_mb: float | None = None
-    frac_b1: float | None = None  # achieved FLOP/s at batch 1 / measured matmul rate
-    frac_batch: float | None = None
-    ratio: float | None = None  # median latency / the reference's
-
-
-@dataclass
-class DeviceRun:
-    device: str  # "cpu" or "cuda"
-    matmul: dict = field(default_factory=dict)  # "fp32"/"bf16" -> [before, after] FLOP/s (None: unsupported)
-    rows: list[ModelRow] = field(default_factory=list)
-    folder: dict | None = None  # predict --data figures
-    memory_note: str = ""
-
-
 def _predictor_checkpoint(tmp: Path) -> tuple[str, str]:
     """The lite d2 checkpoint ``Predictor`` loads: the shipped one, else an untrained stand-in (speed
     does not depend on the weights). Returns (reference, description)."""
     from anodfdnet.checkpoint import resolve, save_checkpoint
     from anodfdnet.errors import UserError
-    from anodfdnet.models.anodfdnet import ModelConfig, build_model
+    from anodfdnet.models import ModelConfig, build_model
 
     try:
         path = resolve("lite-d2")
@@ -357,14 +97,14 @@ def _predictor_checkpoint(tmp: Path) -> tuple[str, str]:
         return str(path), "untrained lite d2 stand-in (no shipped lite-d2 found; speed does not depend on the weights)"
 
 
-def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPeak) -> list[ModelRow]:
+def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: CpuPeak) -> list[ModelRow]:
     """Batch-1 latency (interleaved), batch throughput (interleaved) and peak memory of every model,
     in fp32 and, on CUDA, under bf16 autocast."""
     from anodfdnet.device import autocast
-    from anodfdnet.models.anodfdnet import build_model, count_flops, count_parameters
+    from anodfdnet.models import build_model, count_flops, count_parameters
     from anodfdnet.predict import Predictor
 
-    sync = _sync(device)
+    sync = device_sync(device)
     precisions = ["fp32"] + (["bf16 autocast"] if device.type == "cuda" else [])
     batch = s.batch[device.type]
     g = torch.Generator().manual_seed(0)
@@ -429,7 +169,7 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: _CpuPea
 def fill_fractions(run: DeviceRun) -> None:
     """Achieved FLOP/s over the best matmul rate measured for the row's precision."""
     for r in run.rows:
-        rate = _best(run.matmul["fp32" if r.precision == "fp32" else "bf16"])
+        rate = best_of(run.matmul["fp32" if r.precision == "fp32" else "bf16"])
         if not rate:
             continue
         r.frac_b1 = r.flops / (r.median_ms / 1000) / rate
@@ -441,8 +181,8 @@ def paper_width_baselines(size: int) -> list[tuple[str, int, int]]:
     """(arch, parameters, FLOPs) of the baselines at paper widths, counted on the meta device (no compute)."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    from anodfdnet.models import ModelConfig, build_model, count_parameters
     from anodfdnet.models.baselines import ARCHS
-    from anodfdnet.models.anodfdnet import ModelConfig, build_model, count_parameters
 
     out = []
     for arch in ARCHS:
@@ -535,31 +275,18 @@ def bench_predict_folder(device: torch.device, s: Settings, ckpt: str, tmp: Path
 # The run
 
 
-@dataclass
-class Report:
-    settings: Settings
-    header: list[str]
-    runs: list[DeviceRun]
-    render: dict
-    save: dict
-    paper_baselines: list
-    checkpoint: str
-    load: tuple[str, str]
-    seconds: float = 0.0
-
-
 def run(device: str = "auto", quick: bool = False) -> Report:
     from anodfdnet.device import pick_device
 
     s = QUICK if quick else FULL
     t_start = _T0[0] = time.perf_counter()
-    load_start = _loadavg()
+    load_start = load_average()
     if device == "auto":
         devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     else:
         devices = [pick_device(device)]  # a UserError for cuda on a machine without one
     header = machine_header(devices)
-    cpu_peak = _CpuPeak()
+    cpu_peak = CpuPeak()
     runs = []
     with tempfile.TemporaryDirectory(prefix="anodfdnet-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -579,161 +306,8 @@ def run(device: str = "auto", quick: bool = False) -> Report:
         hist, cur, mask, prob = _test_image(s.image_side)
         render = bench_render(s, cur, prob)
         save = bench_label_save(s, hist, cur, mask)
-    return Report(s, header, runs, render, save, paper_width_baselines(s.size), ckpt_note, (load_start, _loadavg()),
+    return Report(s, header, runs, render, save, paper_width_baselines(s.size), ckpt_note, (load_start, load_average()),
                   time.perf_counter() - t_start)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The report
-
-
-def _g(flops_per_s: float | None) -> str:
-    return "not supported" if flops_per_s is None else f"{flops_per_s / 1e9:.1f} GFLOP/s"
-
-
-def _num(v: float | None, fmt: str) -> str:
-    return "–" if v is None else format(v, fmt)
-
-
-def _best(values: list) -> float | None:
-    vals = [v for v in values if v is not None]
-    return max(vals) if vals else None
-
-
-def _row(rows: list[ModelRow], label: str, precision: str = "fp32") -> ModelRow | None:
-    return next((r for r in rows if r.label == label and r.precision == precision), None)
-
-
-def _status(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
-
-
-def targets(rep: Report) -> list[tuple[str, str, bool | None]]:
-    """(target, what was measured, met?) for each of issue 6's targets this command measures."""
-    out = []
-    cpu = next((r for r in rep.runs if r.device == "cpu"), None)
-    cuda = next((r for r in rep.runs if r.device == "cuda"), None)
-    size = rep.settings.size
-    cores = os.cpu_count()
-    if cpu is not None:
-        lite, unet = _row(cpu.rows, "lite d2"), _row(cpu.rows, REFERENCE)
-        pred = next((r for r in cpu.rows if r.label.startswith("lite d2 via Predictor")), None)
-        note = "" if cores == 2 else f" (the target is for a 2-core machine; this one has {cores})"
-        out.append((f"lite d2, fp32 eager, batch 1, {size}x{size}, CPU: ≤ {TARGET_LITE_D2_MS:.0f} ms{note}",
-                    f"{lite.median_ms:.1f} ms", lite.median_ms <= TARGET_LITE_D2_MS))
-        out.append((f"lite d2 ≤ {TARGET_RATIO_TO_UNET:g} × Unet-cat's latency, same run, CPU "
-                    "(the F1 half of this target is the accuracy benchmark's)",
-                    f"{lite.median_ms:.1f} / {unet.median_ms:.1f} ms = {lite.median_ms / unet.median_ms:.2f}×",
-                    lite.median_ms <= TARGET_RATIO_TO_UNET * unet.median_ms))
-        out.append((f"default inference path (Predictor.run, lite d2, {size}x{size}), CPU: ≤ {TARGET_DEFAULT_PATH_MS:.0f} ms",
-                    f"{pred.median_ms:.1f} ms", pred.median_ms <= TARGET_DEFAULT_PATH_MS))
-    side = rep.settings.image_side
-    if "median_ms" in rep.render:
-        out.append((f"re-threshold render at {side}x{side}: < {TARGET_RENDER_MS:.0f} ms", f"{rep.render['median_ms']:.1f} ms",
-                    rep.render["median_ms"] < TARGET_RENDER_MS))
-    else:
-        out.append((f"re-threshold render at {side}x{side}: < {TARGET_RENDER_MS:.0f} ms", rep.render["error"], None))
-    if "median_ms" in rep.save:
-        out.append((f"label save ({side}x{side} pair): < {TARGET_SAVE_MS:.0f} ms", f"{rep.save['median_ms']:.1f} ms",
-                    rep.save["median_ms"] < TARGET_SAVE_MS))
-    else:
-        out.append((f"label save: < {TARGET_SAVE_MS:.0f} ms", rep.save["error"], None))
-    if cuda is not None:
-        lite = _row(cuda.rows, "lite d2", "bf16 autocast")
-        bf16 = _best(cuda.matmul["bf16"])
-        frac = f", {100 * lite.frac_batch:.1f} % of the measured bf16 matmul rate ({_g(bf16)})" if lite.frac_batch else ""
-        out.append((f"lite d2 throughput on CUDA, bf16 autocast, batch {lite.batch} (report)",
-                    f"{lite.pairs_per_s:.0f} pairs/s{frac}", None))
-        if "pairs_per_s" in (cuda.folder or {}):
-            model_rate = lite.pairs_per_s
-            ratio = model_rate / cuda.folder["pairs_per_s"]
-            out.append((f"predict --data over a folder within {TARGET_FOLDER_VS_MODEL:g}× of the model-only rate "
-                        f"(lite d2 bf16, batch {lite.batch}), CUDA",
-                        f"{cuda.folder['pairs_per_s']:.1f} vs {model_rate:.0f} pairs/s: {ratio:.1f}× slower",
-                        ratio <= TARGET_FOLDER_VS_MODEL))
-    return out
-
-
-def format_report(rep: Report, command: str) -> str:
-    s = rep.settings
-    L: list[str] = []
-    if s.quick:
-        L += [QUICK_BANNER + f" (`--quick`: {s.size}x{s.size} model inputs, {s.repeats} timed rounds; "
-              "every figure below is from this run, at sizes and repeat counts too small to compare with the targets)", ""]
-    L += ["# Speed benchmark", "", f"Written by `{command}` in one process and one run; nothing here is typed by hand.", ""]
-    L += rep.header
-    L += [f"- load average (1/5/15 min) at start: {rep.load[0]}, at end: {rep.load[1]} "
-          "(other processes compete for the cores when these exceed ~0)",
-          f"- Predictor checkpoint: {rep.checkpoint}",
-          f"- duration of the run: {rep.seconds:.0f} s", ""]
-    for run in rep.runs:
-        dev = run.device.upper() if run.device == "cuda" else "CPU"
-        fp32, bf16 = _best(run.matmul["fp32"]), _best(run.matmul["bf16"])
-        n = s.matmul_n[run.device]
-        L += [f"## {dev}", "", f"### Matrix multiply ({n}x{n}, best of {s.matmul_repeats}, at the start and at the end of the run)", ""]
-        L += ["| dtype | start | end |", "|---|---:|---:|"]
-        for k in ("fp32", "bf16"):
-            L.append(f"| {k} | {_g(run.matmul[k][0])} | {_g(run.matmul[k][1])} |")
-        if bf16 is None:
-            L.append("\nbf16 matmul does not run here.")
-        else:
-            L.append(f"\nbf16 {'beats' if bf16 > fp32 else 'does not beat'} fp32 here ({bf16 / fp32:.2f}× the fp32 rate, best figures).")
-        L += ["", "The fractions below divide each model's achieved FLOP/s (FLOPs / time) by the best measured matmul rate "
-              "of its precision (fp32 rate for fp32; bf16 rate for bf16 autocast).", ""]
-        batch = s.batch[run.device]
-        L += [f"### Models at {s.size}x{s.size} (eval, inference_mode)", "",
-              f"Batch-1 latency: median and p10–p90 of {s.repeats} timed runs per model after {s.warmup} warm-up round(s), "
-              f"interleaved round-robin across the models; throughput: batch {batch}, median of {s.batch_repeats} "
-              "interleaved runs; GFLOPs per pair from `count_flops` (a multiply-add = 2).", ""]
-        L += ["| model | precision | params | GFLOPs | latency ms (median) | p10–p90 ms | × Unet-cat | "
-              f"pairs/s @ batch {batch} | peak MB (b1) | % matmul rate (b1) | % matmul rate (b{batch}) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for r in run.rows:
-            L.append(f"| {r.label} | {r.precision} | {r.params / 1e6:.2f}M | {r.flops / 1e9:.2f} | {r.median_ms:.2f} | "
-                     f"{r.p10_ms:.2f}–{r.p90_ms:.2f} | {_num(r.ratio, '.2f')} | {_num(r.pairs_per_s, '.1f')} | "
-                     f"{_num(r.peak_mb, '.1f')} | {_num(r.frac_b1 and 100 * r.frac_b1, '.1f')} | "
-                     f"{_num(r.frac_batch and 100 * r.frac_batch, '.1f')} |")
-        L += ["", f"Baselines at lite widths (ndf 16); {run.memory_note}.", ""]
-        f = run.folder or {}
-        L += ["### `predict --data` over a folder", ""]
-        if "pairs_per_s" in f:
-            lite = _row(run.rows, "lite d2", "bf16 autocast" if run.device == "cuda" else "fp32")
-            L.append(f"{f['pairs']} generated {f['size']}x{f['size']} pairs (`pairs:` layout, PNG) through the CLI's code path "
-                     f"(`predict --data pairs:DIR --out-dir OUT --size {f['size']} --device {run.device}`, progress bar on stderr): "
-                     f"{f['seconds']:.2f} s, **{f['pairs_per_s']:.1f} pairs/s** end to end (loading the checkpoint, decoding, "
-                     f"preprocessing, the model, writing mask and heat-map PNGs); {f['written']} masks written.")
-            if lite is not None:
-                L.append(f"Model-only rate of lite d2 ({lite.precision}): {1000 / lite.median_ms:.1f} pairs/s at batch 1, "
-                         f"{lite.pairs_per_s:.1f} pairs/s at batch {lite.batch}; the folder run is "
-                         f"{1000 / lite.median_ms / f['pairs_per_s']:.1f}× / {lite.pairs_per_s / f['pairs_per_s']:.1f}× slower.")
-        else:
-            L.append(f"not measured: {f.get('error', 'no result')}")
-        L.append("")
-    L += ["## The app and the label store", ""]
-    side = s.image_side
-    if "median_ms" in rep.render:
-        L.append(f"- re-threshold render (`demo.render.render`) of a {side}x{side} image: median **{rep.render['median_ms']:.1f} ms** "
-                 f"(p10–p90 {rep.render['p10_ms']:.1f}–{rep.render['p90_ms']:.1f}) over {s.render_repeats} runs at varying "
-                 f"thresholds; {rep.render['regions']} regions at 0.5")
-    else:
-        L.append(f"- re-threshold render: not measured: {rep.render['error']}")
-    if "median_ms" in rep.save:
-        L.append(f"- label-store save (`annotate.store.LabelStore.save`, a {side}x{side} pair and mask into a temporary folder, "
-                 f"fsync included): median **{rep.save['median_ms']:.1f} ms** (p10–p90 {rep.save['p10_ms']:.1f}–"
-                 f"{rep.save['p90_ms']:.1f}) over {s.save_repeats} saves after one warm-up save")
-    else:
-        L.append(f"- label-store save: not measured: {rep.save['error']}")
-    L += ["", f"## Baselines at paper widths (ndf 64; counted, not timed; {s.size}x{s.size})", "",
-          "| model | params | GFLOPs |", "|---|---:|---:|"]
-    for arch, params, flops in rep.paper_baselines:
-        L.append(f"| {arch} | {params / 1e6:.2f}M | {flops / 1e9:.2f} |")
-    L += ["", "## Targets (issue 6)", ""]
-    if s.quick:
-        L += ["Quick run: the model figures are at the quick size, so these statuses say nothing about the targets.", ""]
-    L += ["| target | measured | status |", "|---|---|---|"]
-    for name, measured, ok in targets(rep):
-        L.append(f"| {name} | {measured} | {_status(ok)} |")
-    return "\n".join(L) + "\n"
 
 
 def main(args) -> int:

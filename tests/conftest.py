@@ -68,7 +68,7 @@ def app_server(tmp_path_factory):
     import torch
 
     from anodfdnet.checkpoint import save_checkpoint
-    from anodfdnet.models.anodfdnet import ModelConfig, build_model
+    from anodfdnet.models import ModelConfig, build_model
 
     tmp = tmp_path_factory.mktemp("app")
     ckpts = tmp / "checkpoints"

@@ -43,7 +43,7 @@ def served(tmp_path_factory):
 
     import app
     from anodfdnet.checkpoint import save_checkpoint
-    from anodfdnet.models.anodfdnet import ModelConfig, build_model
+    from anodfdnet.models import ModelConfig, build_model
 
     tmp = tmp_path_factory.mktemp("label-app")
     queue = write_tiny_pairs(tmp / "queue", n=4, size=96)

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 
 from anodfdnet.models.baselines import ARCHS
 from anodfdnet.errors import UserError
-from anodfdnet.models.anodfdnet import ModelConfig, build_model, count_parameters
+from anodfdnet.models import ModelConfig, build_model, count_parameters
 
 NAMES = sorted(ARCHS)
 

@@ -8,6 +8,7 @@ import pytest
 
 from anodfdnet.errors import UserError
 from benchmarks import accuracy as ba
+from benchmarks import accuracy_tables as tables
 
 TABLE1 = ["Unet-cat", "DeepLabV3+-cat", "FC-Siam-diff", "AnoDFDNet lite d2"]
 TABLE3 = [f"AnoDFDNet lite d{d}" for d in (0, 1, 2, 4, 8)]
@@ -29,7 +30,7 @@ def test_quick_run_writes_both_tables_targets_and_raw_results_and_resumes(tmp_pa
     argv = ["--quick", "--work", str(work), "--out", str(out), "--shared", str(tmp_path / "no-shared"), "--no-progress"]
     assert ba.main(_args(*argv)) == 0
     md = out.read_text()
-    assert ba.QUICK_BANNER in md
+    assert tables.QUICK_BANNER in md
     assert "python -m benchmarks accuracy --quick" in md and "**Date:**" in md and "**Device:**" in md
     assert "**Schedule (the same for every method):** 4 optimizer steps per run" in md
     t1 = _section(md, "## Table 1", "## Table 3")
@@ -78,26 +79,26 @@ def test_quick_run_writes_both_tables_targets_and_raw_results_and_resumes(tmp_pa
 
 
 def _record(method, seed, f1):
-    m = {k: f1 for k in ba.METRICS}
+    m = {k: f1 for k in tables.METRICS}
     return {"method": method, "seed": seed, "metrics": {"synth-hard": m, "deeppcb": m}}
 
 
 def test_mean_std_cells_and_targets_follow_the_numbers():
     o = ba.resolve_options(_args("--quick"))
     table1, table3 = ba.methods(o)
-    sets = [ba.ValSet("deeppcb", "DeepPCB val", "x", "x", ""), ba.ValSet("synth-hard", "synth hard", "y", "y", "")]
+    sets = [tables.ValSet("deeppcb", "DeepPCB val", "x", "x", ""), tables.ValSet("synth-hard", "synth hard", "y", "y", "")]
     f1 = {"unet-cat-lite": (0.50, 0.52, 0.54), "deeplabv3plus-cat-lite": (0.60, 0.61, 0.62), "fc-siam-diff-lite": (0.40, 0.40, 0.40),
           "anodfdnet-lite-d2": (0.86, 0.88, 0.90), "anodfdnet-lite-d0": (0.70, 0.71, 0.72), "anodfdnet-lite-d1": (0.80, 0.80, 0.80),
           "anodfdnet-lite-d4": (0.69, 0.70, 0.71), "anodfdnet-lite-d8": (0.90, 0.90, 0.90)}
     records = [_record(k, s, v) for k, vals in f1.items() for s, v in enumerate(vals)]
-    summary = {t: {s.key: {m.key: ba.aggregate(records, m.key, s.key, [0, 1, 2]) for m in ms} for s in sets}
+    summary = {t: {s.key: {m.key: tables.aggregate(records, m.key, s.key, [0, 1, 2]) for m in ms} for s in sets}
                for t, ms in (("table1", table1), ("table3", table3))}
     cell = summary["table1"]["synth-hard"]["anodfdnet-lite-d2"]["f1"]
-    assert cell["n"] == 3 and ba._cell(cell) == "88.00 ± 2.00"
-    assert ba._cell(ba.aggregate(records, "anodfdnet-lite-d2", "synth-hard", [0])["f1"]) == "86.00 ± n/a"
-    status = [t["status"] for t in ba.targets(summary, table1, table3, sets)]
+    assert cell["n"] == 3 and tables._cell(cell) == "88.00 ± 2.00"
+    assert tables._cell(tables.aggregate(records, "anodfdnet-lite-d2", "synth-hard", [0])["f1"]) == "86.00 ± n/a"
+    status = [t["status"] for t in tables.targets(summary, table1, table3, sets)]
     assert status == ["met", "met", "missed"]  # 0.88 >= 0.85; +27 points > 2; d4 is behind d0
     records = [r for r in records if r["method"] != "anodfdnet-lite-d2" or r["seed"] == 0]  # one seed: no spread
-    summary["table1"]["synth-hard"]["anodfdnet-lite-d2"] = ba.aggregate(records, "anodfdnet-lite-d2", "synth-hard", [0, 1, 2])
-    assert ba.targets(summary, table1, table3, sets)[1]["status"] == "n/a"
-    assert [t["status"] for t in ba.targets(summary, table1, table3, sets[1:])][0] == "n/a"  # DeepPCB not evaluated
+    summary["table1"]["synth-hard"]["anodfdnet-lite-d2"] = tables.aggregate(records, "anodfdnet-lite-d2", "synth-hard", [0, 1, 2])
+    assert tables.targets(summary, table1, table3, sets)[1]["status"] == "n/a"
+    assert [t["status"] for t in tables.targets(summary, table1, table3, sets[1:])][0] == "n/a"  # DeepPCB not evaluated

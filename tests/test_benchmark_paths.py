@@ -5,7 +5,7 @@ import json
 import torch
 
 from anodfdnet.checkpoint import save_checkpoint
-from anodfdnet.models.anodfdnet import ModelConfig, build_model
+from anodfdnet.models import ModelConfig, build_model
 from benchmarks.cli import main as cli_main
 
 

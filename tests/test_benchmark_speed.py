@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from benchmarks import speed as benchmark_speed
+from benchmarks import speed, speed_report, timing
 from benchmarks.cli import main
 
 
@@ -23,7 +23,7 @@ def report(tmp_path_factory):
 
 
 def test_quick_report_says_so_at_the_top(report):
-    assert report.splitlines()[0].startswith(benchmark_speed.QUICK_BANNER)
+    assert report.splitlines()[0].startswith(speed_report.QUICK_BANNER)
     assert "# Speed benchmark" in report
     for key in ("- date:", "- machine:", "- torch threads:", "torch ", "numpy ", "gradio ", "- device: cpu"):
         assert key in report, key
@@ -31,7 +31,7 @@ def test_quick_report_says_so_at_the_top(report):
 
 def test_every_model_has_a_numeric_latency_row(report):
     lines = report.splitlines()
-    for label, _cfg in benchmark_speed.model_list():
+    for label, _cfg in speed.model_list():
         rows = [_cells(line) for line in lines if line.startswith(f"| {label} | fp32 |")]
         assert len(rows) == 1, label
         cells = rows[0]
@@ -40,7 +40,7 @@ def test_every_model_has_a_numeric_latency_row(report):
         lo, hi = (float(v) for v in spread.split("–"))
         assert 0 < lo <= latency <= hi, (label, spread)
         assert float(ratio) > 0 and float(throughput) > 0, label
-    unet = next(_cells(line) for line in lines if line.startswith(f"| {benchmark_speed.REFERENCE} | fp32 |"))
+    unet = next(_cells(line) for line in lines if line.startswith(f"| {speed_report.REFERENCE} | fp32 |"))
     assert unet[6] == "1.00"
     predictor = [line for line in lines if line.startswith("| lite d2 via Predictor.run")]
     assert len(predictor) == 1 and float(_cells(predictor[0])[4]) > 0
@@ -72,6 +72,6 @@ def test_targets_section_marks_each_target(report):
 def test_interleaving_rotates_the_order():
     calls = []
     fns = {n: (lambda n=n: calls.append(n)) for n in "abc"}
-    times = benchmark_speed.interleaved(fns, repeats=3, warmup=1, sync=lambda: None)
+    times = timing.interleaved(fns, repeats=3, warmup=1, sync=lambda: None)
     assert {n: len(t) for n, t in times.items()} == {"a": 3, "b": 3, "c": 3}
     assert calls == list("abc") + list("abc") + list("bca") + list("cab")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from anodfdnet.checkpoint import save_checkpoint
-from anodfdnet.models.anodfdnet import ModelConfig, build_model
+from anodfdnet.models import ModelConfig, build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

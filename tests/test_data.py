@@ -9,8 +9,10 @@ import torch
 from PIL import Image
 
 from anodfdnet import data
-from conftest import REAL_DATA, needs_real_data
 from anodfdnet.data import ConcatSource, PairDataset, parse_spec, split
+from anodfdnet.data import spec as registry
+from anodfdnet.data.folders import ABSource
+from conftest import REAL_DATA, needs_real_data
 from anodfdnet.errors import UserError
 from anodfdnet.data.images import (
     load_mask,
@@ -263,15 +265,13 @@ def test_bad_specs(tmp_path):
 
 
 def test_register_source_is_the_mechanism(tmp_path, monkeypatch):
-    from anodfdnet.data import source as registry
-
     monkeypatch.setattr(registry, "_SCHEMES", dict(registry._SCHEMES))
     root = _ab_root(tmp_path)
     seen = []
 
     def factory(arg, spec):
         seen.append((arg, spec))
-        return data.ABSource(arg, spec)
+        return ABSource(arg, spec)
 
     data.register_source("mine", factory, "mine:ROOT   a test scheme")
     src = parse_spec(f"mine:{root}")

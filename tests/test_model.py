@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from anodfdnet.models.anodfdnet import DEPTHS, PRESETS, ModelConfig, build_model, count_flops, count_parameters
+from anodfdnet.models import DEPTHS, PRESETS, ModelConfig, build_model, count_flops, count_parameters
 
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))

@@ -9,8 +9,9 @@ from PIL import Image
 
 from anodfdnet.checkpoint import list_checkpoints, read_info, resolve, save_checkpoint
 from anodfdnet.errors import UserError
-from anodfdnet.models.anodfdnet import ModelConfig, build_model
-from anodfdnet.predict import Predictor, model_input_shape
+from anodfdnet.models import ModelConfig, build_model
+from anodfdnet.inference.pipeline import model_input_shape
+from anodfdnet.predict import Predictor
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from PIL import Image
 
 from anodfdnet.checkpoint import read_info, save_checkpoint
 from anodfdnet.data import parse_spec
-from anodfdnet.models.anodfdnet import ModelConfig, build_model
+from anodfdnet.models import ModelConfig, build_model
 
 from conftest import served_app
 

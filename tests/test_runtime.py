@@ -1,4 +1,4 @@
-"""Inference paths (anodfdnet.runtime) and the ONNX export: each path gives the eager model's logits,
+"""Inference paths (anodfdnet.inference.runtime) and the ONNX export: each path gives the eager model's logits,
 the export serves every input shape, a stale export is never used, and auto picks as documented."""
 import hashlib
 import json
@@ -11,10 +11,10 @@ import torch
 from anodfdnet.checkpoint import load_checkpoint, save_checkpoint
 from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
-from anodfdnet.models.anodfdnet import ModelConfig, build_model
-from anodfdnet.inference.onnx_export import HASH_KEY, cache_path, export_onnx, sidecar_path
+from anodfdnet.models import ModelConfig, build_model
+from anodfdnet.inference.onnx_export import HASH_KEY, cache_path, export_onnx, open_onnx, sidecar_path
 from anodfdnet.predict import Predictor
-from anodfdnet.inference.runtime import auto_path, build_runtime, native_cpu_bf16, open_onnx
+from anodfdnet.inference.runtime import auto_path, build_runtime, native_cpu_bf16
 
 CPU = torch.device("cpu")
 

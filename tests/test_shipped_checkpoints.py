@@ -9,7 +9,7 @@ import torch
 from anodfdnet.checkpoint import SHIPPED_DIR, load_checkpoint, read_info
 from anodfdnet.data import parse_spec
 from anodfdnet.evaluate import evaluate
-from anodfdnet.models.anodfdnet import DEPTHS
+from anodfdnet.models import DEPTHS
 
 from conftest import REAL_DATA, needs_real_data
 

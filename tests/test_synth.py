@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from anodfdnet.data import synth
+from anodfdnet.data.synth.views import _view_corners
 from anodfdnet.data import parse_spec
 from anodfdnet.errors import UserError
 
@@ -101,8 +102,8 @@ def test_views_stay_inside_the_world(hardness):
     rng = np.random.default_rng(1)
     n = int(np.ceil(SIZE * hz.margin))
     for _ in range(200):
-        h = synth._view_corners(rng, n, SIZE, None, hz)
-        c = synth._view_corners(rng, n, SIZE, h, hz)
+        h = _view_corners(rng, n, SIZE, None, hz)
+        c = _view_corners(rng, n, SIZE, h, hz)
         assert h.min() >= 0 and c.min() >= 0 and h.max() <= n - 1 and c.max() <= n - 1
 
 

@@ -1,20 +1,20 @@
-"""Data: pairs and their sources named by SPEC strings (``source``), image reading (``images``), the label
-dataset (``labels``) and the synthetic generator (``synth``)."""
-from .source import (  # noqa: F401
-    ABSource,
-    ConcatSource,
-    DeepPCBSource,
-    Pair,
-    PairDataset,
-    PairFolderSource,
-    Source,
-    Subset,
-    deeppcb_mask,
-    known_schemes,
-    load_pair,
-    parse_spec,
-    read_deeppcb_boxes,
-    register_source,
-    spec_help,
-    split,
-)
+"""Data: history/current pairs, where they come from, and how they reach the model.
+
+- ``source``: a ``Pair``, a ``Source`` of pairs (lazy: building one lists files, reading happens per
+  pair), its views ``Subset`` and ``ConcatSource``, and the deterministic train/validation ``split``;
+- ``spec``: the SPEC registry and parser; one string names a source everywhere (``parse_spec``);
+- the sources, each registering its scheme: ``folders`` (``pairs:``, ``ab:``, ``ba:``), ``deeppcb``,
+  ``labels`` (``hf:``, the label dataset and its one schema) and the generator ``synth`` (``synth:``);
+- ``images``: reading, converting and resizing images and masks, whatever form they arrive in;
+- ``dataset``: ``PairDataset``, model-ready tensors with the paper's augmentation, for training.
+
+Importing this package imports every source module, so every scheme is known to ``parse_spec`` whichever
+entry point (CLI, app, retraining) asks. The public names below are the usual entry.
+"""
+from . import deeppcb, folders, labels, synth  # noqa: F401  (each registers its SPEC scheme)
+from .dataset import PairDataset
+from .source import ConcatSource, Pair, Source, Subset, load_pair, split
+from .spec import known_schemes, parse_spec, register_source, spec_help
+
+__all__ = ["ConcatSource", "Pair", "PairDataset", "Source", "Subset", "known_schemes", "load_pair", "parse_spec",
+           "register_source", "spec_help", "split"]

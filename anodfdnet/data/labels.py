@@ -36,6 +36,7 @@ one pair on the same side, whoever painted it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import time
@@ -43,9 +44,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .source import Pair, Source, load_pair, register_source
 from ..errors import UserError
 from .images import load_rgb
+from .source import Pair, Source, load_pair
+from .spec import register_source
 
 SCHEMA_VERSION = 1
 
@@ -53,6 +55,7 @@ NO_ANOMALY = "no anomaly"
 ANOMALY_TYPES = ("foreign body", "missing part", "loose part", "oil leak", "scratch / crack", "other", NO_ANOMALY)
 
 
+@functools.cache
 def _features():
     from datasets import Features, Image, Value
 
@@ -74,8 +77,14 @@ def _features():
     )
 
 
-FEATURES = _features()
-COLUMNS = tuple(FEATURES)
+def __getattr__(name: str):
+    # FEATURES and COLUMNS need the datasets package (about a second to import), so they are built on first
+    # use: every source module is imported with anodfdnet.data, and most users of the package never read labels.
+    if name == "FEATURES":
+        return _features()
+    if name == "COLUMNS":
+        return tuple(_features())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def content_hash(history, current) -> str:
@@ -124,7 +133,7 @@ class LabelSource(Source):
     def __init__(self, arg: str, spec: str | None = None):
         self.spec = spec or f"hf:{arg}"
         ds = self._open_dataset(arg)
-        missing = [c for c in COLUMNS if c not in ds.column_names]
+        missing = [c for c in _features() if c not in ds.column_names]
         if missing:
             raise UserError(f"data spec '{self.spec}': the dataset lacks the label columns {', '.join(missing)}; is it an AnoDFDNet label dataset?")
         versions = set(ds["schema_version"])

@@ -1,11 +1,11 @@
-"""ONNX export of a checkpoint, and finding the ONNX file that belongs to a checkpoint.
+"""ONNX export of a checkpoint, and finding and opening the ONNX file that belongs to a checkpoint.
 
 ``python -m anodfdnet export --onnx`` writes one ``.onnx`` file per checkpoint with the batch, height and
-width dynamic (any multiple of 16 up to ``predict.MAX_SIDE``), inputs ``history`` and ``current``
+width dynamic (any multiple of 16 up to ``pipeline.MAX_SIDE``), inputs ``history`` and ``current``
 (B x 3 x H x W in [-1, 1]) and output ``logits`` (B x 1 x H x W). The file records the SHA-256 of the
-checkpoint it was exported from (``metadata_props``), so a stale export is never served: the runtime
-(``anodfdnet.runtime``) only uses an ONNX file whose recorded hash matches the checkpoint's bytes.
-The export is checked against the eager model (ONNX Runtime vs fp32 PyTorch on an input of another
+checkpoint it was exported from (``metadata_props``), so a stale export is never served: ``open_onnx``
+(which the ``onnx`` inference path of ``runtime`` uses) only opens an ONNX file whose recorded hash matches
+the checkpoint's bytes. The export is checked against the eager model (ONNX Runtime vs fp32 PyTorch on an input of another
 shape than the trace's) before it is put in place.
 
 Where a checkpoint's ONNX file is looked for, in order:
@@ -73,9 +73,43 @@ def cache_path(checkpoint: str | Path) -> Path:
 
 def candidates(checkpoint: str | Path) -> list[Path]:
     """Where this checkpoint's ONNX file may be, in order of preference (existing files only). Whether a
-    candidate really is this checkpoint's export is decided on opening it (``runtime.open_onnx``)."""
+    candidate really is this checkpoint's export is decided on opening it (``open_onnx``)."""
     paths = [sidecar_path(checkpoint), cache_path(checkpoint)]
     return [p for p in paths if p.is_file()]
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def onnx_session(path: str | Path):
+    """An ONNX Runtime CPU session using as many threads as torch does (so paths compare fairly)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def open_onnx(checkpoint: str | Path):
+    """(session, path) for the ONNX export of exactly this checkpoint file, or None when there is none."""
+    if not onnx_available():
+        return None
+    want = sha256_file(checkpoint)
+    for path in candidates(checkpoint):
+        try:
+            session = onnx_session(path)
+        except Exception:  # truncated or foreign: not ours
+            continue
+        if session.get_modelmeta().custom_metadata_map.get(HASH_KEY) == want:
+            return session, path
+    return None
 
 
 def _may_write_beside(checkpoint: Path) -> bool:
@@ -147,10 +181,26 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, check: bo
     return out
 
 
+def export_checkpoints(refs: list[str] | None, out: str | Path | None = None) -> list[Path]:
+    """The ``export --onnx`` command: export each checkpoint reference (default: every checkpoint the app
+    lists) and say where each went; ``out`` names the file for exactly one checkpoint."""
+    from ..checkpoint import list_checkpoints, resolve
+
+    refs = refs or [str(info.path) for info in list_checkpoints()]
+    if not refs:
+        raise UserError("no checkpoints to export: pass --checkpoint PATH.")
+    if out and len(refs) > 1:
+        raise UserError("--out names one file: give exactly one --checkpoint with it.")
+    written = []
+    for ref in refs:
+        path = resolve(ref)
+        written.append(export_onnx(path, out))
+        print(f"{path.name} -> {written[-1]} (checked against the eager model)")
+    return written
+
+
 def _check_against_eager(onnx_file: str, model: torch.nn.Module) -> None:
     """Run the exported graph on a non-square input of another size than the trace's and compare."""
-    from .runtime import onnx_session
-
     g = torch.Generator().manual_seed(1)
     h, c = (torch.rand(1, 3, 96, 160, generator=g) * 2 - 1 for _ in INPUTS)
     with torch.inference_mode():

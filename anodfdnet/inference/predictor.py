@@ -1,5 +1,6 @@
 """Inference on pairs of any size: ``Predictor`` loads a checkpoint once and maps a (history, current)
-pair to a float32 probability map at the current image's original size.
+pair to a float32 probability map at the current image's original size (through ``pipeline``, on the
+inference path ``runtime`` builds); ``iter_predictions`` does every pair of a source, batched.
 
 It is safe to call from several threads at once: the model is in eval mode under ``inference_mode``
 and nothing in a forward pass mutates shared state.
@@ -13,37 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..checkpoint import load_checkpoint
 from ..device import describe_device, pick_device
 from ..errors import UserError
-from ..data.images import load_rgb, resize_rgb, to_tensor
+from .pipeline import predict_pair, prepare_pair, probabilities
 from .runtime import build_runtime
-
-MAX_SIDE = 2048  # the longest side the model is run at; larger inputs are downscaled first
-
-
-def model_input_shape(h: int, w: int, size: int | None) -> tuple[int, int]:
-    """The network's input shape for an image of h x w: the long side scaled to ``size`` (None: kept,
-    capped at MAX_SIDE), aspect kept, each side rounded to a multiple of 16 (at least 16)."""
-    long_side = max(h, w)
-    target = min(size or long_side, MAX_SIDE)
-    scale = target / long_side
-    return max(16, int(round(h * scale / 16)) * 16), max(16, int(round(w * scale / 16)) * 16)
-
-
-def prepare_pair(history, current, size: int | None):
-    """Load a pair (paths, PIL or arrays), resize the history to the current and both to the model's
-    input shape. Returns (history 3xHxW, current 3xHxW, current's original shape, model input shape)."""
-    hist, cur = load_rgb(history), load_rgb(current)
-    out_shape = cur.shape[:2]
-    if hist.shape[:2] != out_shape:
-        hist = resize_rgb(hist, out_shape)
-    shape = model_input_shape(*out_shape, size)
-    if shape != out_shape:
-        hist, cur = resize_rgb(hist, shape), resize_rgb(cur, shape)
-    return to_tensor(hist), to_tensor(cur), out_shape, shape
 
 
 @dataclass
@@ -52,7 +28,7 @@ class Prediction:
     seconds: float  # model time including pre/post-processing
     device: str
     input_shape: tuple[int, int]
-    path: str = "eager"  # the inference path that ran (anodfdnet.runtime.PATHS)
+    path: str = "eager"  # the inference path that ran (anodfdnet.inference.runtime.PATHS)
 
 
 class Predictor:
@@ -60,7 +36,7 @@ class Predictor:
         """checkpoint: a reference for anodfdnet.checkpoint.resolve (path, shipped name, hf://...).
         size: the model's input long side; "checkpoint" takes the checkpoint's preferred size,
         None runs at the image's own size (rounded to a multiple of 16).
-        path: the inference path (anodfdnet.runtime): "auto" is the fastest accepted one here."""
+        path: the inference path (anodfdnet.inference.runtime): "auto" is the fastest accepted one here."""
         self.device = pick_device(device)
         self.model, self.info = load_checkpoint(checkpoint, self.device)
         self.size = self.info.eval_size if size == "checkpoint" else size
@@ -86,19 +62,8 @@ class Predictor:
 
     def run(self, history, current) -> Prediction:
         t0 = time.perf_counter()
-        h, c, out_shape, shape = prepare_pair(history, current, self.size)
-        prob = self.probabilities(self.predict_logits(h[None], c[None]), [out_shape])[0]
+        prob, shape = predict_pair(self.runtime, history, current, self.size, self.device)
         return Prediction(prob, time.perf_counter() - t0, self.device_name, shape, self.path)
-
-    def probabilities(self, logits: torch.Tensor, out_shapes: list[tuple[int, int]]) -> list[np.ndarray]:
-        """B x 1 x h x w logits -> B float32 probability maps, each upsampled to its image's size."""
-        probs = []
-        for i, out_shape in enumerate(out_shapes):
-            li = logits[i: i + 1]
-            if tuple(li.shape[-2:]) != tuple(out_shape):
-                li = F.interpolate(li, size=tuple(out_shape), mode="bilinear", align_corners=False)
-            probs.append(torch.sigmoid(li)[0, 0].cpu().numpy().astype(np.float32, copy=False))
-        return probs
 
 
 @dataclass
@@ -128,7 +93,7 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
 
     def run(group: list[_Prepared]):
         logits = predictor.predict_logits(torch.stack([g.history for g in group]), torch.stack([g.current for g in group]))
-        yield from zip((g.pair for g in group), predictor.probabilities(logits, [g.out_shape for g in group]))
+        yield from zip((g.pair for g in group), probabilities(logits, [g.out_shape for g in group]))
 
     group: list[_Prepared] = []
     for item in _prefetched(load, n, workers, ahead=max(2 * batch, 2 * workers)):

@@ -10,7 +10,7 @@ compile    ``torch.compile`` of the fp32 model (inductor); compiles on the first
 onnx       the checkpoint's ONNX export (``python -m anodfdnet export --onnx``) on ONNX Runtime, CPU
 ========== =====================================================================================
 
-``auto`` picks the fastest path that ``python -m anodfdnet benchmark paths`` accepted (F1 within 0.5
+``auto`` picks the fastest path that ``python -m benchmarks paths`` accepted (F1 within 0.5
 points of eager on every validation set; see ``benchmarks/PATHS.md``): on a CPU with native bf16
 (AVX512-BF16 or AMX) ``bf16``, the fastest there through ``Predictor`` at 256 and 640 pixels; on other
 CPUs ``cl`` (bf16 is emulated there, and ONNX Runtime measured no faster than ``cl`` end to end: its
@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from .onnx_export import onnx_available, open_onnx
 
 PATHS = ("eager", "cl", "bf16", "compile", "onnx")
 CHOICES = ("auto",) + PATHS
@@ -80,42 +81,6 @@ def auto_path(device: torch.device) -> str:
     if device.type != "cpu":
         return "bf16"
     return "bf16" if native_cpu_bf16() and torch.backends.mkldnn.is_available() else "cl"
-
-
-def onnx_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def onnx_session(path: str | Path):
-    """An ONNX Runtime CPU session using as many threads as torch does (so paths compare fairly)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = torch.get_num_threads()
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # errors only
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def open_onnx(checkpoint: str | Path):
-    """(session, path) for the ONNX export of exactly this checkpoint file, or None when there is none."""
-    from .onnx_export import HASH_KEY, candidates, sha256_file
-
-    if not onnx_available():
-        return None
-    want = sha256_file(checkpoint)
-    for path in candidates(checkpoint):
-        try:
-            session = onnx_session(path)
-        except Exception:  # truncated or foreign: not ours
-            continue
-        if session.get_modelmeta().custom_metadata_map.get(HASH_KEY) == want:
-            return session, path
-    return None
 
 
 def _eager(model):

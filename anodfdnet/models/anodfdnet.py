@@ -15,50 +15,11 @@ projection.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-DEPTHS = (0, 1, 2, 4, 8)
-
-# Widths per preset. ``paper`` is the paper's; ``lite`` keeps the architecture with narrower
-# widths so that a 256x256 pair runs in tens of milliseconds on a 2-core CPU.
-PRESETS: dict[str, dict] = {
-    "paper": dict(ndf=64, hidden=1024, heads=16, mlp=2048),
-    "lite": dict(ndf=16, hidden=256, heads=8, mlp=512),
-}
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    arch: str = "anodfdnet"  # "anodfdnet" or a baseline name from anodfdnet.baselines
-    preset: str = "lite"
-    depth: int = 2  # Transformer layers on the deepest difference; 0 = no Transformer module
-    ndf: int = 16  # encoder base width; taps have ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf channels
-    hidden: int = 256  # Transformer width
-    heads: int = 8
-    mlp: int = 512
-    img_size: int = 256  # size at which the position embedding is learned
-    embed_dropout: float = 0.2
-    block_dropout: float = 0.1
-
-    @classmethod
-    def from_preset(cls, preset: str = "lite", depth: int = 2, arch: str = "anodfdnet", **overrides):
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0, got {depth}")
-        return cls(arch=arch, preset=preset, depth=depth, **{**PRESETS[preset], **overrides})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
+from .config import ModelConfig, check_input
 
 
 def conv_bn_act(cin: int, cout: int, k: int, s: int, act: nn.Module | None, bn: bool = True) -> nn.Sequential:
@@ -193,16 +154,6 @@ class AnoDFDNet(nn.Module):
         return self.decoder(x, d1, d_el, d2, d3, d4)
 
 
-def check_input(history: torch.Tensor, current: torch.Tensor) -> None:
-    if history.shape != current.shape:
-        raise ValueError(f"history {tuple(history.shape)} and current {tuple(current.shape)} differ in shape")
-    if history.ndim != 4 or history.shape[1] != 3:
-        raise ValueError(f"expected B x 3 x H x W tensors, got {tuple(history.shape)}")
-    h, w = history.shape[-2:]
-    if h % 16 or w % 16:
-        raise ValueError(f"height and width must be multiples of 16, got {h}x{w}")
-
-
 def _init_weights(m: nn.Module) -> None:
     # DCGAN initialisation for convolutions and BatchNorm, truncated-normal-ish for linears.
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -215,39 +166,3 @@ def _init_weights(m: nn.Module) -> None:
     elif isinstance(m, nn.Linear):
         nn.init.xavier_uniform_(m.weight)
         nn.init.normal_(m.bias, std=1e-6)
-
-
-def build_model(cfg: ModelConfig) -> nn.Module:
-    """The one factory for every architecture the package knows (AnoDFDNet and the baselines)."""
-    if cfg.arch == "anodfdnet":
-        return AnoDFDNet(cfg)
-    from . import baselines  # the comparison models live apart from the method
-
-    return baselines.build(cfg)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def count_flops(model: nn.Module, size: int = 256) -> int:
-    """Forward FLOPs for one pair at size x size (torch.utils.flop_counter; a multiply-add is 2 FLOPs)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    x = torch.zeros(1, 3, size, size)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(x, x)
-    model.train(was_training)
-    return counter.get_total_flops()
-
-
-def describe(size: int = 256) -> str:
-    """Parameter counts and FLOPs per preset and depth, as printed in --help and the README."""
-    rows = [f"{'preset':<6} {'depth':>5} {'params':>10} {'GFLOPs@' + str(size):>12}"]
-    for preset in PRESETS:
-        for depth in DEPTHS:
-            m = build_model(ModelConfig.from_preset(preset, depth))
-            rows.append(f"{preset:<6} {depth:>5} {count_parameters(m) / 1e6:>9.2f}M {count_flops(m, size) / 1e9:>12.2f}")
-    return "\n".join(rows)

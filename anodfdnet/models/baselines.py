@@ -1,6 +1,6 @@
 """The comparison models of the AnoDFDNet paper, with AnoDFDNet's interface.
 
-Every model here is built from a ``ModelConfig`` (through ``anodfdnet.model.build_model``), takes
+Every model here is built from a ``ModelConfig`` (through ``anodfdnet.models.registry.build_model``), takes
 ``forward(history, current)`` with B x 3 x H x W tensors in [-1, 1] (H and W multiples of 16) and returns
 B x 1 x H x W logits. Widths follow ``cfg.ndf``, so the ``lite`` and ``paper`` presets scale them as they
 scale AnoDFDNet (at ``paper``, ndf=64, the widths are the originals').
@@ -24,8 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import UserError
-from .anodfdnet import ModelConfig, check_input
+from .config import ModelConfig, check_input
 
 
 def _kaiming_init(module: nn.Module) -> None:
@@ -235,12 +234,3 @@ ARCHS: dict[str, type[nn.Module]] = {
     "fc-siam-diff": FCSiamDiff,
 }
 
-
-def build(cfg: ModelConfig) -> nn.Module:
-    """The baseline named by ``cfg.arch``; a UserError naming the valid architectures otherwise."""
-    try:
-        cls = ARCHS[cfg.arch]
-    except KeyError:
-        valid = ", ".join(["anodfdnet", *ARCHS])
-        raise UserError(f"Unknown architecture {cfg.arch!r}; choose one of: {valid}.") from None
-    return cls(cfg)
