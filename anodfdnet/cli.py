@@ -67,13 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=100, help="(default 100, the paper's)")
     t.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default: one pass over the data)")
     t.add_argument("--batch", type=int, default=4, help="per process (default 4)")
-    t.add_argument("--lr", type=float, default=2e-4, help="Adam, betas (0.5, 0.999) (default 2e-4)")
-    t.add_argument("--loss", choices=("bce", "bce+dice"), default="bce", help="bce is the paper's; bce+dice learns rare, tiny anomalies faster (default bce)")
+    t.add_argument("--recipe", choices=("fast", "paper"), default="fast", help="optimiser, schedule and default loss: fast = AdamW 1e-3, "
+                   "warm-up + cosine decay, BCE + Dice; paper = the paper's Adam 2e-4 betas (0.5, 0.999), constant, BCE (default fast)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)")
+    t.add_argument("--loss", choices=("bce", "bce+dice"), default=None, help="bce is the paper's; bce+dice learns rare, tiny anomalies faster (default: the recipe's)")
+    t.add_argument("--budget-minutes", type=float, default=None, help="stop after this much CPU time of training, all threads counted "
+                   "(the schedule decays over it); --epochs still caps the run")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="bf16 autocast or fp32 (default auto: bf16 on CUDA, "
+                   "and on CPUs with native bf16 where it trains faster)")
+    t.add_argument("--prior", default="auto", help="start the logit bias at an anomaly share: auto (measured on the training masks), "
+                   "none, or a number (default auto)")
+    t.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train a pretrained-capable encoder (effnet) from scratch")
+    t.add_argument("--no-cache", dest="cache", action="store_false", help="decode every pair every time instead of caching decoded pairs "
+                   "in $ANODFDNET_CACHE/pairs")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
     t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     t.add_argument("--seed", type=int, default=0, help="split, sampling and initialisation (default 0)")
-    t.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
+    t.add_argument("--workers", type=int, default=0, help="data-loading processes; 0 loads in the training process, enough with the "
+                   "decoded-pair cache (default 0)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
     t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
 
@@ -150,8 +163,10 @@ def cmd_train(a) -> int:
         arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
     cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch or "anodfdnet",
                       preset=preset or "lite", depth=2 if depth is None else depth, size=a.size, mode="crop" if a.crop else "resize",
-                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr, loss=a.loss,
-                      init=a.init, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
+                      eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr,
+                      loss=a.loss, init=a.init, pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache,
+                      budget_minutes=a.budget_minutes, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers,
+                      val_limit=a.val_limit, save_every=a.save_every)
     best = train(cfg)
     print(f"best checkpoint: {best}")
     return 0

@@ -19,7 +19,6 @@ from .metrics import PixelMetrics
 from .predict import prepare_pair
 
 
-@torch.no_grad()
 def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: torch.device,
              threshold: float = 0.5, limit: int | None = None, progress: bool = True, desc: str = "evaluate",
              with_roc: bool = False, forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None):
@@ -30,6 +29,15 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
     forward: how to run the model (an ``anodfdnet.runtime.Runtime``); default: the model itself, under
     bf16 autocast on CUDA (as during training).
     """
+    metrics = accumulate(model, source, size, device, threshold, limit, progress, desc, forward)
+    return (metrics.compute(), metrics.roc()) if with_roc else metrics.compute()
+
+
+@torch.no_grad()
+def accumulate(model: torch.nn.Module, source: Source, size: int | None, device: torch.device,
+               threshold: float = 0.5, limit: int | None = None, progress: bool = True, desc: str = "evaluate",
+               forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> PixelMetrics:
+    """The :class:`PixelMetrics` of ``model`` on ``source`` (summed over DDP ranks); see :func:`evaluate`."""
     was_training = model.training
     model.eval()
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -54,4 +62,4 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
         dist.all_reduce(state)
         metrics.load_state(state.cpu())
     model.train(was_training)
-    return (metrics.compute(), metrics.roc()) if with_roc else metrics.compute()
+    return metrics
