@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
     t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--seed", type=int, default=0, help="split, sampling and initialisation (default 0)")
+    t.add_argument("--seed", type=int, default=0, help="sampling and initialisation; the validation split is always the one of @train / @val (default 0)")
     t.add_argument("--workers", type=int, default=0, help="data-loading processes; 0 loads in the training process, enough with the "
                    "decoded-pair cache (default 0)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")

@@ -186,7 +186,7 @@ def build_sources(cfg: TrainConfig):
     for spec in cfg.data:
         src = parse_spec(spec)
         if cfg.val is None:
-            tr, va = split(src, cfg.val_fraction, cfg.seed)
+            tr, va = split(src, cfg.val_fraction, 0)  # seed 0, as SPECs' @train / @val: held-out pairs stay held out
             train_parts.append(tr)
             val_sources[spec] = va
         else:
