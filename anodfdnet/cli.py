@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
     e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
     e.add_argument("--data", required=True, metavar="SPEC")
-    e.add_argument("--threshold", type=_threshold, default=0.5)
+    e.add_argument("--threshold", type=_threshold, default=None, help="one threshold to report at (default: both 0.5, the paper's "
+                   "convention, and the checkpoint's calibrated threshold)")
     e.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's preferred size)")
     e.add_argument("--limit", type=int, default=None, help="the first N pairs only")
     e.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--heatmap", help="heat-map PNG to write (one pair)")
     pr.add_argument("--data", metavar="SPEC", help="predict every pair of this source")
     pr.add_argument("--out-dir", help="folder for NAME_mask.png and NAME_heat.png (with --data)")
-    pr.add_argument("--threshold", type=_threshold, default=0.5)
+    pr.add_argument("--threshold", type=_threshold, default=None, help="mask threshold (default: the checkpoint's calibrated one, "
+                   "which maximised its validation F1; 0.5 for checkpoints without one)")
     pr.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--path", default="auto", help=PATH_HELP)
@@ -176,7 +178,7 @@ def cmd_evaluate(a) -> int:
     from .checkpoint import load_checkpoint
     from .data import parse_spec
     from .device import pick_device
-    from .evaluate import evaluate
+    from .evaluate import accumulate
     from .metrics import format_header, format_row
 
     from .runtime import build_runtime
@@ -186,16 +188,24 @@ def cmd_evaluate(a) -> int:
     runtime = build_runtime(model, info.path, device, a.path)
     source = parse_spec(a.data)
     size = info.eval_size if a.size == "checkpoint" else a.size
-    metrics, roc = evaluate(model, source, size, device, threshold=a.threshold, limit=a.limit, with_roc=True, forward=runtime)
-    print(format_header())
-    print(format_row(info.name, metrics))
+    acc = accumulate(model, source, size, device, threshold=0.5 if a.threshold is None else a.threshold, limit=a.limit,
+                     forward=runtime)
+    metrics = acc.compute()
+    print(format_header(28))
+    print(format_row(f"{info.name} @ {acc.threshold:.4g}", metrics, 28))
+    result = {k: metrics[k] for k in ("pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer")}
+    result["threshold"] = acc.threshold
+    if a.threshold is None:  # also at the checkpoint's calibrated threshold
+        at = {**metrics, **acc.at(info.threshold)}
+        print(format_row(f"{info.name} @ {info.threshold:.4g} (calibrated)", at, 28))
+        result["calibrated"] = {k: at[k] for k in ("threshold", "precision", "recall", "oa", "f1", "iou")}
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({k: metrics[k] for k in ("pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer")}, indent=2) + "\n")
+        Path(a.json).write_text(json.dumps(result, indent=2) + "\n")
     if a.roc:
         from .metrics import plot_roc
 
-        plot_roc(*roc[:2], a.roc, title=f"{info.name} on {a.data}")
+        plot_roc(*acc.roc()[:2], a.roc, title=f"{info.name} on {a.data}")
     return 0
 
 
@@ -209,6 +219,8 @@ def cmd_predict(a) -> int:
     if bool(one) == bool(a.data):
         raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
     predictor = Predictor(a.checkpoint, device=a.device, size=a.size, path=a.path)
+    if a.threshold is None:
+        a.threshold = predictor.threshold
     if one:
         if not (a.history and a.current and (a.out or a.heatmap)):
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
