@@ -186,7 +186,7 @@ def register_source(scheme: str, factory: Callable[[str, str], Source], help: st
 
 # Modules of this package that register schemes of their own when imported (synth:, hf:). The
 # registry imports them on first use, so every entry point (CLI, app, retraining) knows every scheme.
-_PLUGIN_MODULES = ("synth", "labels")
+_PLUGIN_MODULES = ("synth", "labels", "warped")
 
 
 def _load_plugins() -> None:
