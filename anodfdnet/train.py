@@ -119,9 +119,10 @@ def loss_fn(logits: torch.Tensor, mask: torch.Tensor, kind: str = "bce") -> torc
 
 
 def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
-    """``auto``: bf16 on CUDA; on a CPU with native bf16, bf16 for the DCGAN encoder, whose training step it
-    makes ~1.4x faster, and fp32 for EfficientNet-Lite0, whose depthwise convolutions train slower in bf16
-    than in fp32 channels-last on that CPU (benchmarks/TRAINING.md); fp32 elsewhere."""
+    """``auto``: bf16 on CUDA; on a CPU with native bf16, bf16 for models of dense convolutions (the DCGAN
+    encoder, whose training step it makes ~1.4x faster, and the baselines), and fp32 for EfficientNet-Lite0,
+    whose depthwise convolutions train slower in bf16 than in fp32 channels-last on that CPU
+    (benchmarks/TRAINING.md); fp32 on other CPUs, where bf16 is only emulated."""
     if cfg.precision in ("fp32", "bf16"):
         return cfg.precision
     if cfg.precision != "auto":
@@ -131,7 +132,7 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
     from .runtime import native_cpu_bf16
 
     encoder = ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch).encoder
-    return "bf16" if native_cpu_bf16() and cfg.arch == "anodfdnet" and encoder == "dcgan" else "fp32"
+    return "bf16" if native_cpu_bf16() and encoder != "efficientnet-lite0" else "fp32"
 
 
 def anomaly_prior(source, limit: int = 200) -> float:
