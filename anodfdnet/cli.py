@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train a pretrained-capable encoder (effnet) from scratch")
     t.add_argument("--no-cache", dest="cache", action="store_false", help="decode every pair every time instead of caching decoded pairs "
                    "in $ANODFDNET_CACHE/pairs")
+    t.add_argument("--augment", choices=("nuisance", "geometric"), default="nuisance", help="geometric: the paper's flips and "
+                   "rot180; nuisance: also small viewpoint changes, scale and lighting between history and current (with --crop; default nuisance)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
     t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
@@ -167,7 +169,7 @@ def cmd_train(a) -> int:
                       preset=preset or "lite", depth=2 if depth is None else depth, size=a.size, mode="crop" if a.crop else "resize",
                       eval_size=a.eval_size, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr,
                       loss=a.loss, init=a.init, pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache,
-                      budget_minutes=a.budget_minutes, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers,
+                      budget_minutes=a.budget_minutes, augment=a.augment, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers,
                       val_limit=a.val_limit, save_every=a.save_every)
     best = train(cfg)
     print(f"best checkpoint: {best}")

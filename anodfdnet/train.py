@@ -64,6 +64,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto", "fp32" or "bf16" (autocast)
     channels_last: bool | None = None  # None: on the CPU
     cache: bool = True  # decoded pairs on disk (anodfdnet/pair_cache.py)
+    augment: str = "nuisance"  # "geometric" (the paper's flips) or "nuisance" (also viewpoint, scale, photometry; crop mode)
     budget_minutes: float | None = None  # stop after this much CPU time of training (all threads)
     threads: int | None = None  # torch intra-op threads (None: torch's default)
     device: str = "auto"
@@ -252,7 +253,10 @@ def train(cfg: TrainConfig) -> Path:
     channels_last = device.type == "cpu" if cfg.channels_last is None else cfg.channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     train_source, val_sources = build_sources(cfg)
-    dataset = PairDataset(train_source, size=cfg.size, mode=cfg.mode, augment=True, seed=cfg.seed)
+    if cfg.augment not in ("geometric", "nuisance"):
+        raise UserError(f"unknown augmentation '{cfg.augment}': use geometric or nuisance.")
+    dataset = PairDataset(train_source, size=cfg.size, mode=cfg.mode, augment=True, seed=cfg.seed,
+                          nuisance=cfg.augment == "nuisance" and cfg.mode == "crop")
     model = _initial_model(cfg)
     prior = None
     if not cfg.init and cfg.prior != "none":
