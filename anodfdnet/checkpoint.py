@@ -47,6 +47,13 @@ class CheckpointInfo:
         return sum(f1s) / len(f1s) if f1s else None
 
     @property
+    def threshold(self) -> float:
+        """The calibrated default threshold: the one that maximised the mean validation F1 over the
+        checkpoint's validation sources when it was trained (0.5, the paper's, for older checkpoints)."""
+        t = self.meta.get("threshold")
+        return float(t) if isinstance(t, (int, float)) and 0.0 <= t <= 1.0 else 0.5
+
+    @property
     def size_mb(self) -> float:
         return self.path.stat().st_size / 1e6
 

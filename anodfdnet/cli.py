@@ -70,20 +70,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=100, help="(default 100, the paper's)")
     t.add_argument("--steps-per-epoch", type=int, default=None, help="optimizer steps per epoch (default: one pass over the data)")
     t.add_argument("--batch", type=int, default=4, help="per process (default 4)")
-    t.add_argument("--lr", type=float, default=2e-4, help="Adam, betas (0.5, 0.999) (default 2e-4)")
-    t.add_argument("--loss", choices=("bce", "bce+dice"), default="bce", help="bce is the paper's; bce+dice learns rare, tiny anomalies faster (default bce)")
+    t.add_argument("--recipe", choices=("fast", "paper"), default="fast", help="optimiser, schedule and default loss: fast = AdamW 1e-3, "
+                   "warm-up + cosine decay, BCE + Dice; paper = the paper's Adam 2e-4 betas (0.5, 0.999), constant, BCE (default fast)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)")
+    t.add_argument("--loss", choices=("bce", "bce+dice"), default=None, help="bce is the paper's; bce+dice learns rare, tiny anomalies faster (default: the recipe's)")
+    t.add_argument("--budget-minutes", type=float, default=None, help="stop after this much CPU time of training, all threads counted "
+                   "(the schedule decays over it); --epochs still caps the run")
+    t.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto", help="bf16 autocast or fp32 (default auto: bf16 on CUDA, "
+                   "and on CPUs with native bf16 where it trains faster)")
+    t.add_argument("--prior", default="auto", help="start the logit bias at an anomaly share: auto (measured on the training masks), "
+                   "none, or a number (default auto)")
+    t.add_argument("--no-pretrained", dest="pretrained", action="store_false", help="train a pretrained-capable encoder (effnet) from scratch")
+    t.add_argument("--no-cache", dest="cache", action="store_false", help="decode every pair every time instead of caching decoded pairs "
+                   "in $ANODFDNET_CACHE/pairs")
+    t.add_argument("--augment", choices=("nuisance", "geometric"), default="nuisance", help="geometric: the paper's flips and "
+                   "rot180; nuisance: also small viewpoint changes, scale and lighting between history and current (with --crop; default nuisance)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's, one per core)")
     t.add_argument("--out", required=True, help="run folder: best/last checkpoints, resume state, log.jsonl")
     t.add_argument("--init", default=None, metavar="CHECKPOINT", help="start from these weights (path, shipped name or hf://...)")
     t.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    t.add_argument("--seed", type=int, default=0, help="split, sampling and initialisation (default 0)")
-    t.add_argument("--workers", type=int, default=2, help="data-loading processes (default 2)")
+    t.add_argument("--seed", type=int, default=0, help="sampling and initialisation; the validation split is always the one of @train / @val (default 0)")
+    t.add_argument("--workers", type=int, default=0, help="data-loading processes; 0 loads in the training process, enough with the "
+                   "decoded-pair cache (default 0)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
     t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
 
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
     e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
     e.add_argument("--data", required=True, metavar="SPEC")
-    e.add_argument("--threshold", type=_threshold, default=0.5)
+    e.add_argument("--threshold", type=_threshold, default=None, help="one threshold to report at (default: both 0.5, the paper's "
+                   "convention, and the checkpoint's calibrated threshold)")
     e.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's preferred size)")
     e.add_argument("--limit", type=int, default=None, help="the first N pairs only")
     e.add_argument("--json", default=None, metavar="OUT", help="write the metrics as JSON")
@@ -100,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--heatmap", help="heat-map PNG to write (one pair)")
     pr.add_argument("--data", metavar="SPEC", help="predict every pair of this source")
     pr.add_argument("--out-dir", help="folder for NAME_mask.png and NAME_heat.png (with --data)")
-    pr.add_argument("--threshold", type=_threshold, default=0.5)
+    pr.add_argument("--threshold", type=_threshold, default=None, help="mask threshold (default: the checkpoint's calibrated one, "
+                   "which maximised its validation F1; 0.5 for checkpoints without one)")
     pr.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's)")
     pr.add_argument("--device", default="auto")
     pr.add_argument("--path", default="auto", help=PATH_HELP)
@@ -138,8 +155,10 @@ def cmd_train(a) -> int:
     arch, preset, depth = model_choice(a.arch, a.preset, a.depth, a.init)
     cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch, preset=preset, depth=depth,
                       size=a.size, mode="crop" if a.crop else "resize", eval_size=a.eval_size, epochs=a.epochs,
-                      steps_per_epoch=a.steps_per_epoch, batch=a.batch, lr=a.lr, loss=a.loss, init=a.init, device=a.device,
-                      seed=a.seed, workers=a.workers, val_limit=a.val_limit, save_every=a.save_every)
+                      steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr, loss=a.loss, init=a.init,
+                      pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache, budget_minutes=a.budget_minutes,
+                      augment=a.augment, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit,
+                      save_every=a.save_every)
     print(f"best checkpoint: {train(cfg)}")
     return 0
 

@@ -2,8 +2,8 @@
 map upsampled to the ground-truth mask's own resolution, pixel metrics accumulated over the whole set.
 
 Under torchrun each rank takes every world-th pair and the metric state is summed across ranks.
-``evaluate_checkpoint`` is the ``evaluate`` command: a checkpoint on a SPEC, one table row, optional JSON
-and ROC plot.
+``evaluate_checkpoint`` is the ``evaluate`` command: a checkpoint on a SPEC, a table row at 0.5 (the paper's
+convention) and one at the checkpoint's calibrated threshold, optional JSON and ROC plot.
 """
 from __future__ import annotations
 
@@ -33,6 +33,15 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
     forward: how to run the model (an ``anodfdnet.inference.runtime.Runtime``); default: the model itself,
     under bf16 autocast on CUDA (as during training).
     """
+    metrics = accumulate(model, source, size, device, threshold, limit, progress, desc, forward)
+    return (metrics.compute(), metrics.roc()) if with_roc else metrics.compute()
+
+
+def accumulate(model: torch.nn.Module, source: Source, size: int | None, device: torch.device,
+               threshold: float = 0.5, limit: int | None = None, progress: bool = True, desc: str = "evaluate",
+               forward: Forward | None = None) -> PixelMetrics:
+    """The :class:`PixelMetrics` of ``model`` on ``source`` (summed over DDP ranks), from which metrics at any
+    other threshold follow (``PixelMetrics.at``); the arguments are :func:`evaluate`'s."""
     was_training = model.training
     model.eval()
     forward = forward or _as_trained(model, device)
@@ -51,7 +60,7 @@ def evaluate(model: torch.nn.Module, source: Source, size: int | None, device: t
         dist.all_reduce(state)
         metrics.load_state(state.cpu())
     model.train(was_training)
-    return (metrics.compute(), metrics.roc()) if with_roc else metrics.compute()
+    return metrics
 
 
 def _as_trained(model: torch.nn.Module, device: torch.device) -> Forward:
@@ -62,23 +71,32 @@ def _as_trained(model: torch.nn.Module, device: torch.device) -> Forward:
     return run
 
 
-def evaluate_checkpoint(checkpoint: str, data: str, size: int | None | str = "checkpoint", threshold: float = 0.5,
+def evaluate_checkpoint(checkpoint: str, data: str, size: int | None | str = "checkpoint", threshold: float | None = None,
                         limit: int | None = None, device: str = "auto", path: str = "eager", json_out: str | None = None,
                         roc_out: str | None = None) -> dict:
-    """The ``evaluate`` command: print the metrics table row of ``checkpoint`` on the SPEC ``data``, and write
-    them as JSON (``json_out``) and the pixel ROC curve as a PNG (``roc_out``) when asked. size: "checkpoint"
-    takes the checkpoint's preferred size. path: the inference path (eager, the fp32 reference, by default)."""
+    """The ``evaluate`` command: print the metrics table rows of ``checkpoint`` on the SPEC ``data`` and write
+    them as JSON (``json_out``) and the pixel ROC curve as a PNG (``roc_out``) when asked. threshold: one
+    threshold to report at; None reports at 0.5 (the paper's convention) and at the checkpoint's calibrated
+    threshold (the JSON's ``calibrated``). size: "checkpoint" takes the checkpoint's preferred size. path: the
+    inference path (eager, the fp32 reference, by default)."""
     dev = pick_device(device)
     model, info = load_checkpoint(checkpoint, dev)
     runtime = build_runtime(model, info.path, dev, path)
     source = parse_spec(data)
-    metrics, roc = evaluate(model, source, info.eval_size if size == "checkpoint" else size, dev, threshold=threshold,
-                            limit=limit, with_roc=True, forward=runtime)
-    print(format_header())
-    print(format_row(info.name, metrics))
+    acc = accumulate(model, source, info.eval_size if size == "checkpoint" else size, dev,
+                     threshold=0.5 if threshold is None else threshold, limit=limit, forward=runtime)
+    metrics = acc.compute()
+    width = 30
+    print(format_header(width))
+    print(format_row(f"{info.name} @ {acc.threshold:.4g}", metrics, width))
+    result = {**{k: metrics[k] for k in KEYS}, "threshold": acc.threshold}
+    if threshold is None:
+        at = {**metrics, **acc.at(info.threshold)}
+        print(format_row(f"{info.name} @ {at['threshold']:.4g} (calibrated)", at, width))
+        result["calibrated"] = {k: at[k] for k in ("threshold", "precision", "recall", "oa", "f1", "iou")}
     if json_out:
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_out).write_text(json.dumps({k: metrics[k] for k in KEYS}, indent=2) + "\n")
+        Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
     if roc_out:
-        plot_roc(*roc[:2], roc_out, title=f"{info.name} on {data}")
-    return metrics
+        plot_roc(*acc.roc()[:2], roc_out, title=f"{info.name} on {data}")
+    return result

@@ -195,6 +195,50 @@ class PixelMetrics:
         return out
 
 
+    # -- other thresholds, from the histograms ------------------------------------------------------
+    def _counts_at_edges(self) -> tuple[np.ndarray, np.ndarray, int, int]:
+        """TP and FP when thresholding at every bin edge k/bins (k = 0..bins), and the totals."""
+        b = self.bins
+        pos = self._state[_HEAD : _HEAD + b]
+        neg = self._state[_HEAD + b :]
+        tp = np.concatenate([np.cumsum(pos[::-1])[::-1], [0]])  # pixels with prob >= k/b
+        fp = np.concatenate([np.cumsum(neg[::-1])[::-1], [0]])
+        return tp, fp, int(pos.sum()), int(neg.sum())
+
+    def f1_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(thresholds, f1)``: F1 at every bin edge k/bins, k = 0..bins (exact at those thresholds)."""
+        tp, fp, npos, _ = self._counts_at_edges()
+        den = tp + fp + npos  # 2TP + FP + FN
+        f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
+        return np.arange(self.bins + 1, dtype=np.float64) / self.bins, f1
+
+    def at(self, threshold: float) -> dict:
+        """precision, recall, oa, f1, iou at another threshold, from the histograms: exact when
+        ``threshold * bins`` is an integer (any threshold with at most 4 decimals at the default bins),
+        otherwise at the nearest bin edge."""
+        k = int(round(float(threshold) * self.bins))
+        tp_all, fp_all, npos, nneg = self._counts_at_edges()
+        tp, fp = int(tp_all[k]), int(fp_all[k])
+        fn, tn = npos - tp, nneg - fp
+        return {"threshold": k / self.bins, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
+                "oa": _ratio(tp + tn, tp + fp + tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+                "iou": _ratio(tp, tp + fp + fn)}
+
+
+def best_threshold(metrics: list["PixelMetrics"], lo: float = 0.02, hi: float = 0.98) -> tuple[float, float]:
+    """The threshold in [lo, hi] that maximises the mean F1 over several sets (each set's F1 counted once,
+    so a large set does not outvote a small one), and that mean F1. Ties go to the threshold nearest 0.5."""
+    if not metrics:
+        raise ValueError("best_threshold needs at least one set of metrics")
+    thresholds, f1 = metrics[0].f1_curve()
+    mean = np.mean([m.f1_curve()[1] for m in metrics], axis=0)
+    ok = np.flatnonzero((thresholds >= lo) & (thresholds <= hi))
+    top = mean[ok].max()
+    candidates = ok[mean[ok] >= top - 1e-12]
+    k = candidates[np.argmin(np.abs(thresholds[candidates] - 0.5))]
+    return float(thresholds[k]), float(mean[k])
+
+
 def auc(fpr: np.ndarray, tpr: np.ndarray) -> float:
     """Area under a ROC given as increasing fpr, by the trapezoid rule."""
     fpr = np.asarray(fpr, np.float64)

@@ -24,15 +24,18 @@ __all__ = ["Prediction", "Predictor", "iter_predictions", "predict_files"]
 
 
 def predict_files(checkpoint: str, *, history: str | None = None, current: str | None = None, out: str | None = None,
-                  heatmap: str | None = None, data: str | None = None, out_dir: str | None = None, threshold: float = 0.5,
+                  heatmap: str | None = None, data: str | None = None, out_dir: str | None = None, threshold: float | None = None,
                   size: int | None | str = "checkpoint", device: str = "auto", path: str = "auto", batch: int | None = None,
                   workers: int = 2) -> None:
     """Either one pair (``history``, ``current`` -> the mask ``out`` and/or the heat map ``heatmap``) or every
-    pair of the SPEC ``data`` (-> ``out_dir/NAME_mask.png`` and ``NAME_heat.png``); says what it wrote."""
+    pair of the SPEC ``data`` (-> ``out_dir/NAME_mask.png`` and ``NAME_heat.png``); says what it wrote.
+    ``threshold`` None takes the checkpoint's calibrated threshold."""
     one = history or current or out or heatmap
     if bool(one) == bool(data):
         raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
     predictor = Predictor(checkpoint, device=device, size=size, path=path)
+    if threshold is None:
+        threshold = predictor.threshold
     if one:
         if not (history and current and (out or heatmap)):
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")

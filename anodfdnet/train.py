@@ -1,5 +1,13 @@
-"""Training: the paper's recipe by default (BCE on logits, Adam 2e-4 with betas (0.5, 0.999), batch 4,
-joint flip/rot180 augmentation, images in [-1, 1], keep the epoch with the best validation F1).
+"""Training: the paper's set-up (batch 4, joint flip/rot180 augmentation, images in [-1, 1], keep the epoch
+with the best validation F1) with a choice of recipe (``anodfdnet/recipes.py``: ``paper`` is the paper's
+Adam 2e-4 with betas (0.5, 0.999) and BCE; ``fast`` is AdamW with warm-up and cosine decay and BCE + Dice).
+
+Made to get the most out of a CPU-hour: decoded pairs are cached on disk (``pair_cache``), the model runs
+channels-last and, where the CPU has native bf16 and it measured faster, under bf16 autocast; the logit
+bias starts at the anomaly prior, so the first hundreds of steps are not spent learning that anomalies are
+rare; ``budget_minutes`` stops a run after that much CPU time of training (the schedule decays over it).
+After each validation the threshold that maximises the mean validation F1 over the sources is computed
+from the pixel histograms and stored in the checkpoint as its calibrated ``threshold``.
 
 Runs single-process or unchanged under ``torchrun --nproc_per_node N`` (DDP; gloo on CPU, NCCL on GPU).
 The run folder holds ``best.safetensors``, ``last.safetensors``, ``resume.pt`` (optimizer and progress)
@@ -25,8 +33,11 @@ from .checkpoint import load_checkpoint, read_info, resolve, save_checkpoint
 from .data import ConcatSource, PairDataset, parse_spec, split
 from .device import pick_device
 from .errors import UserError
-from .evaluate import evaluate
+from .data.pair_cache import cached
+from .evaluate import accumulate
+from .metrics import best_threshold
 from .models import ModelConfig, build_model, count_parameters
+from .recipes import get_recipe, make_optimizer, set_lr
 
 
 @dataclass
@@ -44,9 +55,18 @@ class TrainConfig:
     epochs: int = 100
     steps_per_epoch: int | None = None  # cap on optimizer steps per epoch (None: one pass over the data)
     batch: int = 4
-    lr: float = 2e-4
-    loss: str = "bce"  # "bce" (the paper's) or "bce+dice" (converges faster when anomalies are rare)
+    recipe: str = "fast"  # "fast" or "paper" (anodfdnet/recipes.py)
+    lr: float | None = None  # None: the recipe's peak rate
+    loss: str | None = None  # None: the recipe's; "bce" (the paper's) or "bce+dice"
     init: str | None = None  # a checkpoint to start from (weights of matching shape are loaded)
+    pretrained: bool = True  # ImageNet weights for a pretrained-capable encoder (efficientnet-lite0)
+    prior: str = "auto"  # initial logit bias: "auto" (the training masks' anomaly share), "none", or a share
+    precision: str = "auto"  # "auto", "fp32" or "bf16" (autocast)
+    channels_last: bool | None = None  # None: on the CPU
+    cache: bool = True  # decoded pairs on disk (anodfdnet/pair_cache.py)
+    augment: str = "nuisance"  # "geometric" (the paper's flips) or "nuisance" (also viewpoint, scale, photometry; crop mode)
+    budget_minutes: float | None = None  # stop after this much CPU time of training (all threads)
+    threads: int | None = None  # torch intra-op threads (None: torch's default)
     device: str = "auto"
     seed: int = 0
     workers: int = 2
@@ -108,6 +128,57 @@ def loss_fn(logits: torch.Tensor, mask: torch.Tensor, kind: str = "bce") -> torc
     return loss
 
 
+def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
+    """``auto``: bf16 on CUDA; on a CPU with native bf16, bf16 for models of dense convolutions (the DCGAN
+    encoder, whose training step it makes ~1.4x faster, and the baselines), and fp32 for EfficientNet-Lite0,
+    whose depthwise convolutions train slower in bf16 than in fp32 channels-last on that CPU
+    (benchmarks/TRAINING.md); fp32 on other CPUs, where bf16 is only emulated."""
+    if cfg.precision in ("fp32", "bf16"):
+        return cfg.precision
+    if cfg.precision != "auto":
+        raise UserError(f"unknown precision '{cfg.precision}': use auto, fp32 or bf16.")
+    if device.type == "cuda":
+        return "bf16"
+    from .inference.runtime import native_cpu_bf16
+
+    encoder = ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch).encoder
+    return "bf16" if native_cpu_bf16() and encoder != "efficientnet-lite0" else "fp32"
+
+
+def anomaly_prior(source, limit: int = 200) -> float:
+    """The share of anomalous pixels over (up to ``limit``, evenly spaced) training pairs with masks."""
+    n = len(source)
+    idx = sorted({int(i * n / min(n, limit)) for i in range(min(n, limit))})
+    pos = tot = 0
+    for i in idx:
+        m = source[i].mask
+        if m is not None:
+            pos += int(m.sum())
+            tot += m.size
+    return pos / tot if tot else 0.0
+
+
+def logit_head(model: torch.nn.Module) -> torch.nn.Module | None:
+    """The last one-channel convolution with a bias: the layer whose bias sets the output's prior."""
+    head = None
+    for m in model.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)) and m.out_channels == 1 and m.bias is not None:
+            head = m
+    return head
+
+
+def set_prior(model: torch.nn.Module, share: float) -> float | None:
+    """Start the logits at log(p / (1 - p)) (as detection models do), so an untrained model already predicts
+    the anomalies' rarity; returns the bias set, or None when the model has no such head or p is 0."""
+    head = logit_head(model)
+    if head is None or not 0.0 < share < 1.0:
+        return None
+    bias = math.log(share / (1.0 - share))
+    with torch.no_grad():
+        head.bias.fill_(bias)
+    return bias
+
+
 def _dist_setup(device_arg: str) -> tuple[int, int, torch.device]:
     if "WORLD_SIZE" not in os.environ or int(os.environ["WORLD_SIZE"]) == 1:
         return 0, 1, pick_device(device_arg)
@@ -126,13 +197,16 @@ def build_sources(cfg: TrainConfig):
     for spec in cfg.data:
         src = parse_spec(spec)
         if cfg.val is None:
-            tr, va = split(src, cfg.val_fraction, cfg.seed)
+            tr, va = split(src, cfg.val_fraction, 0)  # seed 0, as SPECs' @train / @val: held-out pairs stay held out
             train_parts.append(tr)
             val_sources[spec] = va
         else:
             train_parts.append(src)
     for spec in cfg.val or []:
         val_sources[spec] = parse_spec(spec)
+    if cfg.cache:
+        train_parts = [cached(p) for p in train_parts]
+        val_sources = {spec: cached(src) for spec, src in val_sources.items()}
     train_source = train_parts[0] if len(train_parts) == 1 else ConcatSource(train_parts)
     if len(train_source) == 0:
         raise UserError("the training data is empty after the validation split.")
@@ -141,6 +215,10 @@ def build_sources(cfg: TrainConfig):
 
 def _initial_model(cfg: TrainConfig) -> torch.nn.Module:
     model = build_model(ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch))
+    if cfg.pretrained and not cfg.init and getattr(model.config, "encoder", None) == "efficientnet-lite0":
+        from .models.efficientnet_lite import load_imagenet
+
+        load_imagenet(model.encoder)
     if cfg.init:
         init_model, _ = load_checkpoint(cfg.init)
         own = model.state_dict()
@@ -151,51 +229,99 @@ def _initial_model(cfg: TrainConfig) -> torch.nn.Module:
     return model
 
 
+def _validate(model, val_sources, eval_size, device, cfg):
+    """Per-source metrics at 0.5 (the paper's) and at the threshold calibrated on these pairs, run on the
+    inference path the app and ``predict`` use by default (``auto``), so the threshold fits what is served."""
+    from .inference.runtime import build_runtime
+
+    forward = build_runtime(model, None, device, "auto")
+    acc = {spec: accumulate(model, src, eval_size, device, limit=cfg.val_limit, progress=cfg.progress, desc=f"val {spec}",
+                            forward=forward) for spec, src in val_sources.items()}
+    threshold, mean_f1 = best_threshold(list(acc.values()))
+    val = {}
+    for spec, m in acc.items():
+        at = m.at(threshold)
+        val[spec] = {**m.compute(), "f1_at_threshold": at["f1"], "iou_at_threshold": at["iou"]}
+    return val, threshold, mean_f1
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train; returns the path of the best-validation-F1 checkpoint."""
     rank, world, device = _dist_setup(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     out = Path(cfg.out)
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    recipe = get_recipe(cfg.recipe)
+    loss_kind = cfg.loss or recipe.loss
+    if loss_kind not in LOSSES:
+        raise UserError(f"unknown loss '{loss_kind}': use one of {', '.join(LOSSES)}.")
+    precision = resolve_precision(cfg, device)
+    channels_last = device.type == "cpu" if cfg.channels_last is None else cfg.channels_last
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     train_source, val_sources = build_sources(cfg)
-    dataset = PairDataset(train_source, size=cfg.size, mode=cfg.mode, augment=True, seed=cfg.seed)
-    model = _initial_model(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_f1": -1.0, "best_val": None}
+    if cfg.augment not in ("geometric", "nuisance"):
+        raise UserError(f"unknown augmentation '{cfg.augment}': use geometric or nuisance.")
+    dataset = PairDataset(train_source, size=cfg.size, mode=cfg.mode, augment=True, seed=cfg.seed,
+                          nuisance=cfg.augment == "nuisance" and cfg.mode == "crop")
+    model = _initial_model(cfg)
+    prior = None
+    if not cfg.init and cfg.prior != "none":
+        share = anomaly_prior(train_source) if cfg.prior == "auto" else float(cfg.prior)
+        prior = set_prior(model, share)
+    model = model.to(device, memory_format=memory_format)
+    pretrained = cfg.pretrained and not cfg.init and getattr(model.config, "encoder", "dcgan") != "dcgan"
+    opt = make_optimizer(model, recipe, cfg.lr, pretrained_encoder=pretrained)
+    state = {"epoch": 0, "batch_in_epoch": 0, "step": 0, "best_f1": -1.0, "best_val": None, "cpu_seconds": 0.0,
+             "threshold": 0.5}
     resume = out / "resume.pt"
     if resume.exists():
         ckpt = torch.load(resume, map_location="cpu", weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        state = ckpt["state"]
+        state = {**state, **ckpt["state"]}
         if rank == 0:
             print(f"resuming from {resume}: epoch {state['epoch'] + 1}, step {state['step']}", flush=True)
     net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
     eval_size = cfg.resolved_eval_size()
+    per_epoch = cfg.steps_per_epoch or len(dataset) // (cfg.batch * world)
+    total_steps = max(cfg.epochs * per_epoch, 1)
+    budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
     meta_base = {
         "arch": cfg.arch, "data": cfg.data, "val": list(val_sources), "eval_size": eval_size,
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "extra_meta")},
+        "recipe": recipe.name, "precision": precision, "prior_bias": prior,
         "parameters": count_parameters(model), **cfg.extra_meta,
     }
+
+    def progress() -> float:
+        p = state["step"] / total_steps
+        return max(p, state["cpu_seconds"] / budget) if budget else p
 
     def save(kind: str, val=None):
         if rank != 0:
             return
-        meta = {**meta_base, "steps": state["step"], "epochs": state["epoch"], "val_metrics": val or state["best_val"] or {}}
+        meta = {**meta_base, "steps": state["step"], "epochs": state["epoch"], "train_cpu_minutes": round(state["cpu_seconds"] / 60, 2),
+                "val_metrics": val or state["best_val"] or {}, "threshold": state["threshold"] if val is None else val_threshold}
         save_checkpoint(out / f"{kind}.safetensors", model, meta)
         if kind == "last":
             tmp = resume.with_suffix(".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "state": state}, tmp)
             os.replace(tmp, resume)
 
+    val_threshold = state["threshold"]
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     if rank == 0:
         print(f"training {cfg.arch} {cfg.preset} depth {cfg.depth} ({count_parameters(model) / 1e6:.2f}M parameters) on "
               f"{len(dataset)} pairs, validating on {', '.join(f'{s} ({len(v)})' for s, v in val_sources.items())}; device {device}, "
-              f"world {world}", flush=True)
+              f"world {world}, recipe {recipe.name}, {precision}{' channels-last' if channels_last else ''}, "
+              f"{torch.get_num_threads()} threads" + (f", prior bias {prior:.2f}" if prior is not None else "")
+              + (f", budget {cfg.budget_minutes:g} CPU min" if budget else ""), flush=True)
+    out_of_budget = lambda: budget is not None and state["cpu_seconds"] >= budget  # noqa: E731
     try:
-        while state["epoch"] < cfg.epochs:
+        while state["epoch"] < cfg.epochs and not out_of_budget():
             epoch = state["epoch"]
             sampler = EpochBatches(len(dataset), cfg.batch, cfg.seed, epoch, rank, world, cfg.steps_per_epoch, state["batch_in_epoch"])
             loader = DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.workers, pin_memory=device.type == "cuda",
@@ -204,32 +330,49 @@ def train(cfg: TrainConfig) -> Path:
                        initial=state["batch_in_epoch"], total=state["batch_in_epoch"] + len(sampler))
             model.train()
             running = None
+            t_epoch, steps_epoch = time.perf_counter(), 0
+            cpu0 = time.process_time()
             for b in bar:
                 h, c, m = (b[k].to(device, non_blocking=True) for k in ("history", "current", "mask"))
-                loss = loss_fn(net(h, c), m, cfg.loss)
+                h, c = h.contiguous(memory_format=memory_format), c.contiguous(memory_format=memory_format)
+                set_lr(opt, recipe, progress())
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    logits = net(h, c)
+                loss = loss_fn(logits.float(), m, loss_kind)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
                 state["step"] += 1
                 state["batch_in_epoch"] += 1
+                steps_epoch += 1
+                cpu1 = time.process_time()
+                state["cpu_seconds"] += cpu1 - cpu0
+                cpu0 = cpu1
                 running = loss.item() if running is None else 0.95 * running + 0.05 * loss.item()
                 bar.set_postfix(loss=f"{running:.4f}", best_f1=f"{max(state['best_f1'], 0):.3f}")
                 if cfg.save_every and state["step"] % cfg.save_every == 0:
                     save("last")
+                if out_of_budget():
+                    break
+            seconds = time.perf_counter() - t_epoch
             if world > 1:  # BatchNorm running statistics drift apart per rank after the last step: take rank 0's
                 for buf in model.buffers():
                     dist.broadcast(buf, 0)
-            val = {spec: evaluate(model, src, eval_size, device, limit=cfg.val_limit, progress=cfg.progress, desc=f"val {spec}")
-                   for spec, src in val_sources.items()}
-            mean_f1 = sum(v["f1"] for v in val.values()) / max(len(val), 1)
+            val, val_threshold, mean_f1 = _validate(model, val_sources, eval_size, device, cfg)
+            state["threshold"] = val_threshold
             state["epoch"] += 1
             state["batch_in_epoch"] = 0
             if rank == 0:
-                record = {"epoch": state["epoch"], "step": state["step"], "loss": running, "val_f1": mean_f1, "val": val,
+                record = {"epoch": state["epoch"], "step": state["step"], "loss": running, "val_f1": mean_f1,
+                          "threshold": val_threshold, "val": val, "cpu_minutes": state["cpu_seconds"] / 60,
+                          "steps_per_s": steps_epoch / seconds if seconds > 0 else None,
+                          "pairs_per_s": steps_epoch * cfg.batch * world / seconds if seconds > 0 else None,
                           "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
-                tqdm.write(f"epoch {state['epoch']}: loss {running:.4f}  " + "  ".join(f"{s}: F1 {v['f1']:.4f}" for s, v in val.items()))
+                tqdm.write(f"epoch {state['epoch']}: loss {running if running is not None else float('nan'):.4f}  "
+                           f"threshold {val_threshold:.2f}  " + "  ".join(
+                               f"{s}: F1 {v['f1']:.4f} / {v['f1_at_threshold']:.4f}" for s, v in val.items()))
             if mean_f1 > state["best_f1"]:
                 state["best_f1"], state["best_val"] = mean_f1, val
                 save("best", val)

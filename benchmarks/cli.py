@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy`` (parse and dispatch).
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training`` (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
 """
@@ -9,7 +9,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, paths, speed
+from . import accuracy, budget, paths, speed, training
 
 
 def build_parser() -> Parser:
@@ -17,14 +17,17 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="which", required=True, parser_class=Parser)
     speed.add_arguments(sub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder"))
     paths.add_arguments(sub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets"))
-    accuracy.add_arguments(sub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
+    accuracy.add_arguments(sub.add_parser("accuracy", help="the full protocol (a GPU's worth): train and evaluate every method over seeds"))
+    budget.add_arguments(sub.add_parser("budget", help="methods at an equal CPU budget (the app's default was chosen so); write benchmarks/ACCURACY.md"))
+    training.add_arguments(sub.add_parser("training", help="training steps/s and pairs/s before and after the CPU-hour work; write benchmarks/TRAINING.md"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main}[args.which](args)
+        return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
+                "training": training.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

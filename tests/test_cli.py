@@ -63,13 +63,21 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
                           "--device", "cpu", "--path", "onnx"), "no ONNX export")
 
 
-def test_evaluate_writes_exactly_the_metric_keys_and_a_roc(tiny_pairs, ckpt, tmp_path):
+def test_evaluate_writes_the_metrics_at_0_5_and_at_the_calibrated_threshold_and_a_roc(tiny_pairs, ckpt, tmp_path):
+    from anodfdnet.checkpoint import read_info
+
     r = run("evaluate", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--json", tmp_path / "m.json",
             "--roc", tmp_path / "roc.png", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "m.json").read_text())
-    assert list(m) == ["pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer"] and m["pairs"] == 8
-    assert all(w in r.stdout for w in ("F1", "IoU", "AUC", "EER")) and Image.open(tmp_path / "roc.png").size[0] > 100
+    assert list(m) == ["pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer", "threshold", "calibrated"] and m["pairs"] == 8
+    assert m["threshold"] == 0.5 and m["calibrated"]["threshold"] == pytest.approx(read_info(ckpt).threshold)
+    assert list(m["calibrated"]) == ["threshold", "precision", "recall", "oa", "f1", "iou"]
+    assert all(w in r.stdout for w in ("F1", "IoU", "AUC", "EER", "(calibrated)")) and Image.open(tmp_path / "roc.png").size[0] > 100
+    r = run("evaluate", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--json", tmp_path / "one.json", "--threshold", "0.3",
+            "--device", "cpu")  # one threshold asked for: one row, no calibrated part
+    one = json.loads((tmp_path / "one.json").read_text())
+    assert one["threshold"] == 0.3 and "calibrated" not in one and "(calibrated)" not in r.stdout
 
 
 def test_bad_inputs_exit_2_with_one_sentence(tiny_pairs, ckpt, tmp_path):

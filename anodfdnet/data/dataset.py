@@ -1,23 +1,13 @@
-"""The training dataset: model-ready tensors from a source, with the paper's joint augmentation."""
+"""The training dataset: model-ready tensors from a source, with the paper's joint augmentation and,
+optionally, the nuisance augmentation of ``augment.py``."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from .augment import flip, misregister, photometric, window_scale
 from .images import mask_to_tensor, resize_mask, resize_rgb, to_tensor
 from .source import Source
-
-_AUGMENTS = ("identity", "vflip", "hflip", "rot180")
-
-
-def _augment(a: np.ndarray, k: int) -> np.ndarray:
-    if k == 1:
-        a = a[::-1]
-    elif k == 2:
-        a = a[:, ::-1]
-    elif k == 3:
-        a = a[::-1, ::-1]
-    return np.ascontiguousarray(a)
 
 
 class PairDataset(torch.utils.data.Dataset):
@@ -28,7 +18,8 @@ class PairDataset(torch.utils.data.Dataset):
     ``mode="crop"`` takes a random SxS crop at native resolution (reflection padding for images and
     zero padding for the mask when smaller), placed to contain a random anomaly pixel half of the time
     when the mask is not empty, since a 0.3%-area defect rarely falls in a uniform crop. ``augment=True``
-    applies one of identity / vflip / hflip / rot180 to all three alike.
+    applies one of identity / vflip / hflip / rot180 to all three alike, and with ``nuisance=True`` (crop
+    mode) also the viewpoint, scale and photometric nuisance of ``augment.py``.
 
     Random draws come from a numpy generator made per item from ``seed``, ``torch.initial_seed()``
     (which differs between DataLoader workers and between epochs' worker sets), the index and a
@@ -36,12 +27,14 @@ class PairDataset(torch.utils.data.Dataset):
     run repeatable.
     """
 
-    def __init__(self, source: Source, size: int = 256, mode: str = "resize", augment: bool = False, seed: int = 0):
+    def __init__(self, source: Source, size: int = 256, mode: str = "resize", augment: bool = False, seed: int = 0,
+                 nuisance: bool = False):
         if mode not in ("resize", "crop"):
             raise ValueError(f"mode must be 'resize' or 'crop', got {mode!r}")
         if int(size) <= 0:
             raise ValueError(f"size must be positive, got {size}")
         self.source, self.size, self.mode, self.augment, self.seed = source, int(size), mode, augment, int(seed)
+        self.nuisance = bool(nuisance and augment)
         self._draws = 0
 
     def __len__(self) -> int:
@@ -61,14 +54,23 @@ class PairDataset(torch.utils.data.Dataset):
             rng = self._rng(index) if self.augment else None
         else:
             rng = self._rng(index)
-            h, c, m = self._crop(h, c, m, rng)
+            if self.nuisance:
+                window = max(16, int(round(s * window_scale(rng))))
+                h, c, m = self._crop(h, c, m, rng, window)
+                if rng.random() < 0.5:
+                    h = misregister(h, rng)
+                if window != s:
+                    h, c, m = resize_rgb(h, (s, s)), resize_rgb(c, (s, s)), resize_mask(m, (s, s))
+                h, c = photometric(h, rng), photometric(c, rng)
+            else:
+                h, c, m = self._crop(h, c, m, rng)
         if self.augment:
-            k = int(rng.integers(len(_AUGMENTS)))
-            h, c, m = _augment(h, k), _augment(c, k), _augment(m, k)
+            k = int(rng.integers(4))
+            h, c, m = flip(h, k), flip(c, k), flip(m, k)
         return dict(history=to_tensor(h), current=to_tensor(c), mask=mask_to_tensor(m), index=int(index))
 
-    def _crop(self, h: np.ndarray, c: np.ndarray, m: np.ndarray, rng: np.random.Generator):
-        s = self.size
+    def _crop(self, h: np.ndarray, c: np.ndarray, m: np.ndarray, rng: np.random.Generator, s: int | None = None):
+        s = self.size if s is None else s
         H, W = m.shape
         if H < s or W < s:
             py, px = max(s - H, 0), max(s - W, 0)

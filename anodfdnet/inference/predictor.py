@@ -51,6 +51,11 @@ class Predictor:
     def config(self):
         return self.info.config
 
+    @property
+    def threshold(self) -> float:
+        """The checkpoint's calibrated default threshold (see ``CheckpointInfo.threshold``)."""
+        return self.info.threshold
+
     @torch.inference_mode()
     def predict_logits(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """Batched model call on prepared tensors (B x 3 x H x W in [-1, 1]); returns float32 logits."""

@@ -90,7 +90,9 @@ def _eager(model):
 
 
 def _channels_last(model, device: torch.device, bf16: bool):
-    model.to(memory_format=torch.channels_last)
+    from .fuse import fold_batchnorm
+
+    model = fold_batchnorm(model).to(memory_format=torch.channels_last)  # a copy: the caller's model stays trainable
 
     def run(h, c):
         h, c = h.contiguous(memory_format=torch.channels_last), c.contiguous(memory_format=torch.channels_last)
@@ -102,6 +104,10 @@ def _channels_last(model, device: torch.device, bf16: bool):
 
 
 def _bf16_cuda(model):
+    from .fuse import fold_batchnorm
+
+    model = fold_batchnorm(model)
+
     def run(h, c):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             return model(h, c).float()
@@ -129,7 +135,8 @@ def _onnx(session, device: torch.device):
 def build_runtime(model: torch.nn.Module, checkpoint: str | Path | None, device: torch.device, path: str = "auto") -> Runtime:
     """Wrap a loaded model (eval mode, on ``device``) in the asked-for path. ``checkpoint`` is the file the
     model came from (needed for ``onnx``; None: no ONNX). ``auto`` never fails (``auto_path``); an
-    explicit path that cannot run here is a UserError saying why. The model object is changed in place (memory format), never its values."""
+    explicit path that cannot run here is a UserError saying why. ``cl`` and ``bf16`` run a copy of the model with
+    each BatchNorm folded into its convolution (``anodfdnet/fuse.py``), channels-last on the CPU; ``model`` is not changed."""
     if path not in CHOICES:
         raise UserError(f"unknown inference path '{path}': use one of {', '.join(CHOICES)}.")
     cpu = device.type == "cpu"

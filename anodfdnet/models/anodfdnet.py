@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig, check_input
+from .config import ENCODERS, ModelConfig, check_input
 
 
 def conv_bn_act(cin: int, cout: int, k: int, s: int, act: nn.Module | None, bn: bool = True) -> nn.Sequential:
@@ -41,6 +41,7 @@ class Encoder(nn.Module):
 
     def __init__(self, ndf: int):
         super().__init__()
+        self.channels = (ndf, ndf, ndf * 2, ndf * 4, ndf * 8, ndf * 16)
         lrelu = lambda: nn.LeakyReLU(0.2, True)  # noqa: E731
         self.e1 = conv_bn_act(3, ndf, 4, 2, nn.ReLU(True))  # ndf   x H/2
         self.e_el = conv_bn_act(ndf, ndf, 3, 1, lrelu())  # ndf   x H/2
@@ -112,16 +113,19 @@ class DifferenceTransformer(nn.Module):
 
 
 class Decoder(nn.Module):
-    """U-Net decoder over the difference taps; each stage concatenates the matching skip."""
+    """U-Net decoder over the difference taps; each stage concatenates the matching skip and outputs
+    the width of the next skip (so with the DCGAN encoder's taps (ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf)
+    the widths are the paper's: 8ndf, 4ndf, 2ndf, ndf, ndf)."""
 
-    def __init__(self, cin: int, ndf: int):
+    def __init__(self, cin: int, taps: tuple[int, ...]):
         super().__init__()
-        self.d5 = convT_bn_relu(cin, ndf * 8, 3, 1)  # 8ndf x H/16
-        self.d4 = convT_bn_relu(ndf * 16, ndf * 4, 4, 2)  # cat D4 -> 4ndf x H/8
-        self.d3 = convT_bn_relu(ndf * 8, ndf * 2, 4, 2)  # cat D3 -> 2ndf x H/4
-        self.d2 = convT_bn_relu(ndf * 4, ndf, 4, 2)  # cat D2 -> ndf  x H/2
-        self.d_el = conv_bn_act(ndf * 2, ndf, 3, 1, nn.ReLU(True))  # cat D_el -> ndf x H/2
-        self.head = nn.ConvTranspose2d(ndf * 2, 1, 4, 2, 1)  # cat D1 -> 1 x H (logits)
+        c1, c_el, c2, c3, c4, _ = taps
+        self.d5 = convT_bn_relu(cin, c4, 3, 1)  # c4 x H/16
+        self.d4 = convT_bn_relu(2 * c4, c3, 4, 2)  # cat D4 -> c3 x H/8
+        self.d3 = convT_bn_relu(2 * c3, c2, 4, 2)  # cat D3 -> c2 x H/4
+        self.d2 = convT_bn_relu(2 * c2, c_el, 4, 2)  # cat D2 -> c_el x H/2
+        self.d_el = conv_bn_act(2 * c_el, c1, 3, 1, nn.ReLU(True))  # cat D_el -> c1 x H/2
+        self.head = nn.ConvTranspose2d(2 * c1, 1, 4, 2, 1)  # cat D1 -> 1 x H (logits)
 
     def forward(self, x: torch.Tensor, d1, d_el, d2, d3, d4) -> torch.Tensor:
         x = self.d5(x)
@@ -136,10 +140,10 @@ class AnoDFDNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
-        self.encoder = Encoder(cfg.ndf)
-        cdeep = cfg.ndf * 16
-        self.transformer = DifferenceTransformer(cdeep, cfg) if cfg.depth > 0 else None
-        self.decoder = Decoder(cfg.hidden if cfg.depth > 0 else cdeep, cfg.ndf)
+        self.encoder = build_encoder(cfg)
+        taps = self.encoder.channels
+        self.transformer = DifferenceTransformer(taps[-1], cfg) if cfg.depth > 0 else None
+        self.decoder = Decoder(cfg.hidden if cfg.depth > 0 else taps[-1], taps)
         self.apply(_init_weights)
 
     def forward(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
@@ -152,6 +156,18 @@ class AnoDFDNet(nn.Module):
         d1, d_el, d2, d3, d4, d5 = (torch.abs(t[b:] - t[:b]) for t in taps)
         x = self.transformer(d5) if self.transformer is not None else d5
         return self.decoder(x, d1, d_el, d2, d3, d4)
+
+
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The shared encoder a config names; every encoder returns six taps and says their ``channels``."""
+    if cfg.encoder == "dcgan":
+        return Encoder(cfg.ndf)
+    if cfg.encoder == "efficientnet-lite0":
+        from .efficientnet_lite import EfficientNetLite0Encoder
+
+        return EfficientNetLite0Encoder()
+    raise ValueError(f"unknown encoder {cfg.encoder!r}; choose one of {ENCODERS}")
+
 
 
 def _init_weights(m: nn.Module) -> None:

@@ -14,17 +14,22 @@ import torch
 DEPTHS = (0, 1, 2, 4, 8)
 
 # Widths per preset. ``paper`` is the paper's; ``lite`` keeps the architecture with narrower
-# widths so that a 256x256 pair runs in tens of milliseconds on a 2-core CPU.
+# widths so that a 256x256 pair runs in tens of milliseconds on a 2-core CPU. ``effnet`` swaps the
+# from-scratch encoder for EfficientNet-Lite0 with ImageNet weights (``models/efficientnet_lite.py``);
+# everything after the encoder is the same architecture at lite widths.
 PRESETS: dict[str, dict] = {
-    "paper": dict(ndf=64, hidden=1024, heads=16, mlp=2048),
-    "lite": dict(ndf=16, hidden=256, heads=8, mlp=512),
+    "paper": dict(encoder="dcgan", ndf=64, hidden=1024, heads=16, mlp=2048),
+    "lite": dict(encoder="dcgan", ndf=16, hidden=256, heads=8, mlp=512),
+    "effnet": dict(encoder="efficientnet-lite0", ndf=16, hidden=256, heads=8, mlp=512),
 }
+ENCODERS = ("dcgan", "efficientnet-lite0")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str = "anodfdnet"  # a name of anodfdnet.models.registry.ARCHS: "anodfdnet" or a baseline
     preset: str = "lite"
+    encoder: str = "dcgan"  # "dcgan" (the paper's, from scratch) or "efficientnet-lite0" (ImageNet-pretrained)
     depth: int = 2  # Transformer layers on the deepest difference; 0 = no Transformer module
     ndf: int = 16  # encoder base width; taps have ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf channels
     hidden: int = 256  # Transformer width
@@ -40,7 +45,10 @@ class ModelConfig:
             raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
         if depth < 0:
             raise ValueError(f"depth must be >= 0, got {depth}")
-        return cls(arch=arch, preset=preset, depth=depth, **{**PRESETS[preset], **overrides})
+        cfg = cls(arch=arch, preset=preset, depth=depth, **{**PRESETS[preset], **overrides})
+        if cfg.encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {cfg.encoder!r}; choose one of {ENCODERS}")
+        return cfg
 
     def to_dict(self) -> dict:
         return asdict(self)
