@@ -20,11 +20,9 @@ traceback. Nothing here keeps per-request data outside the session state and Gra
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
+import html
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +30,19 @@ from pathlib import Path
 import cv2
 import gradio as gr
 import numpy as np
-from PIL import Image
 
+from anodfdnet import uploads
 from anodfdnet.errors import UserError
-from anodfdnet.images import load_rgb
 
 from . import examples as gallery
 from . import models, render
 
 log = logging.getLogger("anodfdnet.demo")
 
-MAX_PIXELS = int(float(os.environ.get("ANODFDNET_MAX_PIXELS", 40e6)))  # per image
-MAX_FILE_MB = float(os.environ.get("ANODFDNET_MAX_FILE_MB", 25))  # per uploaded file
-MAX_FILE_BYTES = int(MAX_FILE_MB * 1e6)
+LIMITS = uploads.Limits.from_env()  # ANODFDNET_MAX_PIXELS (per image), ANODFDNET_MAX_FILE_MB (per file)
+MAX_PIXELS = LIMITS.max_pixels
+MAX_FILE_MB = LIMITS.max_mb
+MAX_FILE_BYTES = LIMITS.max_bytes
 DEFAULT_THRESHOLD = 0.5
 STATE_TTL_S = 3600  # a session's probability map is dropped an hour after its last use
 # Probabilities are kept just below 1 so that threshold 1 means "nothing is anomalous" even where the
@@ -75,76 +73,27 @@ def _sentence(msg: str) -> str:
     return msg[:1].upper() + msg[1:] if msg else msg
 
 
-def _payload_path(payload, role: str) -> str:
-    """The local file of an image input (Gradio's FileData dict, a data: URL, or a plain path)."""
-    if isinstance(payload, (str, os.PathLike)):
-        return str(payload)
-    if isinstance(payload, dict):
-        if payload.get("path"):
-            return str(payload["path"])
-        url = payload.get("url") or ""
-        if url.startswith("data:"):
-            try:
-                head, data = url.split(",", 1)
-                raw = base64.b64decode(data, validate=False) if ";base64" in head else data.encode()
-            except (ValueError, binascii.Error):
-                raise UserError(f"the {role} image could not be decoded from the browser's data.") from None
-            folder = Path(gr.utils.get_upload_folder()) / "anodfdnet" / uuid.uuid4().hex
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{role}-pasted"
-            path.write_bytes(raw)
-            return str(path)
-    raise UserError(f"the {role} image is missing: upload one, paste one, or pick an example.")
-
-
-def _display_name(payload, path: str) -> str:
-    if isinstance(payload, dict) and payload.get("orig_name"):
-        return str(payload["orig_name"])
-    return Path(path).name
-
-
 def read_image(payload, role: str) -> np.ndarray:
-    """Read one uploaded image as uint8 HxWx3, refusing files and images over the limits."""
+    """Read one uploaded image as uint8 HxWx3, refusing files and images over the limits.
+
+    Only what arrived with this request is read (``anodfdnet.uploads``): a file Gradio checked and moved
+    into its upload cache, or bytes / a data URL (size-checked before decoding, never written to disk).
+    A crafted path (no ``meta``, relative, outside the cache, through ``..`` or a symlink) is refused
+    with one neutral sentence, whatever exists on disk."""
     if payload is None:
         other = "current" if role == "history" else "history"
         raise UserError(
             f"the {role} image is missing: give both a history (left) and a current (right) image "
             f"(only the {other} one arrived)."
         )
-    path = _payload_path(payload, role)
-    name = _display_name(payload, path)
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        raise UserError(f"the {role} image '{name}' did not reach the server; upload it again.") from None
-    if size > MAX_FILE_BYTES:
-        raise UserError(f"the {role} image '{name}' is {size / 1e6:.1f} MB; files up to {MAX_FILE_MB:g} MB are accepted.")
-    try:
-        with Image.open(path) as im:  # reads the header only
-            w, h = im.size
-    except Image.DecompressionBombError:
-        w = h = None  # far over any limit; reported below
-    except Exception:
-        raise UserError(
-            f"the {role} image '{name}' is not an image file that can be read (PNG, JPEG, BMP, TIFF or WebP)."
-        ) from None
-    if w is None or w * h > MAX_PIXELS:
-        dims = f" ({w}x{h} = {w * h / 1e6:.0f} MP)" if w else ""
-        raise UserError(
-            f"the {role} image '{name}' is too large{dims}; images up to {MAX_PIXELS / 1e6:g} megapixels are accepted."
-        )
-    try:
-        return load_rgb(path)
-    except UserError as e:
-        reason = str(e).split("': ", 1)[-1].rstrip(".")
-        raise UserError(f"the {role} image '{name}' could not be read: {reason}.") from None
+    return uploads.read_upload(payload, role, gr.utils.get_upload_folder(), LIMITS)
 
 
 def _threshold(value) -> float:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"the threshold must be a number between 0 and 1, got {value!r}.") from None
+        raise UserError(f"the threshold must be a number between 0 and 1, got {str(value)[:40]!r}.") from None
     if not 0.0 <= t <= 1.0:
         raise UserError(f"the threshold must lie between 0 and 1, got {t:g}.")
     return t
@@ -181,6 +130,12 @@ def _threshold_outputs(state: MapState, threshold: float):
     return overlay, mask, render.format_summary(figures), figures, mask
 
 
+def page_error(message: str, **kwargs) -> gr.Error:
+    """A gr.Error whose text is escaped: Gradio shows it as HTML in a toast, and messages quote the
+    visitor's own text (file names, model names), which must never become live markup."""
+    return gr.Error(html.escape(_sentence(message), quote=False), print_exception=False, **kwargs)
+
+
 def _user_errors(fn):
     """Turn UserError into a visible one-sentence gr.Error; log anything else, show no traceback."""
 
@@ -191,7 +146,7 @@ def _user_errors(fn):
         except gr.Error:
             raise
         except UserError as e:
-            raise gr.Error(_sentence(str(e)), print_exception=False) from None
+            raise page_error(str(e)) from None
         except Exception:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(
