@@ -12,7 +12,13 @@ Two named API endpoints (``gradio_client``):
 ``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
     Re-thresholds the probability map of the session's last ``/predict``, never running the model.
     A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same
-    client. In the browser the slider calls it on every move.
+    client.
+
+In the browser the slider does not wait for the server: after Run, the page receives the current image
+and a level map once (``demo.live``) and redraws overlay and mask itself on every move, exactly the
+server's mask at each slider step; summary, figures and the mask download follow from a private event.
+The other events (example click, live view, slider figures, model menu) are private: no API name, but
+reachable by fn_index like every event the page uses, so each validates its inputs like the API does.
 
 Errors a visitor causes (a missing or unreadable image, a file or image over the limits, an unknown
 model) come back as one sentence (``gr.Error``); anything else is logged and reported without a
@@ -35,7 +41,7 @@ from anodfdnet import uploads
 from anodfdnet.errors import UserError
 
 from . import examples as gallery
-from . import models, render
+from . import live, models, render
 
 log = logging.getLogger("anodfdnet.demo")
 
@@ -120,14 +126,15 @@ def _write_overlay(img: np.ndarray, folder: Path) -> str:
     return str(path)
 
 
-def _threshold_outputs(state: MapState, threshold: float):
-    """(overlay path, mask path, summary, figures, mask download) for one threshold."""
+def _threshold_outputs(state: MapState, threshold: float, overlay: bool = True):
+    """(overlay path, mask path, summary, figures, mask download) for one threshold; the overlay is
+    None when not asked for (the page draws its own)."""
     result = render.render(state.prob, state.current, threshold)
     folder = _out_dir()
-    overlay = _write_overlay(result.overlay, folder)
+    overlay_path = _write_overlay(result.overlay, folder) if overlay else None
     mask = str(render.write_png(result.mask, folder / "anomaly-mask.png"))
     figures = {**result.figures(), **state.meta}
-    return overlay, mask, render.format_summary(figures), figures, mask
+    return overlay_path, mask, render.format_summary(figures), figures, mask
 
 
 def page_error(message: str, **kwargs) -> gr.Error:
@@ -198,6 +205,27 @@ def rethreshold(state, threshold):
     return _threshold_outputs(state, _threshold(threshold))
 
 
+@_user_errors
+def page_figures(state, threshold):
+    """The page's slider (private): summary, figures and mask download at the slider step the page drew.
+
+    The page redraws overlay and mask itself (``demo.live``) at step round(100 * threshold); the
+    figures are those of the same step, so what is drawn and what is written agree."""
+    if not isinstance(state, MapState):
+        return gr.skip(), gr.skip(), gr.skip()
+    step = round(_threshold(threshold) * render.SLIDER_STEPS)
+    _, _, summary, figures, mask_file = _threshold_outputs(state, render.slider_threshold(step), overlay=False)
+    return summary, figures, mask_file
+
+
+@_user_errors
+def page_live(state, threshold):
+    """After a prediction (private): the live view's image and level map, sent to the page once."""
+    if not isinstance(state, MapState):
+        return None
+    return live.live_value(state.prob, state.current, _threshold(threshold), _out_dir())
+
+
 def _model_menu():
     infos = models.available()
     default = models.default_choice(infos)
@@ -251,16 +279,17 @@ def build_tab() -> None:
     with gr.Row(equal_height=True):
         heat = gr.Image(
             label="Heat map: anomaly probability (blue 0 → red 1)", format="png", interactive=False,
-            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output",
+            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output", scale=1,
         )
-        overlay = gr.Image(
-            label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
-            height=340, buttons=["download", "fullscreen"], elem_id="overlay-output",
-        )
-        mask = gr.Image(
-            label="Anomaly mask (white = anomalous)", format="png", interactive=False, height=340,
-            buttons=["download", "fullscreen"], elem_id="mask-output",
-        )
+        with gr.Column(scale=2):
+            live_view = live.build(slider_id="threshold")
+    # What /predict and /rethreshold return as images; the page shows the live view instead (not rendered).
+    overlay = gr.Image(
+        label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
+        visible=False, elem_id="overlay-output",
+    )
+    mask = gr.Image(label="Anomaly mask (white = anomalous)", format="png", interactive=False, visible=False,
+                    elem_id="mask-output")
     summary = gr.Markdown("*Results appear here after **Run**.*", label="summary", elem_id="summary")
     with gr.Row():
         mask_file = gr.DownloadButton("Download mask (PNG)", value=None, elem_id="mask-download")
@@ -268,23 +297,34 @@ def build_tab() -> None:
     with gr.Accordion("Figures as JSON (what the API returns)", open=False):
         figures = gr.JSON(label="figures", show_label=False, elem_id="figures")
     state = gr.State(None, time_to_live=STATE_TTL_S)
+    api_rethreshold = gr.Button(visible=False)  # the /rethreshold endpoint: for API clients, never shown
 
     predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
     predict_inputs = [history, current, model, threshold]
-    run.click(
+    ran = run.click(
         predict, predict_inputs, predict_outputs, api_name="predict", preprocess=False,
         concurrency_limit=4, concurrency_id="predict",
     )
+    ran.success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
+                show_progress="hidden")
     load_event = getattr(examples, "load_input_event", None)
     if load_event is not None:  # clicking an example runs it right away
         load_event.then(
             predict, predict_inputs, predict_outputs, preprocess=False, api_visibility="private",
             concurrency_limit=4, concurrency_id="predict",
-        )
+        ).success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
+                  show_progress="hidden")
+    # The slider: the page redraws at once (live_view.js, no request); the figures follow from the server.
+    threshold.input(None, [threshold], None, js=live.ON_SLIDER, trigger_mode="multiple", show_progress="hidden",
+                    queue=False, api_visibility="private")
     threshold.input(
-        rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
+        page_figures, [state, threshold], [summary, figures, mask_file], api_visibility="private",
         trigger_mode="always_last", show_progress="hidden", preprocess=False, concurrency_limit=8,
         concurrency_id="rethreshold",
+    )
+    api_rethreshold.click(
+        rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
+        preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load

@@ -49,16 +49,21 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"app-{name}.png"), full_page=True)
 
 
-def overlay_src(page) -> str:
-    return page.locator("#overlay-output img").get_attribute("src") or ""
+LIVE = "#live-view canvas[data-part=overlay]"
 
 
-def wait_for_new_overlay(page, old: str) -> str:
+def overlay_pixels(page) -> str:
+    """The live view's overlay as the page shows it (a PNG data URL of the canvas)."""
+    return page.locator(LIVE).evaluate("c => c.toDataURL()")
+
+
+def wait_for_live_view(page, width: int, step: int | None = None) -> None:
+    """Until the live view holds a prediction of that width (and shows that slider step)."""
     page.wait_for_function(
-        "old => { const i = document.querySelector('#overlay-output img'); return i && i.src && i.src !== old; }",
-        arg=old,
+        "([w, step]) => { const v = window.__anodfdnetLive; const c = document.querySelector('#live-view canvas[data-part=overlay]');"
+        " return v && v.data && v.data.w === w && c && c.width === w && (step === null || c.dataset.step === String(step)); }",
+        arg=[width, step],
     )
-    return overlay_src(page)
 
 
 def test_detect_tab_end_to_end(page, app_server, tmp_path):
@@ -94,19 +99,20 @@ def test_detect_tab_end_to_end(page, app_server, tmp_path):
     page.locator("[role=option]", has_text="Transformer depth 4").first.click()
     expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth 4"))
     run.click()
-    expect(page.locator("#overlay-output img")).to_be_visible()
+    expect(page.locator("#heatmap-output img")).to_be_visible()
     summary = page.locator("#summary")
     expect(summary).to_contain_text("Anomalous area")
     expect(summary).to_contain_text("Transformer depth 4")
     expect(summary).to_contain_text("at threshold 0.50")
     expect(page.locator("#heatmap-output img")).to_be_visible()
-    expect(page.locator("#mask-output img")).to_be_visible()
+    wait_for_live_view(page, 320, step=50)  # overlay and mask, drawn in the page at the slider's 0.50
+    expect(page.locator(LIVE)).to_be_visible()
+    expect(page.locator("#live-view canvas[data-part=mask]")).to_be_visible()
     with page.expect_download() as download:
         page.locator("#mask-download").click()
     assert Image.open(download.value.path()).size == (320, 320)
     inference = re.search(r"Inference:\s*(\d+) ms", summary.inner_text()).group(1)
-    before = overlay_src(page)
-    before_bytes = page.request.get(before).body()
+    before = overlay_pixels(page)
     shot(page, "3-result")
 
     # Drag the threshold slider all the way left: every pixel becomes anomalous, instantly.
@@ -120,15 +126,16 @@ def test_detect_tab_end_to_end(page, app_server, tmp_path):
     expect(page.locator("#threshold input[type=number]")).to_have_value("0")
     expect(summary).to_contain_text("at threshold 0.00")
     expect(summary).to_contain_text("100.00% of the image")
-    after = wait_for_new_overlay(page, before)
-    assert page.request.get(after).body() != before_bytes, "the overlay did not change with the threshold"
+    wait_for_live_view(page, 320, step=0)
+    expect(page.locator("#live-view [data-part=caption]")).to_contain_text("100.00% of the image anomalous")
+    assert overlay_pixels(page) != before, "the overlay did not change with the threshold"
     assert re.search(r"Inference:\s*(\d+) ms", summary.inner_text()).group(1) == inference, "the model ran again"
     shot(page, "4-slider")
 
     # Click an example: it loads into both inputs and runs with the chosen model and threshold.
     page.locator("#examples img").nth(1).click()
     expect(page.locator("#current-input img")).to_have_attribute("src", re.compile(r"cur\.png"))
-    wait_for_new_overlay(page, after)
+    wait_for_live_view(page, 384, step=0)  # the example's prediction, drawn at the slider's threshold
     expect(summary).to_contain_text("Transformer depth 4")
     expect(summary).to_contain_text("of 147,456 pixels")  # the examples are 384 x 384
     shot(page, "5-example")
