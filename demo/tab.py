@@ -238,7 +238,6 @@ def _model_menu():
 
 CSS = """
 #anodfdnet-run { min-height: 3.2em; font-size: 1.1em; }
-#mask-output { background: #c8c8c8; }  /* an all-white or all-black mask still reads as an image */
 """
 
 
