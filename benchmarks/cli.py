@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy`` (parse and dispatch).
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | slider`` (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
 """
@@ -9,7 +9,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, paths, speed
+from . import accuracy, paths, slider, speed
 
 
 def build_parser() -> Parser:
@@ -18,13 +18,14 @@ def build_parser() -> Parser:
     speed.add_arguments(sub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder"))
     paths.add_arguments(sub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets"))
     accuracy.add_arguments(sub.add_parser("accuracy", help="train and evaluate every method over seeds; write benchmarks/ACCURACY.md"))
+    slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main}[args.which](args)
+        return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "slider": slider.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
