@@ -1,6 +1,6 @@
 """The queue of pairs waiting to be labelled: ``ANODFDNET_QUEUE`` names a data SPEC of unlabelled pairs.
 
-``next_unlabelled()`` serves a pair whose content hash (``anodfdnet.labels.content_hash``) is not in
+``next_unlabelled()`` serves a pair whose content hash (``anodfdnet.data.labels.content_hash``) is not in
 the label store yet, and that was not handed to another annotator in the last ``hold_s`` seconds, so
 people labelling at the same time get different pairs. ``progress()`` is (labelled, total) over the
 queue. A pair's hash is computed from its pixels the first time it is needed and kept; ``progress()``

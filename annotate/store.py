@@ -9,17 +9,24 @@ Layout of the store's folder (``$ANODFDNET_LABEL_DIR``, default ``./labels``)::
     .hub_ledger.jsonl         shards pushed to the Hub (annotate/hub_sync.py)
 
 ``datasets.load_dataset(ROOT)`` loads it; the training code reads it as ``hf:ROOT``
-(:class:`anodfdnet.labels.LabelSource`), with the schema of :data:`anodfdnet.labels.FEATURES`.
+(:class:`anodfdnet.data.labels.LabelSource`), with the schema of :data:`anodfdnet.data.labels.FEATURES`.
 
 Why nothing is lost:
 
 * **One shard per save, written whole or not at all.** A save writes its row to a hidden temporary
   file in ``data/``, fsyncs it, checks its schema, and renames it to ``<UTC time>-<row id>.parquet``
   (``os.replace`` is atomic), then fsyncs the folder. A process killed at any point leaves either
-  the complete shard or a hidden temporary file that no reader looks at. Saves share no mutable
-  file, so threads and processes save concurrently without locks.
+  the complete shard or a hidden temporary file that no reader looks at; the writer holds an advisory
+  lock (flock) on its temporary file while it writes, so a store opened later (the app's start-up, the
+  ``annotate`` commands) removes every temporary file whose writer is gone (killed) and never one still
+  being written. Saves share no mutable file, so threads and processes save concurrently without locks.
 * **Validation first.** Images, mask, annotator name and anomaly type are checked before anything is
   written; a rejected save raises :class:`~anodfdnet.errors.UserError` and leaves no file.
+* **What training reads is what is stored.** A history of another size than the current is resized to
+  the current's size (``anodfdnet.data.images.resize_rgb``, as every reader does) before it is stored and hashed.
+* **Append-only, latest answer wins.** Saving a pair again (same content hash, same annotator) adds a
+  row; :meth:`LabelStore.save` reports the rows it supersedes, and the training reader keeps each
+  annotator's latest answer per pair (``anodfdnet.data.labels.latest_per_annotator``).
 * **Safe compaction.** :meth:`LabelStore.compact` writes the merged shard under a temporary name,
   fsyncs it, appends ``{"merged", "sources"}`` to ``.compactions.jsonl`` (fsynced), renames the
   merged shard into place, and only then deletes the small shards. A crash before the rename leaves
@@ -32,6 +39,7 @@ Why nothing is lost:
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -48,7 +56,7 @@ import numpy as np
 from PIL import Image
 
 from anodfdnet.errors import UserError
-from anodfdnet.data.images import load_rgb
+from anodfdnet.data.images import load_rgb, resize_rgb
 from anodfdnet.data.labels import ANOMALY_TYPES, FEATURES, NO_ANOMALY, SCHEMA_VERSION, content_hash, utc_now_iso
 
 ENV_DIR = "ANODFDNET_LABEL_DIR"
@@ -63,11 +71,12 @@ MIN_SIDE = 8
 JOURNAL = ".compactions.jsonl"
 LOCK = ".compact.lock"
 TMP_PREFIX = ".tmp-"
-STALE_TMP_S = 3600.0
+STALE_TMP_S = 3600.0  # the dataset card's temporary file: removed when older (it is never locked)
+FRESH_TMP_S = 10.0  # a temporary shard this young and still empty may be between its creation and its lock
 
 
 class SchemaError(UserError):
-    """A shard whose columns or types differ from ``anodfdnet.labels.FEATURES``."""
+    """A shard whose columns or types differ from ``anodfdnet.data.labels.FEATURES``."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,8 @@ class SavedRow:
     size: int  # rows in the store after this save
     shard: str  # file name under data/
     content_hash: str
+    replaces: tuple[str, ...] = ()  # earlier rows of this annotator for this pair, superseded for training
+    history_resized: tuple[int, int] | None = None  # the history's (width, height) when it was resized
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,33 @@ def read_jsonl(path: Path) -> list[dict]:
     return out
 
 
+def _remove_if_abandoned(tmp: Path) -> int:
+    """Delete a writer's temporary file if no process holds its lock (1), else leave it (0).
+
+    A writer creates the file and locks it at once; a file that is unlocked but empty and a few
+    seconds old may be in that instant, so it is left for a later start-up."""
+    try:
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return 0
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return 0  # a live writer holds it
+            raise
+        st = os.fstat(fd)
+        if st.st_size == 0 and time.time() - st.st_mtime < FRESH_TMP_S:
+            return 0
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+            return 1
+        return 0
+    finally:
+        os.close(fd)
+
+
 def _schema_error(features) -> str | None:
     """Why ``features`` is not the label schema, or None when it is."""
     if features == FEATURES:
@@ -172,7 +210,9 @@ class LabelStore:
         self.root = Path(root if root is not None else os.environ.get(ENV_DIR) or DEFAULT_DIR).expanduser()
         self.data_dir = self.root / "data"
         self._lock = threading.Lock()
-        self._index: dict[str, tuple[list[str], list[str]]] = {}  # shard name -> (ids, hashes); shards are immutable
+        # shard name -> [(id, content hash, annotator)]; shards are immutable
+        self._index: dict[str, list[tuple[str, str, str]]] = {}
+        self.remove_stale_temporaries()
 
     def __repr__(self) -> str:
         return f"LabelStore({str(self.root)!r})"
@@ -180,8 +220,16 @@ class LabelStore:
     # -- saving -------------------------------------------------------------------------------------
     def validate(self, history, current, mask, annotator, anomaly_type, note="", source="", model_checkpoint="") -> dict:
         """Check one label and return its row (without id, created_at); raise UserError saying why not."""
+        return self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint)[0]
+
+    def _checked(self, history, current, mask, annotator, anomaly_type, note, source, model_checkpoint) -> tuple[dict, tuple | None]:
+        """(row, the history's (width, height) if it was resized to the current's size, else None)."""
         hist = self._image(history, "history")
         cur = self._image(current, "current")
+        resized = None
+        if hist.shape[:2] != cur.shape[:2]:  # stored as training reads it (anodfdnet.data.load_pair)
+            resized = (hist.shape[1], hist.shape[0])
+            hist = resize_rgb(hist, cur.shape[:2])
         m = self._mask(mask, cur.shape[:2])
         annotator = (annotator or "").strip()
         if not ANNOTATOR_RE.fullmatch(annotator):
@@ -217,7 +265,15 @@ class LabelStore:
             "content_hash": content_hash(hist, cur),
             "model_checkpoint": str(model_checkpoint or ""),
             "schema_version": SCHEMA_VERSION,
-        }
+        }, resized
+
+    @staticmethod
+    def pair_hash(history, current) -> str:
+        """The content hash a save of this pair records: of the history resized to the current's size."""
+        hist, cur = load_rgb(history), load_rgb(current)
+        if hist.shape[:2] != cur.shape[:2]:
+            hist = resize_rgb(hist, cur.shape[:2])
+        return content_hash(hist, cur)
 
     def save(self, history, current, mask, annotator, anomaly_type, note="", source="upload", model_checkpoint="") -> SavedRow:
         """Validate and write one label as its own shard; returns the row id and the store's size.
@@ -225,7 +281,8 @@ class LabelStore:
         history, current: images (paths, PIL, arrays); mask: bool HxW (or {0,1} / {0,255}) in the
         current image's size. A rejected label raises UserError and writes nothing.
         """
-        row = self.validate(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint)
+        row, resized = self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint)
+        replaces = tuple(self.answers(row["content_hash"], row["annotator"]))
         rid = uuid.uuid4().hex
         created = utc_now_iso()
         row = {"id": rid, **row, "created_at": created}
@@ -236,8 +293,8 @@ class LabelStore:
         # datasets.Dataset: Dataset.from_dict fingerprints its contents, ~40 ms for a 1024x1024 pair.
         self.write_shard(pa.Table.from_pylist([row], schema=FEATURES.arrow_schema), name)
         with self._lock:
-            self._index[name] = ([rid], [row["content_hash"]])
-        return SavedRow(rid, self.size(), name, row["content_hash"])
+            self._index[name] = [(rid, row["content_hash"], row["annotator"])]
+        return SavedRow(rid, self.size(), name, row["content_hash"], replaces, resized)
 
     def write_shard(self, ds, name: str, before_publish=None) -> Path:
         """Write a ``datasets.Dataset`` (or a ``pyarrow.Table``) as ``data/<name>`` atomically; refuse one
@@ -259,13 +316,16 @@ class LabelStore:
         self._ensure_card()
         final = self.data_dir / name
         tmp = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet.partial"
+        f = open(tmp, "xb")
         try:
-            with open(tmp, "xb") as f:
-                # pyarrow directly: the table's schema metadata holds the datasets features, and
-                # Dataset.to_parquet would draw a progress bar in the app's log for every one-row shard.
-                pq.write_table(table, f)
-                f.flush()
-                os.fsync(f.fileno())
+            # Locked from creation until the rename (or this process's death): remove_stale_temporaries,
+            # run by every store opened meanwhile, leaves a locked temporary file alone.
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            # pyarrow directly: the table's schema metadata holds the datasets features, and
+            # Dataset.to_parquet would draw a progress bar in the app's log for every one-row shard.
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
             why = _schema_error(_arrow_features(pq.read_schema(tmp)))
             if why:
                 raise SchemaError(f"refusing to publish shard '{name}': its schema on disk differs from the label schema ({why}).")
@@ -278,6 +338,7 @@ class LabelStore:
             if tmp is not None:
                 with contextlib.suppress(FileNotFoundError):
                     tmp.unlink()
+            f.close()
         return final
 
     # -- reading ------------------------------------------------------------------------------------
@@ -287,7 +348,7 @@ class LabelStore:
             return []
         return sorted(p for p in self.data_dir.glob("*.parquet") if not p.name.startswith("."))
 
-    def _shard_index(self, path: Path) -> tuple[list[str], list[str]] | None:
+    def _shard_index(self, path: Path) -> list[tuple[str, str, str]] | None:
         with self._lock:
             hit = self._index.get(path.name)
         if hit is not None:
@@ -295,35 +356,41 @@ class LabelStore:
         import pyarrow.parquet as pq
 
         try:
-            t = pq.read_table(path, columns=["id", "content_hash"])
+            t = pq.read_table(path, columns=["id", "content_hash", "annotator"])
         except FileNotFoundError:  # removed by a compaction since listing; its rows are in the merged shard
             return None
-        entry = (t.column("id").to_pylist(), t.column("content_hash").to_pylist())
+        entry = list(zip(*(t.column(c).to_pylist() for c in ("id", "content_hash", "annotator"))))
         with self._lock:
             self._index[path.name] = entry
         return entry
 
-    def _all_ids_hashes(self) -> dict[str, str]:
+    def _all_rows(self) -> dict[str, tuple[str, str]]:
+        """row id -> (content hash, annotator), over every published shard."""
         for _ in range(3):
-            out: dict[str, str] = {}
+            out: dict[str, tuple[str, str]] = {}
             gone = False
             for p in self.shards():
                 entry = self._shard_index(p)
                 if entry is None:
                     gone = True
                     break
-                out.update(zip(*entry))
+                out.update((rid, (h, a)) for rid, h, a in entry)
             if not gone:
                 return out
         return out
 
     def size(self) -> int:
         """Number of distinct labelled rows (ids) in the store."""
-        return len(self._all_ids_hashes())
+        return len(self._all_rows())
 
     def labelled_hashes(self) -> set[str]:
         """Content hashes of every labelled pair in the store."""
-        return set(self._all_ids_hashes().values())
+        return {h for h, _ in self._all_rows().values()}
+
+    def answers(self, content_hash: str, annotator: str) -> list[str]:
+        """Row ids of one annotator's labels of one pair (a new save supersedes them for training)."""
+        annotator = (annotator or "").strip()
+        return sorted(rid for rid, (h, a) in self._all_rows().items() if h == content_hash and a == annotator)
 
     # -- compaction ---------------------------------------------------------------------------------
     def compact(self, max_rows: int = 1000, max_mb: float = 512.0, min_shards: int = 2) -> CompactionReport:
@@ -380,7 +447,7 @@ class LabelStore:
                 record = {"merged": name, "sources": [p.name for p in used], "rows": len(keep), "at": utc_now_iso()}
                 self.write_shard(ds, name, before_publish=lambda r=record: _append_line(self.root / JOURNAL, r))
                 with self._lock:
-                    self._index[name] = (table.column("id").to_pylist(), table.column("content_hash").to_pylist())
+                    self._index[name] = list(zip(*(table.column(c).to_pylist() for c in ("id", "content_hash", "annotator"))))
                 removed += self._remove_sources(used)
                 merged.append(name)
                 total += len(keep)
@@ -402,12 +469,23 @@ class LabelStore:
                 left = [self.data_dir / s for s in rec.get("sources", []) if (self.data_dir / s).exists()]
                 if left:
                     removed += self._remove_sources(left)
-        now = time.time()
+        self.remove_stale_temporaries()
+        return removed
+
+    def remove_stale_temporaries(self) -> int:
+        """Remove the temporary files of writers that are gone (a save or compaction killed mid-write);
+        returns how many. A temporary shard whose writer still holds its lock is never touched."""
+        removed = 0
         if self.data_dir.is_dir():
             for tmp in self.data_dir.glob(f"{TMP_PREFIX}*"):
+                removed += _remove_if_abandoned(tmp)
+        if self.root.is_dir():
+            now = time.time()
+            for tmp in self.root.glob(".README.*.tmp"):
                 with contextlib.suppress(FileNotFoundError):
-                    if now - tmp.stat().st_mtime > STALE_TMP_S:  # never a save still in progress
+                    if now - tmp.stat().st_mtime > STALE_TMP_S:
                         tmp.unlink()
+                        removed += 1
         return removed
 
     def _remove_sources(self, paths) -> int:
@@ -457,10 +535,16 @@ class LabelStore:
             "with a mask, painted in the AnoDFDNet app's Label tab, of what is anomalous in the current image.\n\n"
             f"Schema version {SCHEMA_VERSION}; one row per saved label:\n\n"
             "- `id`: unique row id; `content_hash`: sha256 of the pair's pixels (the pair's identity; split train/val on it)\n"
-            "- `history`, `current`: lossless PNG; `mask`: 8-bit PNG {0, 255}, the current image's size\n"
+            "- `history`, `current`: lossless PNG, both the current image's size: a history of another size was\n"
+            "  resized to it before it was stored (area averaging when shrinking, bilinear when enlarging), exactly as\n"
+            "  training reads a pair, so the stored pixels are the ones a model learns from\n"
+            "- `mask`: 8-bit PNG {0, 255}, the current image's size\n"
             f"- `anomaly_type`: one of {types} (`no anomaly` exactly when the mask is empty)\n"
             "- `annotator`, `note`, `created_at` (ISO 8601 UTC), `source` (where the pair came from),\n"
             "  `model_checkpoint` (the model that pre-filled the mask, empty when painted from nothing), `schema_version`\n\n"
+            "Rows are append-only: saving a pair again adds a row. When one annotator labelled one pair several times\n"
+            "(same `content_hash`, same `annotator`), training uses that annotator's latest row (by `created_at`) and\n"
+            "ignores the earlier ones; other annotators' rows of the pair are used as well.\n\n"
             "Each save adds one Parquet shard under `data/`; a compaction may merge shards. Read with\n"
             "`datasets.load_dataset(\"<this folder or repo>\")`, or train on it with AnoDFDNet:\n"
             "`python -m anodfdnet retrain --labels <this folder or repo> --from lite-d2 --out runs/retrain`.\n"

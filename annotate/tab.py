@@ -1,76 +1,85 @@
 """The Label tab (Gradio): paint what is anomalous in the current image; Save adds a row to the label dataset.
 
-Wiring only: the store (``store.py``), the Hub sync (``hub_sync.py``), the queue (``queue.py``) and the
-model (``anodfdnet.predict``) do the work. The mask is read from the editor's value when Save is
-clicked: the union of ``layer[..., 3] > 0`` over the layers (anything painted, at any opacity).
-The Save endpoint is public as ``/save_label``::
+Wiring only: the store (``store.py``), the paint-layer rule (``paint.py``), the Hub sync
+(``hub_sync.py``), the queue (``queue.py``) and the model do the work. Images are read by
+``anodfdnet.data.uploads`` from what arrived with the request (the editor's canvas blobs, or files Gradio
+moved into its upload cache), checked against the size limits from their headers before decoding; a
+crafted path is refused. The mask is read from the editor's value when Save is clicked (see
+``paint.py`` for the accepted layer forms). The Save endpoint is public as ``/save_label``::
 
     client.predict(handle_file("history.png"),
                    {"background": handle_file("current.png"), "layers": [handle_file("mask_layer.png")], "composite": None},
                    "alice", "oil leak", "a note", api_name="/save_label")
+
+The other events are private (no API name) but reachable by anyone with their ``fn_index``, as every
+event the page uses is: each validates its inputs as if they were hostile (model names from the
+list, never paths; thresholds as numbers; images through the upload reader).
 """
 from __future__ import annotations
 
+import html
 import threading
 from collections.abc import Callable
 
 import gradio as gr
 import numpy as np
 
+from anodfdnet.data import uploads
 from anodfdnet.errors import UserError
-from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY, content_hash
+from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY
 
 from .hub_sync import HubSync
+from .paint import BRUSH_ALPHA, BRUSH_RGB, composite, mask_from_layers, paint_layer
 from .queue import LabelQueue
-from .store import LabelStore
+from .store import MAX_SIDE, MIN_SIDE, LabelStore
 
-BRUSH_RGB = (255, 0, 128)  # one fixed colour: the mask is where anything was painted
-BRUSH_ALPHA = 0.55  # see-through, so the anomaly stays visible under the paint
 BRUSH_SIZE = 6  # radius in image pixels; the brush menu changes it
 BRUSH = f"rgba({BRUSH_RGB[0]}, {BRUSH_RGB[1]}, {BRUSH_RGB[2]}, {BRUSH_ALPHA})"
+LIMITS = uploads.Limits.from_env(min_side=MIN_SIDE, max_side=MAX_SIDE)
 
 INTRO = """\
 **Label a pair.** Load a pair (upload both images, or **Next pair** from the queue), then paint over
 everything that is anomalous in the *current* image: a foreign body, a missing or loose part, a leak, a
 crack. Use the brush (size in its menu), the eraser, undo or clear. **Start from the model** paints the
 model's guess for you to correct. Pick the anomaly type (**no anomaly** with an empty mask is a valid
-label too), give your name, and **Save**. Each save adds one row to the label dataset.
+label too), give your name, and **Save**. Each save adds one row to the label dataset; saving a pair
+you labelled before replaces your earlier answer for training.
 """
 
-
-def mask_from_editor(value: dict | None, shape: tuple[int, int]) -> np.ndarray:
-    """The painted mask: union over the editor's layers of ``alpha > 0``; empty when nothing is painted."""
-    mask = np.zeros(shape, bool)
-    for layer in (value or {}).get("layers") or []:
-        if layer is None:
-            continue
-        a = np.asarray(layer)
-        if a.ndim != 3 or a.shape[2] != 4:
-            raise UserError(f"a paint layer must be an RGBA image, got shape {tuple(a.shape)}.")
-        if a.shape[:2] != tuple(shape):
-            raise UserError(f"a paint layer is {a.shape[1]}x{a.shape[0]} but the current image is {shape[1]}x{shape[0]}.")
-        mask |= a[..., 3] > 0
-    return mask
+__all__ = ["BRUSH", "BRUSH_SIZE", "LabelTab", "build_tab", "composite", "paint_layer"]
 
 
-def paint_layer(mask: np.ndarray) -> np.ndarray:
-    """An RGBA layer holding ``mask`` in the brush colour (what the editor shows as painted strokes)."""
-    layer = np.zeros((*mask.shape, 4), np.uint8)
-    layer[mask] = (*BRUSH_RGB, round(255 * BRUSH_ALPHA))
-    return layer
+def _error(message: str, **kwargs) -> gr.Error:
+    """A gr.Error whose text is escaped: Gradio shows it as HTML, and messages quote the visitor's text."""
+    text = message[:1].upper() + message[1:]
+    return gr.Error(html.escape(text, quote=False), print_exception=False, **kwargs)
 
 
-def composite(current: np.ndarray, layer: np.ndarray) -> np.ndarray:
-    a = layer[..., 3:4].astype(np.float32) / 255.0
-    out = current.astype(np.float32) * (1 - a) + layer[..., :3].astype(np.float32) * a
-    return np.round(out).astype(np.uint8)
+def _session_block(component):
+    """The session's instance of ``component`` (Gradio keeps one per session once an event replaced it)."""
+    from gradio.context import LocalContext
+
+    config = LocalContext.blocks_config.get(None)
+    block = config.blocks.get(component._id) if config is not None else None
+    return block if isinstance(block, type(component)) else component
 
 
-def _rgb(a) -> np.ndarray | None:
-    if a is None:
-        return None
-    a = np.asarray(a)
-    return a[..., :3] if a.ndim == 3 and a.shape[2] == 4 else a
+def _text(value, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"the {what} must be text.")
+    return value
+
+
+def _threshold(value) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"the threshold must be a number between 0 and 1, got {str(value)[:40]!r}.") from None
+    if not 0.0 <= t <= 1.0:
+        raise UserError(f"the threshold must lie between 0 and 1, got {t:g}.")
+    return t
 
 
 class _Predictors:
@@ -90,6 +99,7 @@ class _Predictors:
 
 
 def _checkpoint_choices() -> list[tuple[str, str]]:
+    """(menu label, reference) of every checkpoint found; the reference stays on the server."""
     from anodfdnet.checkpoint import list_checkpoints
 
     return [(f"{i.name} (depth {i.config.depth})", str(i.path)) for i in list_checkpoints()]
@@ -108,7 +118,8 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
 
     store, queue, hub: default to the ones the environment names (ANODFDNET_LABEL_DIR, ANODFDNET_QUEUE,
     HF_TOKEN + ANODFDNET_DATASET_REPO); the Hub worker is started here. checkpoints: (label, reference)
-    choices for "Start from the model" (default: every checkpoint found). predictor: reference ->
+    choices for "Start from the model" (default: every checkpoint found); the page shows and sends back
+    only the model names (the label up to " ("), the references stay here. predictor: reference ->
     object with ``predict(history, current) -> prob``; pass the app's shared one to load each model once.
     """
     store = store or LabelStore()
@@ -116,14 +127,16 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     hub = (hub or HubSync(store)).start()
     checkpoints = _checkpoint_choices() if checkpoints is None else checkpoints
     predictor = predictor or _Predictors()
-    model_names = {ref: label.split(" (")[0] for label, ref in checkpoints}
+    references = {label.split(" (")[0]: ref for label, ref in checkpoints}  # model name -> server-side reference
+    upload_root = gr.utils.get_upload_folder
 
     def progress_text(on_screen: str | None = None) -> str:
         if not queue.enabled:
             return f"No queue is set (ANODFDNET_QUEUE): upload a pair. The dataset holds **{store.size()}** labels."
         done, total = queue.progress()
-        text = f"Queue `{queue.spec}`: **{done} / {total}** pairs labelled. The dataset holds **{store.size()}** labels."
-        return text + (f" On screen: pair `{on_screen}`." if on_screen else "")
+        spec = html.escape(queue.spec, quote=False)
+        text = f"Queue `{spec}`: **{done} / {total}** pairs labelled. The dataset holds **{store.size()}** labels."
+        return text + (f" On screen: pair `{html.escape(on_screen, quote=False)}`." if on_screen else "")
 
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
@@ -138,8 +151,10 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
                                 brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
                                 eraser=gr.Eraser(), height=480, elem_id="label-editor")
     with gr.Row(equal_height=True):
-        model_dd = gr.Dropdown(checkpoints, value=checkpoints[0][1] if checkpoints else None, label="Model (depth)",
-                               interactive=bool(checkpoints), scale=2)
+        names = list(references)
+        model_dd = gr.Dropdown([(label, label.split(" (")[0]) for label, _ in checkpoints],
+                               value=names[0] if names else None, label="Model (depth)",
+                               interactive=bool(checkpoints), scale=2, elem_id="label-model")
         threshold_sl = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold", scale=2)
         assist_btn = gr.Button("Start from the model" if checkpoints else "Start from the model (no checkpoint found)",
                                interactive=bool(checkpoints), scale=1)
@@ -147,7 +162,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         annotator_tb = gr.Textbox(label="Your name", placeholder="e.g. alice", max_lines=1, max_length=64, scale=1,
                                   elem_id="label-annotator")
         type_dd = gr.Dropdown(list(ANOMALY_TYPES), value=None, label="Anomaly type", scale=1, elem_id="label-type")
-        note_tb = gr.Textbox(label="Note (optional)", max_lines=3, scale=2)
+        note_tb = gr.Textbox(label="Note (optional)", max_lines=3, scale=2, elem_id="label-note")
     with gr.Row():
         save_btn = gr.Button("Save", variant="primary", elem_id="label-save")
         skip_btn = gr.Button("Skip", variant="secondary", elem_id="label-skip")
@@ -158,27 +173,64 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     assist_state = gr.State(None)
     skipped_state = gr.State([])
 
+    def read_history(payload) -> np.ndarray | None:
+        return None if payload is None else uploads.read_upload(payload, "history", upload_root(), LIMITS)
+
+    def read_editor(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
+        """(current image, paint layers as stored) from the editor's raw value: the canvas blobs the page
+        uploaded (``{"id": ...}``), or files (``{"background": FileData, "layers": [FileData, ...]}``)."""
+        if value is None:
+            return None, []
+        if not isinstance(value, dict):
+            raise uploads.refused("current")
+        if value.get("id") is not None:
+            blobs = _session_block(editor).blob_storage.pop(str(value["id"]), None)
+            if blobs is None:
+                raise UserError("the painted image did not reach the server; paint again or reload the page.")
+            background, layers = blobs.background, list(blobs.layers or [])
+        else:
+            background, layers = value.get("background"), value.get("layers") or []
+            if not isinstance(layers, list):
+                raise uploads.refused("paint layer")
+        current = None if background is None else uploads.read_upload(background, "current", upload_root(), LIMITS)
+        read = [uploads.read_upload_array(layer, "paint layer", upload_root(), LIMITS) for layer in layers if layer is not None]
+        return current, read
+
     def save_label(history, current_editor, annotator, anomaly_type, note, pair, assisted):
         try:
-            current = _rgb((current_editor or {}).get("background"))
+            current, layers = read_editor(current_editor)
             if current is None:
                 raise UserError("there is no current image: upload one into the editor (or take the next pair from the queue).")
+            history = read_history(history)
             if history is None:
                 raise UserError("there is no history image: upload one (or take the next pair from the queue).")
             if anomaly_type is None:
                 raise UserError(f"choose the anomaly type (or '{NO_ANOMALY}').")
-            mask = mask_from_editor(current_editor, current.shape[:2])
-            pair_hash = content_hash(history, current)
+            anomaly_type = _text(anomaly_type, "anomaly type")
+            annotator, note = _text(annotator, "annotator name"), _text(note, "note")
+            mask = mask_from_layers(layers, current.shape[:2])
+            pair_hash = store.pair_hash(history, current)
             # Provenance only for the pair on screen: a pair uploaded since is an upload, painted by hand.
             source = pair["source"] if pair and pair.get("hash") == pair_hash else "upload"
             checkpoint = assisted["checkpoint"] if assisted and assisted.get("hash") == pair_hash else ""
-            row = store.save(history, current, mask, annotator, anomaly_type, note or "", source, checkpoint)
+            row = store.save(history, current, mask, annotator, anomaly_type, note, source, checkpoint)
         except UserError as e:
-            raise gr.Error(f"Not saved: {e}", duration=None) from None
+            raise _error(f"Not saved: {e}", duration=None) from None
         hub.notify()
+        return saved_text(row, anomaly_type, mask)
+
+    def saved_text(row, anomaly_type, mask) -> str:
         painted = f"{int(mask.sum())} px painted" if mask.any() else "empty mask"
-        return (f"**Saved** row `{row.id}` ({anomaly_type}, {painted}). The dataset now holds **{row.size}** labels; "
+        text = (f"**Saved** row `{row.id}` ({anomaly_type}, {painted}). The dataset now holds **{row.size}** labels; "
                 f"{hub.status_text()}.")
+        if row.replaces:
+            earlier = ", ".join(f"`{r}`" for r in row.replaces)
+            text += (f" You had labelled this pair before (row{'s' if len(row.replaces) > 1 else ''} {earlier}): "
+                     "this label replaces that answer for training; the earlier rows stay in the dataset.")
+        if row.history_resized:
+            w, h = row.history_resized
+            text += (f" The history ({w}x{h}) was stored resized to the current image's size, as training reads it.")
+        return text
 
     def load_next(skipped):
         item = queue.next_unlabelled(exclude=skipped or [])
@@ -195,7 +247,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         p = item.pair
         value = {"background": p.current, "layers": [], "composite": p.current}
         return (p.history, value, {"hash": item.content_hash, "source": item.source}, None, progress_text(p.name),
-                f"Pair `{p.name}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
+                f"Pair `{html.escape(p.name, quote=False)}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
 
     def skip(pair, skipped):
         skipped = list(skipped or [])
@@ -206,42 +258,49 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             return (None, None, None, None, progress_text(), "Skipped: upload the next pair.", skipped)
         return (*load_next(skipped), skipped)
 
-    def start_from_model(history, current_editor, ref, threshold):
-        current = _rgb((current_editor or {}).get("background"))
-        if history is None or current is None:
-            raise gr.Error("Load a pair first: the model needs both the history and the current image.")
-        if not ref:
-            raise gr.Error("Choose a model.")
-        from anodfdnet.metrics import binarize
-
+    def start_from_model(history, current_editor, name, threshold):
         try:
-            prob = predictor(ref).predict(history, current)
+            current, _ = read_editor(current_editor)
+            history = read_history(history)
+            if history is None or current is None:
+                raise UserError("load a pair first: the model needs both the history and the current image.")
+            if not name:
+                raise UserError("choose a model.")
+            if not isinstance(name, str) or name not in references:
+                raise UserError(f"there is no model '{str(name)[:80]}': choose one of {', '.join(references) or 'none'}.")
+            threshold = _threshold(threshold)
+            from anodfdnet.metrics import binarize
+
+            try:
+                prob = predictor(references[name]).predict(history, current)
+            except UserError:
+                raise UserError(f"the model '{name}' could not run on the server; its log says why.") from None
         except UserError as e:
-            raise gr.Error(str(e)) from None
-        mask = binarize(prob, float(threshold))
+            raise _error(str(e)) from None
+        mask = binarize(prob, threshold)
         layer = paint_layer(mask)
         value = {"background": current, "layers": [layer], "composite": composite(current, layer)}
-        name = model_names.get(ref, ref)
-        return value, {"checkpoint": name, "hash": content_hash(history, current)}, (
+        return value, {"checkpoint": name, "hash": store.pair_hash(history, current)}, (
             f"The model **{name}** painted {100.0 * mask.mean():.1f}% of the image at threshold {threshold:.2f}: "
             "erase what is wrong, paint what it missed, then Save.")
 
     def after_save(pair, skipped):
         if pair and queue.enabled:  # a queue pair was saved: bring the next one, keep the Save message,
             return (*load_next(skipped)[:5], "", None)  # and make the annotator choose the next type afresh
-        return (gr.skip(), gr.skip(), gr.skip(), gr.skip(), progress_text(), gr.skip(), gr.skip())
+        # An uploaded pair: clear it, so a second click cannot save it again by accident.
+        return (None, None, None, None, progress_text(), "", None)
 
     page = gr.context.Context.root_block  # the app's Blocks: show the progress on every page load
     if page is not None:
         page.load(lambda: progress_text(), None, progress_md, api_visibility="private")
     inputs = [history_img, editor, annotator_tb, type_dd, note_tb, pair_state, assist_state]
-    saved = save_btn.click(save_label, inputs, status_md, api_name="save_label")
+    saved = save_btn.click(save_label, inputs, status_md, api_name="save_label", preprocess=False)
     screen = [history_img, editor, pair_state, assist_state, progress_md]
     saved.success(after_save, [pair_state, skipped_state], [*screen, note_tb, type_dd], api_visibility="private")
     next_btn.click(load_next, [skipped_state], [*screen, status_md], api_visibility="private")
     skip_btn.click(skip, [pair_state, skipped_state], [*screen, status_md, skipped_state], api_visibility="private")
     assist_btn.click(start_from_model, [history_img, editor, model_dd, threshold_sl], [editor, assist_state, status_md],
-                     api_visibility="private")
+                     api_visibility="private", preprocess=False)
 
     return LabelTab(history=history_img, editor=editor, annotator=annotator_tb, anomaly_type=type_dd, note=note_tb,
                     save=save_btn, skip=skip_btn, next=next_btn, assist=assist_btn, model=model_dd, threshold=threshold_sl,

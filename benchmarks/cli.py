@@ -1,4 +1,5 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training`` (parse and dispatch).
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider``
+(parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
 """
@@ -9,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, budget, paths, speed, training
+from . import accuracy, budget, paths, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -20,6 +21,7 @@ def build_parser() -> Parser:
     accuracy.add_arguments(sub.add_parser("accuracy", help="the full protocol (a GPU's worth): train and evaluate every method over seeds"))
     budget.add_arguments(sub.add_parser("budget", help="methods at an equal CPU budget (the app's default was chosen so); write benchmarks/ACCURACY.md"))
     training.add_arguments(sub.add_parser("training", help="training steps/s and pairs/s before and after the CPU-hour work; write benchmarks/TRAINING.md"))
+    slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))
     return p
 
 
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
-                "training": training.main}[args.which](args)
+                "training": training.main, "slider": slider.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ whose threads one prediction already uses, 2 on a GPU), ANODFDNET_DEVICE (defaul
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 import threading
@@ -25,6 +26,8 @@ from anodfdnet.errors import UserError
 from anodfdnet.predict import Prediction, Predictor
 
 DEFAULT_NAME = "lite-d2"  # the paper's depth L=2
+
+log = logging.getLogger("anodfdnet.demo")
 
 
 def available() -> list[CheckpointInfo]:
@@ -66,6 +69,7 @@ def choose(choice: str | int | float | None, infos: list[CheckpointInfo] | None 
     for info in infos:
         if text in (info.name, label(info), info.path.name):
             return info
+    text = text[:80]  # echoed in the error: the visitor's text, kept short (the page escapes it)
     m = _DEPTH.match(text)
     if m:
         depth = int(m.group(1))
@@ -114,7 +118,11 @@ class ModelCache:
                 if key in self._models:
                     self._models.move_to_end(key)
                     return self._models[key]
-            predictor = Predictor(info.path, device=self.device)
+            try:
+                predictor = Predictor(info.path, device=self.device)
+            except Exception:  # the server's log gets the path and the reason; the visitor gets the name
+                log.exception("loading the checkpoint %s (%s) failed", info.name, info.path)
+                raise UserError(f"the model '{info.name}' could not be loaded on the server; its log says why.") from None
             with self._lock:
                 self.loads += 1
                 self._models[key] = predictor

@@ -12,7 +12,13 @@ Two named API endpoints (``gradio_client``):
 ``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
     Re-thresholds the probability map of the session's last ``/predict``, never running the model.
     A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same
-    client. In the browser the slider calls it on every move.
+    client.
+
+In the browser the slider does not wait for the server: after Run, the page receives the current image
+and a level map once (``demo.live``) and redraws overlay and mask itself on every move, exactly the
+server's mask at each slider step; summary, figures and the mask download follow from a private event.
+The other events (example click, live view, slider figures, model menu) are private: no API name, but
+reachable by fn_index like every event the page uses, so each validates its inputs like the API does.
 
 Errors a visitor causes (a missing or unreadable image, a file or image over the limits, an unknown
 model) come back as one sentence (``gr.Error``); anything else is logged and reported without a
@@ -20,11 +26,9 @@ traceback. Nothing here keeps per-request data outside the session state and Gra
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
+import html
 import logging
-import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +36,19 @@ from pathlib import Path
 import cv2
 import gradio as gr
 import numpy as np
-from PIL import Image
 
+from anodfdnet.data import uploads
 from anodfdnet.errors import UserError
-from anodfdnet.data.images import load_rgb
 
 from . import examples as gallery
-from . import models, render
+from . import live, models, render
 
 log = logging.getLogger("anodfdnet.demo")
 
-MAX_PIXELS = int(float(os.environ.get("ANODFDNET_MAX_PIXELS", 40e6)))  # per image
-MAX_FILE_MB = float(os.environ.get("ANODFDNET_MAX_FILE_MB", 25))  # per uploaded file
-MAX_FILE_BYTES = int(MAX_FILE_MB * 1e6)
+LIMITS = uploads.Limits.from_env()  # ANODFDNET_MAX_PIXELS (per image), ANODFDNET_MAX_FILE_MB (per file)
+MAX_PIXELS = LIMITS.max_pixels
+MAX_FILE_MB = LIMITS.max_mb
+MAX_FILE_BYTES = LIMITS.max_bytes
 DEFAULT_THRESHOLD = 0.5
 STATE_TTL_S = 3600  # a session's probability map is dropped an hour after its last use
 # Probabilities are kept just below 1 so that threshold 1 means "nothing is anomalous" even where the
@@ -75,76 +79,27 @@ def _sentence(msg: str) -> str:
     return msg[:1].upper() + msg[1:] if msg else msg
 
 
-def _payload_path(payload, role: str) -> str:
-    """The local file of an image input (Gradio's FileData dict, a data: URL, or a plain path)."""
-    if isinstance(payload, (str, os.PathLike)):
-        return str(payload)
-    if isinstance(payload, dict):
-        if payload.get("path"):
-            return str(payload["path"])
-        url = payload.get("url") or ""
-        if url.startswith("data:"):
-            try:
-                head, data = url.split(",", 1)
-                raw = base64.b64decode(data, validate=False) if ";base64" in head else data.encode()
-            except (ValueError, binascii.Error):
-                raise UserError(f"the {role} image could not be decoded from the browser's data.") from None
-            folder = Path(gr.utils.get_upload_folder()) / "anodfdnet" / uuid.uuid4().hex
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{role}-pasted"
-            path.write_bytes(raw)
-            return str(path)
-    raise UserError(f"the {role} image is missing: upload one, paste one, or pick an example.")
-
-
-def _display_name(payload, path: str) -> str:
-    if isinstance(payload, dict) and payload.get("orig_name"):
-        return str(payload["orig_name"])
-    return Path(path).name
-
-
 def read_image(payload, role: str) -> np.ndarray:
-    """Read one uploaded image as uint8 HxWx3, refusing files and images over the limits."""
+    """Read one uploaded image as uint8 HxWx3, refusing files and images over the limits.
+
+    Only what arrived with this request is read (``anodfdnet.data.uploads``): a file Gradio checked and moved
+    into its upload cache, or bytes / a data URL (size-checked before decoding, never written to disk).
+    A crafted path (no ``meta``, relative, outside the cache, through ``..`` or a symlink) is refused
+    with one neutral sentence, whatever exists on disk."""
     if payload is None:
         other = "current" if role == "history" else "history"
         raise UserError(
             f"the {role} image is missing: give both a history (left) and a current (right) image "
             f"(only the {other} one arrived)."
         )
-    path = _payload_path(payload, role)
-    name = _display_name(payload, path)
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        raise UserError(f"the {role} image '{name}' did not reach the server; upload it again.") from None
-    if size > MAX_FILE_BYTES:
-        raise UserError(f"the {role} image '{name}' is {size / 1e6:.1f} MB; files up to {MAX_FILE_MB:g} MB are accepted.")
-    try:
-        with Image.open(path) as im:  # reads the header only
-            w, h = im.size
-    except Image.DecompressionBombError:
-        w = h = None  # far over any limit; reported below
-    except Exception:
-        raise UserError(
-            f"the {role} image '{name}' is not an image file that can be read (PNG, JPEG, BMP, TIFF or WebP)."
-        ) from None
-    if w is None or w * h > MAX_PIXELS:
-        dims = f" ({w}x{h} = {w * h / 1e6:.0f} MP)" if w else ""
-        raise UserError(
-            f"the {role} image '{name}' is too large{dims}; images up to {MAX_PIXELS / 1e6:g} megapixels are accepted."
-        )
-    try:
-        return load_rgb(path)
-    except UserError as e:
-        reason = str(e).split("': ", 1)[-1].rstrip(".")
-        raise UserError(f"the {role} image '{name}' could not be read: {reason}.") from None
+    return uploads.read_upload(payload, role, gr.utils.get_upload_folder(), LIMITS)
 
 
 def _threshold(value) -> float:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"the threshold must be a number between 0 and 1, got {value!r}.") from None
+        raise UserError(f"the threshold must be a number between 0 and 1, got {str(value)[:40]!r}.") from None
     if not 0.0 <= t <= 1.0:
         raise UserError(f"the threshold must lie between 0 and 1, got {t:g}.")
     return t
@@ -171,14 +126,21 @@ def _write_overlay(img: np.ndarray, folder: Path) -> str:
     return str(path)
 
 
-def _threshold_outputs(state: MapState, threshold: float):
-    """(overlay path, mask path, summary, figures, mask download) for one threshold."""
+def _threshold_outputs(state: MapState, threshold: float, overlay: bool = True):
+    """(overlay path, mask path, summary, figures, mask download) for one threshold; the overlay is
+    None when not asked for (the page draws its own)."""
     result = render.render(state.prob, state.current, threshold)
     folder = _out_dir()
-    overlay = _write_overlay(result.overlay, folder)
+    overlay_path = _write_overlay(result.overlay, folder) if overlay else None
     mask = str(render.write_png(result.mask, folder / "anomaly-mask.png"))
     figures = {**result.figures(), **state.meta}
-    return overlay, mask, render.format_summary(figures), figures, mask
+    return overlay_path, mask, render.format_summary(figures), figures, mask
+
+
+def page_error(message: str, **kwargs) -> gr.Error:
+    """A gr.Error whose text is escaped: Gradio shows it as HTML in a toast, and messages quote the
+    visitor's own text (file names, model names), which must never become live markup."""
+    return gr.Error(html.escape(_sentence(message), quote=False), print_exception=False, **kwargs)
 
 
 def _user_errors(fn):
@@ -191,7 +153,7 @@ def _user_errors(fn):
         except gr.Error:
             raise
         except UserError as e:
-            raise gr.Error(_sentence(str(e)), print_exception=False) from None
+            raise page_error(str(e)) from None
         except Exception:
             log.exception("%s failed", fn.__name__)
             raise gr.Error(
@@ -243,6 +205,27 @@ def rethreshold(state, threshold):
     return _threshold_outputs(state, _threshold(threshold))
 
 
+@_user_errors
+def page_figures(state, threshold):
+    """The page's slider (private): summary, figures and mask download at the slider step the page drew.
+
+    The page redraws overlay and mask itself (``demo.live``) at step round(100 * threshold); the
+    figures are those of the same step, so what is drawn and what is written agree."""
+    if not isinstance(state, MapState):
+        return gr.skip(), gr.skip(), gr.skip()
+    step = round(_threshold(threshold) * render.SLIDER_STEPS)
+    _, _, summary, figures, mask_file = _threshold_outputs(state, render.slider_threshold(step), overlay=False)
+    return summary, figures, mask_file
+
+
+@_user_errors
+def page_live(state, threshold):
+    """After a prediction (private): the live view's image and level map, sent to the page once."""
+    if not isinstance(state, MapState):
+        return None
+    return live.live_value(state.prob, state.current, _threshold(threshold), _out_dir())
+
+
 def _model_menu():
     infos = models.available()
     default = models.default_choice(infos)
@@ -255,7 +238,6 @@ def _model_menu():
 
 CSS = """
 #anodfdnet-run { min-height: 3.2em; font-size: 1.1em; }
-#mask-output { background: #c8c8c8; }  /* an all-white or all-black mask still reads as an image */
 """
 
 
@@ -296,16 +278,17 @@ def build_tab() -> None:
     with gr.Row(equal_height=True):
         heat = gr.Image(
             label="Heat map: anomaly probability (blue 0 → red 1)", format="png", interactive=False,
-            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output",
+            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output", scale=1,
         )
-        overlay = gr.Image(
-            label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
-            height=340, buttons=["download", "fullscreen"], elem_id="overlay-output",
-        )
-        mask = gr.Image(
-            label="Anomaly mask (white = anomalous)", format="png", interactive=False, height=340,
-            buttons=["download", "fullscreen"], elem_id="mask-output",
-        )
+        with gr.Column(scale=2):
+            live_view = live.build(slider_id="threshold")
+    # What /predict and /rethreshold return as images; the page shows the live view instead (not rendered).
+    overlay = gr.Image(
+        label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
+        visible=False, elem_id="overlay-output",
+    )
+    mask = gr.Image(label="Anomaly mask (white = anomalous)", format="png", interactive=False, visible=False,
+                    elem_id="mask-output")
     summary = gr.Markdown("*Results appear here after **Run**.*", label="summary", elem_id="summary")
     with gr.Row():
         mask_file = gr.DownloadButton("Download mask (PNG)", value=None, elem_id="mask-download")
@@ -313,23 +296,34 @@ def build_tab() -> None:
     with gr.Accordion("Figures as JSON (what the API returns)", open=False):
         figures = gr.JSON(label="figures", show_label=False, elem_id="figures")
     state = gr.State(None, time_to_live=STATE_TTL_S)
+    api_rethreshold = gr.Button(visible=False)  # the /rethreshold endpoint: for API clients, never shown
 
     predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
     predict_inputs = [history, current, model, threshold]
-    run.click(
+    ran = run.click(
         predict, predict_inputs, predict_outputs, api_name="predict", preprocess=False,
         concurrency_limit=4, concurrency_id="predict",
     )
+    ran.success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
+                show_progress="hidden")
     load_event = getattr(examples, "load_input_event", None)
     if load_event is not None:  # clicking an example runs it right away
         load_event.then(
             predict, predict_inputs, predict_outputs, preprocess=False, api_visibility="private",
             concurrency_limit=4, concurrency_id="predict",
-        )
+        ).success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
+                  show_progress="hidden")
+    # The slider: the page redraws at once (live_view.js, no request); the figures follow from the server.
+    threshold.input(None, [threshold], None, js=live.ON_SLIDER, trigger_mode="multiple", show_progress="hidden",
+                    queue=False, api_visibility="private")
     threshold.input(
-        rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
+        page_figures, [state, threshold], [summary, figures, mask_file], api_visibility="private",
         trigger_mode="always_last", show_progress="hidden", preprocess=False, concurrency_limit=8,
         concurrency_id="rethreshold",
+    )
+    api_rethreshold.click(
+        rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
+        preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load

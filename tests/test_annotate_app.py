@@ -79,6 +79,12 @@ def read_row(labels: Path, row_id: str):
     return src[i], src.row(i)
 
 
+def n_rows(labels: Path) -> int:
+    from annotate.store import LabelStore
+
+    return LabelStore(labels).size()
+
+
 def png(path: Path, array: np.ndarray) -> str:
     Image.fromarray(array).save(path)
     return str(path)
@@ -184,3 +190,148 @@ def test_paint_a_stroke_in_the_browser_and_save_it(served):
     assert row2["source"].endswith("#pair01") and row2["model_checkpoint"] == "tiny-d0"
     predicted = binarize(Predictor(ckpt).predict(pair2.history, pair2.current), 0.5)
     assert np.array_equal(pair2.mask, predicted)
+
+
+# --- Issue 10: exactly what the person painted; clear refusals; a pair saved again ----------------------
+
+
+def _editor(cur_path: str, layers=()) -> dict:
+    return {"background": handle_file(cur_path), "layers": [handle_file(p) for p in layers], "composite": None}
+
+
+def test_paint_layers_are_read_by_the_documented_rule_only(served, tmp_path):
+    url, labels, _, _ = served
+    rng = np.random.default_rng(2)
+    hist = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    cur = hist.copy()
+    cur[5:15, 10:30] = 250
+    h, c = png(tmp_path / "h.png", hist), png(tmp_path / "c.png", cur)
+    client = Client(url, verbose=False)
+
+    # An ordinary black-and-white mask PNG (greyscale, no alpha): white is the mask, not "everything".
+    bw = np.zeros((40, 60), np.uint8)
+    bw[5:15, 10:30] = 255
+    status = client.predict(handle_file(h), _editor(c, [png(tmp_path / "bw.png", bw)]), "mask user", "foreign body", "",
+                            api_name="/save_label")
+    pair, _ = read_row(labels, ROW_ID.search(status).group(1))
+    assert np.array_equal(pair.mask, bw == 255), f"{pair.mask.sum()} px saved for {int((bw == 255).sum())} painted"
+
+    # The same as RGB, and as RGBA that is opaque everywhere: still a black-and-white mask.
+    for name, arr in (("rgb.png", np.repeat(bw[..., None], 3, 2)),
+                      ("opaque.png", np.dstack([bw, bw, bw, np.full_like(bw, 255)]))):
+        status = client.predict(handle_file(h), _editor(c, [png(tmp_path / name, arr)]), "mask user", "foreign body", "",
+                                api_name="/save_label")
+        assert np.array_equal(read_row(labels, ROW_ID.search(status).group(1))[0].mask, bw == 255), name
+
+    # Ambiguous layers are refused with the accepted forms, and nothing is written.
+    n = n_rows(labels)
+    grey = np.tile(np.linspace(0, 255, 60, dtype=np.uint8), (40, 1))  # grey levels, no alpha
+    photo = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)  # a colour picture, no alpha
+    for name, arr in (("grey.png", grey), ("photo.png", photo)):
+        with pytest.raises(Exception, match="neither of the accepted forms.*transparency.*black-and-white mask"):
+            client.predict(handle_file(h), _editor(c, [png(tmp_path / name, arr)]), "mask user", "foreign body", "",
+                           api_name="/save_label")
+    assert n_rows(labels) == n
+
+
+def test_save_label_refuses_bad_files_with_the_sentences_predict_gives(served, tmp_path):
+    url, labels, _, _ = served
+    rng = np.random.default_rng(3)
+    hist = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    h, c = png(tmp_path / "h.png", hist), png(tmp_path / "c.png", hist)
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(Path(h).read_bytes()[:100])
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    huge = tmp_path / "huge.png"  # 9000 x 9000, a small file: must be refused from its header
+    Image.new("L", (9000, 9000)).save(huge)
+    header_only = tmp_path / "header-only.png"  # the same header, no pixel data: only a header check can size it
+    header_only.write_bytes(huge.read_bytes()[:200])
+    client = Client(url, verbose=False)
+    n = n_rows(labels)
+    cases = [
+        ((handle_file(str(text)), _editor(c)), "Not saved: the history image 'notes.png' is not an image file that can be read"),
+        ((handle_file(h), _editor(str(text))), "Not saved: the current image 'notes.png' is not an image file that can be read"),
+        ((handle_file(str(corrupt)), _editor(c)), "Not saved: the history image 'corrupt.png' could not be read"),
+        ((handle_file(h), _editor(c, [str(text)])), "Not saved: the paint layer image 'notes.png' is not an image file"),
+        ((handle_file(str(huge)), _editor(c)), r"Not saved: the history image 'huge.png' is too large \(9000x9000"),
+        ((handle_file(h), _editor(str(header_only))), r"Not saved: the current image 'header-only.png' is too large \(9000x9000"),
+    ]
+    for inputs, message in cases:
+        with pytest.raises(Exception, match=message):
+            client.predict(*inputs, "ann", "no anomaly", "", api_name="/save_label")
+    assert n_rows(labels) == n
+
+
+def test_saving_a_pair_again_says_it_replaces_the_earlier_answer(served, tmp_path):
+    url, labels, _, _ = served
+    rng = np.random.default_rng(4)
+    hist = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    small = np.array(Image.fromarray(hist).resize((30, 20)))
+    h, hs, c = png(tmp_path / "h.png", hist), png(tmp_path / "hs.png", small), png(tmp_path / "c.png", hist)
+    client = Client(url, verbose=False)
+    first = client.predict(handle_file(h), _editor(c), "carol", "no anomaly", "", api_name="/save_label")
+    assert "replaces" not in first
+    again = client.predict(handle_file(h), _editor(c), "carol", "no anomaly", "sure", api_name="/save_label")
+    earlier = ROW_ID.search(first).group(1)
+    assert f"You had labelled this pair before (row `{earlier}`)" in again and "replaces that answer for training" in again
+    other = client.predict(handle_file(h), _editor(c), "dave", "no anomaly", "", api_name="/save_label")
+    assert "replaces" not in other
+    names = parse_spec(f"hf:{labels}").names
+    assert ROW_ID.search(again).group(1) in names and earlier not in names and ROW_ID.search(other).group(1) in names
+
+    resized = client.predict(handle_file(hs), _editor(c), "erin", "no anomaly", "", api_name="/save_label")
+    assert "The history (30x20) was stored resized to the current image's size" in resized
+    pair, row = read_row(labels, ROW_ID.search(resized).group(1))
+    assert np.array(row["history"]).shape == (40, 60, 3)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+def test_an_uploaded_pair_is_cleared_after_save_and_html_in_names_stays_text(served, tmp_path):
+    """No queue pair on screen: after Save the editor, history and type are cleared, so a second click
+    cannot save the pair again; a file name holding HTML shows as text in the error, never as markup."""
+    from playwright.sync_api import expect, sync_playwright
+
+    url, labels, _, _ = served
+    rng = np.random.default_rng(9)
+    hist = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    h, c = png(tmp_path / "hist.png", hist), png(tmp_path / "cur.png", hist)
+    evil_dir = tmp_path / "evil"
+    evil_dir.mkdir()
+    evil = evil_dir / '<img src=x onerror="window.__xss=1">.png'
+    evil.write_bytes(b"not an image")
+    n = n_rows(labels)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(url, wait_until="load")
+        page.get_by_role("tab", name="Label").click()
+        expect(page.locator("#label-progress")).to_contain_text("pairs labelled")
+        page.locator("#label-history input[type=file]").set_input_files(str(evil))
+        page.locator("#label-editor input[type=file]").set_input_files(c)
+        page.locator("#label-annotator textarea, #label-annotator input").first.fill("uploader")
+        page.locator("#label-type input").click()
+        page.get_by_role("option", name="no anomaly").click()
+        page.locator("#label-save").click()
+        toast = page.locator("[data-testid=toast-body]", has_text="Not saved")
+        expect(toast).to_be_visible()
+        assert page.evaluate("window.__xss") is None, "the file name ran as markup"
+        assert toast.locator("img").count() == 0
+        expect(toast).to_contain_text('<img src=x onerror="window.__xss=1">.png')
+        toast.locator("[data-testid=toast-close]").click()
+
+        page.locator("#label-history input[type=file]").set_input_files(h)
+        expect(page.locator("#label-history img")).to_be_visible()
+        page.locator("#label-save").click()
+        expect(page.locator("#label-status")).to_contain_text("Saved")
+        assert "no anomaly" in page.locator("#label-status").inner_text()
+        expect(page.locator("#label-type input")).to_have_value("")  # the next pair starts afresh
+        expect(page.locator("#label-history img")).to_have_count(0)
+        page.screenshot(path=str(ARTIFACTS / "label-5-upload-saved-and-cleared.png"), full_page=True)
+        page.locator("#label-type input").click()
+        page.get_by_role("option", name="no anomaly").click()
+        page.locator("#label-save").click()  # a second click has nothing to save
+        expect(page.locator("[data-testid=toast-body]", has_text="there is no current image")).to_be_visible()
+        browser.close()
+    assert n_rows(labels) == n + 1

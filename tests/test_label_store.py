@@ -267,3 +267,105 @@ def test_compact_and_status_commands(tmp_path, capsys, monkeypatch):
     assert sorted(parse_spec(f"hf:{labels}").names) == sorted(ids)
     assert main(["compact", "--labels", str(tmp_path / "nothing")]) == 2
     assert "holds no labels" in capsys.readouterr().err
+
+
+# --- Issue 10: what is stored is what training reads; a pair saved again; killed writers ---------------
+
+
+def test_a_history_of_another_size_is_stored_as_training_reads_it(tmp_path):
+    from anodfdnet.data.images import resize_rgb
+
+    store = LabelStore(tmp_path / "labels")
+    hist, cur, mask = make_pair(0, 37, 53)
+    small = np.array(Image.fromarray(hist).resize((26, 18)))
+    row = store.save(small, cur, mask, "ann", "loose part")
+    assert row.history_resized == (26, 18)
+    r = load_rows(tmp_path / "labels", tmp_path)[0]
+    stored = np.array(r["history"])
+    assert stored.shape == cur.shape and np.array_equal(stored, resize_rgb(small, cur.shape[:2]))
+    pair = parse_spec(f"hf:{tmp_path / 'labels'}")[0]
+    assert np.array_equal(pair.history, stored)  # the reader has nothing left to resize
+    assert row.content_hash == content_hash(stored, cur) == store.pair_hash(small, cur)
+    assert "resized to it before it was stored" in (tmp_path / "labels" / "README.md").read_text()
+    assert store.save(hist, cur, mask, "ann", "loose part").history_resized is None
+
+
+def test_a_pair_saved_again_by_its_annotator_replaces_the_earlier_answer_for_training(tmp_path):
+    store = LabelStore(tmp_path / "labels")
+    hist, cur, mask = make_pair(0)
+    other = np.zeros_like(mask)
+    other[:4, :4] = True
+    first = store.save(hist, cur, mask, "alice", "loose part")
+    assert first.replaces == ()
+    bob = store.save(hist, cur, other, "bob", "foreign body")
+    second = store.save(hist, cur, other, "alice", "foreign body", "changed my mind")
+    assert second.replaces == (first.id,) and bob.replaces == ()
+    third = store.save(hist, cur, mask, " alice ", "loose part")  # the name as stored (stripped)
+    assert set(third.replaces) == {first.id, second.id}
+    unrelated = store.save(*make_pair(1), "alice", "other")
+    assert unrelated.replaces == ()
+
+    assert store.size() == 5  # append-only: every row is kept
+    assert len(load_rows(tmp_path / "labels", tmp_path)) == 5
+    src = parse_spec(f"hf:{tmp_path / 'labels'}")  # training: each annotator's latest answer per pair
+    assert src.names == [bob.id, third.id, unrelated.id]
+    assert np.array_equal(src[1].mask, mask) and np.array_equal(src[0].mask, other)
+    assert "training uses that annotator's latest row" in (tmp_path / "labels" / "README.md").read_text()
+
+
+def test_latest_per_annotator_is_a_plain_function_of_the_columns():
+    from anodfdnet.data.labels import latest_per_annotator
+
+    ids = ["r1", "r2", "r3", "r4", "r5"]
+    hashes = ["p", "p", "p", "q", "p"]
+    who = ["a", "b", "a", "a", "a"]
+    at = ["2025-01-01T00:00:01Z", "2025-01-01T00:00:02Z", "2025-01-01T00:00:03Z", "2025-01-01T00:00:00Z",
+          "2025-01-01T00:00:03Z"]  # r3 and r5 at the same instant: the id breaks the tie
+    assert latest_per_annotator(ids, hashes, who, at) == [3, 1, 4]
+    assert latest_per_annotator([], [], [], []) == []
+
+
+_HELD_WRITER = """
+import sys, time, numpy as np
+sys.path.insert(0, {root!r})
+import pyarrow as pa
+from annotate.store import LabelStore
+from anodfdnet.data.labels import FEATURES
+store = LabelStore({labels!r})
+img = np.zeros((16, 16, 3), np.uint8)
+row = store.validate(img, img, np.zeros((16, 16), bool), "w", "no anomaly")
+row = {{"id": "f" * 32, "created_at": "2025-01-01T00:00:00.000000Z", **row}}
+table = pa.Table.from_pylist([row], schema=FEATURES.arrow_schema)
+store.write_shard(table, "held.parquet", before_publish=lambda: (print("writing", flush=True), time.sleep(600)))
+"""
+
+
+def test_temporary_files_of_killed_writers_are_removed_on_start_up_and_live_ones_kept(tmp_path):
+    labels = tmp_path / "labels"
+    LabelStore(labels).save(*make_pair(0), "ann", "other")
+    script = tmp_path / "held.py"
+    script.write_text(_HELD_WRITER.format(root=str(ROOT), labels=str(labels)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env) for _ in range(2)]
+    try:
+        for p in procs:  # both are mid-write: their temporary shards are on disk, written and locked
+            assert p.stdout.readline().strip() == "writing", p.stderr.read()
+        partials = [f for f in shard_files(labels) if f.startswith(".tmp-")]
+        assert len(partials) == 2 and all(f.endswith(".parquet.partial") for f in partials)
+        assert LabelStore(labels).remove_stale_temporaries() == 0  # never a save in progress
+        procs[0].send_signal(signal.SIGKILL)
+        procs[0].wait(timeout=30)
+        store = LabelStore(labels)  # start-up: the killed writer's file goes, the live one stays
+        left = [f for f in shard_files(labels) if f.startswith(".tmp-")]
+        assert len(left) == 1 and left[0] in partials
+        procs[1].send_signal(signal.SIGKILL)
+        procs[1].wait(timeout=30)
+        LabelStore(labels)
+        assert [f for f in shard_files(labels) if f.startswith(".tmp-")] == []
+        assert store.size() == 1 and len(parse_spec(f"hf:{labels}")) == 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

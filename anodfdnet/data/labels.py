@@ -29,8 +29,10 @@ would change the schema of every new shard and break loading a folder that mixes
 With strings, a new type is a new allowed value and old shards stay valid.
 
 Rows are de-duplicated by ``id`` when read (a compaction interrupted between writing its merged shard
-and deleting the small ones may briefly leave a row in two shards; see ``annotate/store.py``), and
-ordered by ``(created_at, id)`` so the order does not depend on how the shards are grouped.
+and deleting the small ones may briefly leave a row in two shards; see ``annotate/store.py``), then
+:func:`latest_per_annotator` keeps one answer per annotator per pair (the store is append-only: a
+pair saved again by the same person adds a row that replaces their earlier one for training), and
+the rows are ordered by ``(created_at, id)`` so the order does not depend on how the shards are grouped.
 ``key(i)`` is the content hash, so the train/validation split (``data.split``) keeps every label of
 one pair on the same side, whoever painted it.
 """
@@ -106,6 +108,23 @@ def utc_now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
+def latest_per_annotator(ids, content_hashes, annotators, created_at) -> list[int]:
+    """The label policy training reads: the index of each annotator's latest row for each pair.
+
+    The four sequences are the columns of the rows (one entry per row, ids already unique). Rows of one
+    pair (``content_hash``) by one ``annotator`` answer the same question, and the latest
+    (``created_at``, then ``id`` to break a tie) replaces the earlier ones; rows of one pair by different
+    annotators are all kept. Returns indices in ``(created_at, id)`` order. Other policies (k labels per
+    pair, review, agreement) can replace this function; its inputs are plain columns.
+    """
+    latest: dict[tuple[str, str], int] = {}
+    for i, key in enumerate(zip(content_hashes, annotators)):
+        j = latest.get(key)
+        if j is None or (created_at[i], ids[i]) > (created_at[j], ids[j]):
+            latest[key] = i
+    return sorted(latest.values(), key=lambda i: (created_at[i], ids[i]))
+
+
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -123,7 +142,8 @@ def _caused_by(e: BaseException | None, kind: type) -> bool:
 
 
 class LabelSource(Source):
-    """``hf:DIR_OR_REPO``: the label dataset as pairs (mask from the PNG), one per unique row id.
+    """``hf:DIR_OR_REPO``: the label dataset as pairs (mask from the PNG): one per unique row id, and of
+    the rows one annotator saved for one pair only the latest (:func:`latest_per_annotator`).
 
     DIR is a local folder written by ``annotate.LabelStore`` (Parquet shards under ``data/``);
     anything else of the form OWNER/NAME is a Hugging Face Hub dataset id. Both are read with
@@ -140,11 +160,13 @@ class LabelSource(Source):
         if versions and max(versions) > SCHEMA_VERSION:
             raise UserError(f"data spec '{self.spec}': labels of schema version {max(versions)} need a newer AnoDFDNet (this one reads up to {SCHEMA_VERSION}).")
         ids, created = list(ds["id"]), list(ds["created_at"])
+        hashes, annotators = list(ds["content_hash"]), list(ds["annotator"])
         first: dict[str, int] = {}
         for i, rid in enumerate(ids):
             first.setdefault(rid, i)
-        order = sorted(first.values(), key=lambda i: (created[i], ids[i]))
-        hashes = list(ds["content_hash"])
+        unique = list(first.values())
+        chosen = latest_per_annotator(*([col[i] for i in unique] for col in (ids, hashes, annotators, created)))
+        order = [unique[k] for k in chosen]
         self._ds = ds
         self._rows = order
         self.names = [ids[i] for i in order]

@@ -1,0 +1,77 @@
+"""What a person painted, as a mask, and back: the rule for paint layers. No Gradio here.
+
+A paint layer arrives in one of two documented forms, and only those:
+
+1. **A layer with transparency** (RGBA, LA, or a palette with a transparent colour), as the Label tab's
+   brush exports it: a pixel is painted where its alpha is above 0, whatever its colour. A layer that
+   is opaque everywhere (alpha 255 at every pixel) says nothing about where the paint is, so it counts
+   as form 2.
+2. **A plain black-and-white mask** (no transparency, or none used): every pixel is black (0: normal)
+   or white (255: anomalous) in every channel; white is the mask.
+
+Anything else (a greyscale or colour picture without transparency, grey levels, 16-bit values, a
+0/1 label-index image) is ambiguous and refused with a sentence that says which forms are accepted:
+guessing would save a mask the person did not paint (an ordinary greyscale mask read as "alpha
+everywhere" became a 100 % mask).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from anodfdnet.errors import UserError
+
+BRUSH_RGB = (255, 0, 128)  # one fixed colour: the mask is where anything was painted
+BRUSH_ALPHA = 0.55  # see-through, so the anomaly stays visible under the paint
+
+FORMS = ("a layer with transparency (painted where alpha > 0), or a black-and-white mask "
+         "(0 = normal, 255 = anomalous) without transparency")
+
+
+def layer_mask(layer: np.ndarray, shape: tuple[int, int], what: str = "a paint layer") -> np.ndarray:
+    """The painted pixels of one layer (an array as stored: HxW, HxWx2, HxWx3 or HxWx4), by the module's rule."""
+    a = np.asarray(layer)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.ndim != 3 or a.shape[2] not in (1, 2, 3, 4):
+        raise UserError(f"{what} must be an image, got an array of shape {tuple(a.shape)}.")
+    if a.shape[:2] != tuple(shape):
+        raise UserError(f"{what} is {a.shape[1]}x{a.shape[0]} but the current image is {shape[1]}x{shape[0]}.")
+    if a.dtype == bool:
+        a = a.astype(np.uint8) * 255
+    if a.dtype != np.uint8:
+        raise UserError(f"{what} has {a.dtype} samples; send 8-bit {FORMS}.")
+    colour, alpha = (a[..., :-1], a[..., -1]) if a.shape[2] in (2, 4) else (a, None)
+    if alpha is not None and alpha.size and alpha.min() < 255:
+        return alpha > 0
+    lo, hi = colour.min(axis=2), colour.max(axis=2)
+    binary = (lo == hi) & ((hi == 0) | (hi == 255))
+    if not binary.all():
+        n = int((~binary).sum())
+        raise UserError(
+            f"{what} is neither of the accepted forms: it has no transparency and {n:,} of its pixels are "
+            f"not pure black or white. Send {FORMS}."
+        )
+    return hi == 255
+
+
+def mask_from_layers(layers, shape: tuple[int, int]) -> np.ndarray:
+    """The union of the painted pixels of every layer; empty when there is no layer."""
+    mask = np.zeros(shape, bool)
+    for i, layer in enumerate(layers or []):
+        if layer is not None:
+            mask |= layer_mask(layer, shape, "the paint layer" if len(layers) == 1 else f"paint layer {i + 1}")
+    return mask
+
+
+def paint_layer(mask: np.ndarray) -> np.ndarray:
+    """An RGBA layer holding ``mask`` in the brush colour (what the editor shows as painted strokes)."""
+    layer = np.zeros((*mask.shape, 4), np.uint8)
+    layer[mask] = (*BRUSH_RGB, round(255 * BRUSH_ALPHA))
+    return layer
+
+
+def composite(current: np.ndarray, layer: np.ndarray) -> np.ndarray:
+    """The current image with an RGBA layer drawn over it (what the editor shows)."""
+    a = layer[..., 3:4].astype(np.float32) / 255.0
+    out = current.astype(np.float32) * (1 - a) + layer[..., :3].astype(np.float32) * a
+    return np.round(out).astype(np.uint8)
