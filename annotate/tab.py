@@ -105,6 +105,16 @@ def _checkpoint_choices() -> list[tuple[str, str]]:
     return [(f"{i.name} (depth {i.config.depth})", str(i.path)) for i in list_checkpoints()]
 
 
+def _calibrated_threshold(reference: str | None) -> float:
+    """The checkpoint's calibrated threshold (the one that maximised its validation F1), 0.5 if unknown."""
+    from anodfdnet.checkpoint import read_info
+
+    try:
+        return round(read_info(reference).threshold, 2) if reference else 0.5
+    except (UserError, OSError):
+        return 0.5
+
+
 class LabelTab:
     """The Label tab's components and services, as ``build_tab`` returns them (for composing and tests)."""
 
@@ -155,7 +165,8 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         model_dd = gr.Dropdown([(label, label.split(" (")[0]) for label, _ in checkpoints],
                                value=names[0] if names else None, label="Model (depth)",
                                interactive=bool(checkpoints), scale=2, elem_id="label-model")
-        threshold_sl = gr.Slider(0.05, 0.95, value=0.5, step=0.05, label="Threshold", scale=2)
+        threshold_sl = gr.Slider(0.01, 0.99, value=_calibrated_threshold(references.get(names[0]) if names else None), step=0.01,
+                                 label="Threshold", info="the chosen model's calibrated threshold to start with", scale=2)
         assist_btn = gr.Button("Start from the model" if checkpoints else "Start from the model (no checkpoint found)",
                                interactive=bool(checkpoints), scale=1)
     with gr.Row(equal_height=True):
@@ -301,6 +312,9 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     skip_btn.click(skip, [pair_state, skipped_state], [*screen, status_md, skipped_state], api_visibility="private")
     assist_btn.click(start_from_model, [history_img, editor, model_dd, threshold_sl], [editor, assist_state, status_md],
                      api_visibility="private", preprocess=False)
+    # Another model: start from its calibrated threshold (an unknown name changes nothing).
+    model_dd.change(lambda name: _calibrated_threshold(references[name]) if isinstance(name, str) and name in references
+                    else gr.skip(), model_dd, threshold_sl, api_visibility="private", show_progress="hidden")
 
     return LabelTab(history=history_img, editor=editor, annotator=annotator_tb, anomaly_type=type_dd, note=note_tb,
                     save=save_btn, skip=skip_btn, next=next_btn, assist=assist_btn, model=model_dd, threshold=threshold_sl,

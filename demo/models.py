@@ -25,7 +25,7 @@ from anodfdnet.checkpoint import CheckpointInfo, list_checkpoints
 from anodfdnet.errors import UserError
 from anodfdnet.predict import Prediction, Predictor
 
-DEFAULT_NAME = "lite-d2"  # the paper's depth L=2
+DEFAULT_NAME = "effnet-d2"  # the ImageNet-pretrained encoder at the paper's depth L=2 (benchmarks/ACCURACY.md)
 
 log = logging.getLogger("anodfdnet.demo")
 
@@ -42,7 +42,7 @@ def label(info: CheckpointInfo) -> str:
 
 
 def default_choice(infos: list[CheckpointInfo]) -> CheckpointInfo | None:
-    """lite-d2 when present, else the first depth-2 model, else the first model."""
+    """DEFAULT_NAME when present, else the first depth-2 model, else the first model."""
     for info in infos:
         if info.name == DEFAULT_NAME:
             return info

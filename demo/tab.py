@@ -171,10 +171,10 @@ def _user_errors(fn):
 
 @_user_errors
 def predict(history, current, model, threshold):
-    threshold = _threshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    info = models.choose(model)
+    threshold = _threshold(info.threshold if threshold is None else threshold)  # None: the model's calibrated one
     hist = read_image(history, "history")
     cur = read_image(current, "current")
-    info = models.choose(model)
     notes = []
     if hist.shape[:2] != cur.shape[:2]:
         notes.append(
@@ -232,6 +232,14 @@ def _model_menu():
     return [(models.label(i), i.name) for i in infos], (default.name if default else None)
 
 
+def _model_threshold(name) -> float | object:
+    """The slider's start for a model: its calibrated threshold (on the slider's 0.01 grid)."""
+    try:
+        return round(models.choose(name).threshold, 2)
+    except UserError:
+        return gr.skip()
+
+
 # ---------------------------------------------------------------------------------------------------
 # Layout
 
@@ -270,9 +278,9 @@ def build_tab() -> None:
         )
         run = gr.Button("Run ▶", variant="primary", scale=1, elem_id="anodfdnet-run")
     threshold = gr.Slider(
-        0.0, 1.0, value=DEFAULT_THRESHOLD, step=0.01, label="Threshold",
-        info="A pixel is anomalous where its probability is at least this. Moving it redraws instantly; "
-             "the model does not run again.",
+        0.0, 1.0, value=_model_threshold(default) if default else DEFAULT_THRESHOLD, step=0.01, label="Threshold",
+        info="A pixel is anomalous where its probability is at least this; it starts at the model's calibrated "
+             "threshold. Moving it redraws instantly; the model does not run again.",
         elem_id="threshold",
     )
     with gr.Row(equal_height=True):
@@ -325,6 +333,8 @@ def build_tab() -> None:
         rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
         preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
+    # Another model: the slider starts at that model's calibrated threshold.
+    model.change(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load
         root.load(lambda: gr.Dropdown(**dict(zip(("choices", "value"), _model_menu()))), None, model,

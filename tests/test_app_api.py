@@ -243,3 +243,23 @@ def test_render_regions_boxes_and_outline():
     assert tuple(r.overlay[30, 50]) == (100, 100, 100)  # untouched elsewhere
     assert render(prob, current, 0.7).n_regions == 1
     assert render(prob, current, 0.0).mask.all() and not render(prob, current, 0.95).mask.any()
+
+
+def test_a_missing_threshold_is_the_models_calibrated_one(client, pair_files, app_server):
+    """/predict without a threshold uses the checkpoint's calibrated threshold, recorded in its metadata."""
+    import os
+
+    import torch
+
+    from anodfdnet.checkpoint import save_checkpoint
+    from anodfdnet.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    folder = Path(os.environ["ANODFDNET_CHECKPOINT_DIR"])
+    save_checkpoint(folder / "calibrated-d0.safetensors", build_model(ModelConfig.from_preset("lite", 0)),
+                    {"threshold": 0.37, "note": "test checkpoint with a calibrated threshold"})
+    hist, cur, _ = pair_files["oil_leak"]
+    *_, summary, figures, mask_png, _ = predict(client, hist, cur, "calibrated-d0", threshold=None)
+    assert figures["threshold"] == pytest.approx(0.37) and figures["checkpoint"] == "calibrated-d0"
+    *_, figures, _, _ = predict(client, hist, cur, "calibrated-d0", threshold=0.6)  # an explicit threshold wins
+    assert figures["threshold"] == pytest.approx(0.6)
