@@ -55,9 +55,9 @@ METHODS = [
     Method("effnet-d1-fast", "AnoDFDNet effnet d1", ("--preset", "effnet", "--depth", "1", "--recipe", "fast", "--augment", "geometric"), (0,), "depth"),
     Method("effnet-d4-fast", "AnoDFDNet effnet d4", ("--preset", "effnet", "--depth", "4", "--recipe", "fast", "--augment", "geometric"), (0,), "depth"),
     Method("effnet-d8-fast", "AnoDFDNet effnet d8", ("--preset", "effnet", "--depth", "8", "--recipe", "fast", "--augment", "geometric"), (0,), "depth"),
-    Method("unet-cat-fast", "Unet-cat (lite widths)", ("--arch", "unet-cat", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0, 1, 2), "baselines"),
-    Method("fc-siam-diff-fast", "FC-Siam-diff (lite widths)", ("--arch", "fc-siam-diff", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0, 1, 2), "baselines"),
-    Method("deeplabv3plus-cat-fast", "DeepLabV3+-cat (lite widths)", ("--arch", "deeplabv3plus-cat", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0, 1, 2), "baselines"),
+    Method("unet-cat-fast", "Unet-cat (lite widths)", ("--arch", "unet-cat", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0,), "baselines"),
+    Method("fc-siam-diff-fast", "FC-Siam-diff (lite widths)", ("--arch", "fc-siam-diff", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0,), "baselines"),
+    Method("deeplabv3plus-cat-fast", "DeepLabV3+-cat (lite widths)", ("--arch", "deeplabv3plus-cat", "--preset", "lite", "--recipe", "fast", "--augment", "geometric"), (0,), "baselines"),
 ]
 
 
