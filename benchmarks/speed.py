@@ -63,11 +63,12 @@ def add_arguments(p) -> None:
 
 
 def model_list() -> list[tuple[str, ModelConfig]]:
-    """(label, config) of every timed model: lite at every depth, paper at depth 2, the baselines."""
+    """(label, config) of every timed model: effnet and lite at every depth, paper at depth 2, the baselines."""
     from anodfdnet.models import DEPTHS, ModelConfig
     from anodfdnet.models.baselines import ARCHS
 
-    models = [(f"lite d{d}", ModelConfig.from_preset("lite", d)) for d in DEPTHS]
+    models = [(f"effnet d{d}", ModelConfig.from_preset("effnet", d)) for d in DEPTHS]
+    models += [(f"lite d{d}", ModelConfig.from_preset("lite", d)) for d in DEPTHS]
     models.append(("paper d2", ModelConfig.from_preset("paper", 2)))
     models += [(arch, ModelConfig.from_preset("lite", 0, arch=arch)) for arch in ARCHS]
     return models
@@ -80,24 +81,36 @@ def _log(msg: str) -> None:
     print(f"[benchmark {time.perf_counter() - _T0[0]:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
-def _predictor_checkpoint(tmp: Path) -> tuple[str, str]:
-    """The lite d2 checkpoint ``Predictor`` loads: the shipped one, else an untrained stand-in (speed
-    does not depend on the weights). Returns (reference, description)."""
+# The models timed through Predictor.run on the default inference path: the app's default, today's lite
+# d2 (what the app served before) and Unet-cat (the comparison the targets name), each the shipped
+# checkpoint when there is one, else an untrained stand-in (speed does not depend on the weights).
+PREDICTOR_MODELS = (("effnet d2", "effnet-d2", "effnet", "anodfdnet"), ("lite d2", "lite-d2", "lite", "anodfdnet"),
+                    ("unet-cat", None, "lite", "unet-cat"))
+PREDICTOR_SUFFIX = " via Predictor.run"
+
+
+def _predictor_checkpoints(tmp: Path) -> dict[str, tuple[str, str]]:
+    """label -> (checkpoint reference, description) of each model of PREDICTOR_MODELS."""
     from anodfdnet.checkpoint import resolve, save_checkpoint
     from anodfdnet.errors import UserError
     from anodfdnet.models import ModelConfig, build_model
 
-    try:
-        path = resolve("lite-d2")
-        return str(path), f"shipped checkpoint {path.name}"
-    except UserError:
-        path = tmp / "untrained-lite-d2.safetensors"
-        torch.manual_seed(0)
-        save_checkpoint(path, build_model(ModelConfig.from_preset("lite", 2)), {"note": "benchmark stand-in"})
-        return str(path), "untrained lite d2 stand-in (no shipped lite-d2 found; speed does not depend on the weights)"
+    out = {}
+    for label, name, preset, arch in PREDICTOR_MODELS:
+        try:
+            if name is None:
+                raise UserError("no shipped checkpoint")
+            path = resolve(name)
+            out[label] = (str(path), f"shipped checkpoint {path.name}")
+        except UserError:
+            path = tmp / f"untrained-{label.replace(' ', '-')}.safetensors"
+            torch.manual_seed(0)
+            save_checkpoint(path, build_model(ModelConfig.from_preset(preset, 2, arch=arch)), {"note": "benchmark stand-in"})
+            out[label] = (str(path), f"untrained {label} stand-in (speed does not depend on the weights)")
+    return out
 
 
-def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: CpuPeak) -> list[ModelRow]:
+def bench_models(device: torch.device, s: Settings, ckpts: dict[str, tuple[str, str]], cpu_peak: CpuPeak) -> list[ModelRow]:
     """Batch-1 latency (interleaved), batch throughput (interleaved) and peak memory of every model,
     in fp32 and, on CUDA, under bf16 autocast."""
     from anodfdnet.device import autocast
@@ -126,43 +139,43 @@ def bench_models(device: torch.device, s: Settings, ckpt: str, cpu_peak: CpuPeak
         return f
 
     rows = []
-    predictor = Predictor(ckpt, device=str(device), size=s.size)
+    predictors = {f"{label}{PREDICTOR_SUFFIX}": Predictor(ref, device=str(device), size=s.size) for label, (ref, _) in ckpts.items()}
     rng = np.random.default_rng(0)
     hist = rng.integers(0, 256, (s.size, s.size, 3), dtype=np.uint8)
     cur = hist.copy()
     cur[s.size // 4: s.size // 2, s.size // 4: s.size // 2] = 255
-    pred_label = "lite d2 via Predictor.run"
     for prec in precisions:
-        _log(f"{device.type} {prec}: batch-1 latency, {s.repeats} interleaved rounds over {len(models)} models + Predictor")
+        _log(f"{device.type} {prec}: batch-1 latency, {s.repeats} interleaved rounds over {len(models)} models + "
+             f"{len(predictors)} Predictors")
         fns = {label: forward(m, x1, prec) for label, m in models.items()}
-        if prec == "fp32":  # the Predictor's own default path (auto: bf16 on CUDA and CPUs with native bf16, else channels-last)
-            fns[pred_label] = lambda pr=predictor: pr.run(hist, cur)
+        if prec == "fp32":  # each Predictor's own default path (auto: bf16 on CUDA and CPUs with native bf16, else channels-last)
+            fns.update({label: (lambda pr=pr: pr.run(hist, cur)) for label, pr in predictors.items()})
         lat = interleaved(fns, s.repeats, s.warmup, sync)
         _log(f"{device.type} {prec}: throughput at batch {batch}, {s.batch_repeats} interleaved rounds")
         thr = interleaved({label: forward(m, xb, prec) for label, m in models.items()}, s.batch_repeats, 1, sync)
         for label in fns:
             med, p10, p90 = median_spread(lat[label])
-            base = pred_label if label == pred_label else label
-            params, flops = info["lite d2" if base == pred_label else base]
+            pr = predictors.get(label)
+            params, flops = info[label.removesuffix(PREDICTOR_SUFFIX)]
             row_prec = prec
-            if label == pred_label:  # its own arithmetic: the path auto chose (bf16 where the hardware has it)
-                row_prec = "bf16 autocast" if predictor.path == "bf16" else "fp32"
-            row = ModelRow(label if label != pred_label else f"{pred_label} (default path: {predictor.device_name}, "
-                           f"{predictor.runtime.detail}, incl. pre/post-processing)", row_prec, params, flops, med, p10, p90)
+            if pr is not None:  # its own arithmetic: the path auto chose (bf16 where the hardware has it)
+                row_prec = "bf16 autocast" if pr.path == "bf16" else "fp32"
+            row = ModelRow(label if pr is None else f"{label} (default path: {pr.device_name}, {pr.runtime.detail}, incl. "
+                           "pre/post-processing)", row_prec, params, flops, med, p10, p90)
             if label in thr:
                 t = statistics.median(thr[label])
                 row.batch, row.batch_s, row.pairs_per_s = batch, t, batch / t
             rows.append(row)
         ref = next((r for r in rows if r.label == REFERENCE and r.precision == prec), None)
-        for r in rows:  # the Predictor row compares with fp32 Unet-cat whatever its own arithmetic
-            if ref is not None and (r.precision == prec or (prec == "fp32" and r.label.startswith(pred_label))):
+        for r in rows:  # Predictor rows compare with fp32 Unet-cat whatever their own arithmetic
+            if ref is not None and (r.precision == prec or (prec == "fp32" and PREDICTOR_SUFFIX in r.label)):
                 r.ratio = r.median_ms / ref.median_ms
     # Peak memory last: it trims the allocator and resets the high-water mark between calls.
     _log(f"{device.type}: peak memory")
     for r in rows:
         if r.label in models:
             r.peak_mb = peak_memory_mb(device, forward(models[r.label], x1, r.precision), s.memory_repeats, cpu_peak)
-    del predictor, fns  # the last fns holds the predictor too
+    del predictors, fns  # the last fns holds the predictors too
     return rows
 
 
@@ -290,14 +303,15 @@ def run(device: str = "auto", quick: bool = False) -> Report:
     runs = []
     with tempfile.TemporaryDirectory(prefix="anodfdnet-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        ckpt, ckpt_note = _predictor_checkpoint(tmp)
+        ckpts = _predictor_checkpoints(tmp)
+        ckpt, ckpt_note = ckpts["lite d2"][0], "; ".join(f"{label}: {note}" for label, (_, note) in ckpts.items())
         for d in devices:
             r = DeviceRun(d.type, memory_note=MEMORY_NOTE[d.type])
             n = s.matmul_n[d.type]
             _log(f"{d.type}: {n}x{n} matmul rate, fp32 and bf16")
             r.matmul = {"fp32": [matmul_rate(d, torch.float32, n, s.matmul_repeats)],
                         "bf16": [matmul_rate(d, torch.bfloat16, n, s.matmul_repeats)]}
-            r.rows = bench_models(d, s, ckpt, cpu_peak)
+            r.rows = bench_models(d, s, ckpts, cpu_peak)
             r.folder = bench_predict_folder(d, s, ckpt, tmp / d.type)
             for k in ("fp32", "bf16"):  # again at the end: how much the machine drifted meanwhile
                 r.matmul[k].append(matmul_rate(d, torch.float32 if k == "fp32" else torch.bfloat16, n, s.matmul_repeats))

@@ -16,6 +16,9 @@ TARGET_DEFAULT_PATH_MS = 25.0
 TARGET_RENDER_MS = 50.0  # 1024x1024
 TARGET_SAVE_MS = 200.0
 TARGET_FOLDER_VS_MODEL = 2.0  # predict --data within 2x of the model-only rate (CUDA)
+# Issue 11's: the app's default model (effnet d2) through Predictor.run on the default path.
+TARGET_DEFAULT_VS_LITE = 2.0  # at most 2x lite d2's Predictor.run, same run
+TARGET_DEFAULT_VS_UNET = 0.5  # at most 0.5x Unet-cat's Predictor.run, same run
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ def targets(rep: Report) -> list[tuple[str, str, bool | None]]:
     if cpu is not None:
         lite, unet = _row(cpu.rows, "lite d2"), _row(cpu.rows, REFERENCE)
         pred = next((r for r in cpu.rows if r.label.startswith("lite d2 via Predictor")), None)
+        app = next((r for r in cpu.rows if r.label.startswith("effnet d2 via Predictor")), None)
+        unet_pred = next((r for r in cpu.rows if r.label.startswith("unet-cat via Predictor")), None)
         note = "" if cores == 2 else f" (the target is for a 2-core machine; this one has {cores})"
         out.append((f"lite d2, fp32 eager, batch 1, {size}x{size}, CPU: ≤ {TARGET_LITE_D2_MS:.0f} ms{note}",
                     f"{lite.median_ms:.1f} ms", lite.median_ms <= TARGET_LITE_D2_MS))
@@ -124,6 +129,14 @@ def targets(rep: Report) -> list[tuple[str, str, bool | None]]:
                     lite.median_ms <= TARGET_RATIO_TO_UNET * unet.median_ms))
         out.append((f"default inference path (Predictor.run, lite d2, {size}x{size}), CPU: ≤ {TARGET_DEFAULT_PATH_MS:.0f} ms",
                     f"{pred.median_ms:.1f} ms", pred.median_ms <= TARGET_DEFAULT_PATH_MS))
+        if app is not None and unet_pred is not None:
+            out.append((f"issue 11: the app's default model (effnet d2) via Predictor.run, default path, {size}x{size}, CPU: "
+                        f"≤ {TARGET_DEFAULT_VS_LITE:g} × lite d2's, same run",
+                        f"{app.median_ms:.1f} / {pred.median_ms:.1f} ms = {app.median_ms / pred.median_ms:.2f}×",
+                        app.median_ms <= TARGET_DEFAULT_VS_LITE * pred.median_ms))
+            out.append((f"issue 11: the app's default model ≤ {TARGET_DEFAULT_VS_UNET:g} × Unet-cat's latency on the same path "
+                        "(Predictor.run), same run", f"{app.median_ms:.1f} / {unet_pred.median_ms:.1f} ms = "
+                        f"{app.median_ms / unet_pred.median_ms:.2f}×", app.median_ms <= TARGET_DEFAULT_VS_UNET * unet_pred.median_ms))
     side = rep.settings.image_side
     if "median_ms" in rep.render:
         out.append((f"re-threshold render at {side}x{side}: < {TARGET_RENDER_MS:.0f} ms", f"{rep.render['median_ms']:.1f} ms",
