@@ -107,6 +107,29 @@ class _Predictors:
             return self._cache[checkpoint]
 
 
+def read_editor_value(editor, value, what: str = "current") -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(background image, paint layers as stored) from an ImageEditor's raw value (``preprocess=False``): the
+    canvas blobs the page uploaded (``{"id": ...}``, kept by the session's copy of ``editor``), or files
+    (``{"background": FileData, "layers": [FileData, ...]}``), each read by ``anodfdnet.data.uploads``."""
+    if value is None:
+        return None, []
+    if not isinstance(value, dict):
+        raise uploads.refused(what)
+    if value.get("id") is not None:
+        blobs = _session_block(editor).blob_storage.pop(str(value["id"]), None)
+        if blobs is None:
+            raise UserError("the painted image did not reach the server; paint again or reload the page.")
+        background, layers = blobs.background, list(blobs.layers or [])
+    else:
+        background, layers = value.get("background"), value.get("layers") or []
+        if not isinstance(layers, list):
+            raise uploads.refused("paint layer")
+    root = gr.utils.get_upload_folder()
+    current = None if background is None else uploads.read_upload(background, what, root, LIMITS)
+    read = [uploads.read_upload_array(layer, "paint layer", root, LIMITS) for layer in layers if layer is not None]
+    return current, read
+
+
 def holder_of(who: "identity.Who", request) -> str:
     """Whose hold a queue pair is: the account when signed in (one hold across its sessions), else the session."""
     if who.identity == "hf":
@@ -240,24 +263,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         return None if payload is None else uploads.read_upload(payload, "history", upload_root(), LIMITS)
 
     def read_editor(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
-        """(current image, paint layers as stored) from the editor's raw value: the canvas blobs the page
-        uploaded (``{"id": ...}``), or files (``{"background": FileData, "layers": [FileData, ...]}``)."""
-        if value is None:
-            return None, []
-        if not isinstance(value, dict):
-            raise uploads.refused("current")
-        if value.get("id") is not None:
-            blobs = _session_block(editor).blob_storage.pop(str(value["id"]), None)
-            if blobs is None:
-                raise UserError("the painted image did not reach the server; paint again or reload the page.")
-            background, layers = blobs.background, list(blobs.layers or [])
-        else:
-            background, layers = value.get("background"), value.get("layers") or []
-            if not isinstance(layers, list):
-                raise uploads.refused("paint layer")
-        current = None if background is None else uploads.read_upload(background, "current", upload_root(), LIMITS)
-        read = [uploads.read_upload_array(layer, "paint layer", upload_root(), LIMITS) for layer in layers if layer is not None]
-        return current, read
+        return read_editor_value(editor, value)
 
     def save_label(history, current_editor, annotator, anomaly_type, note, pair, assisted,
                    profile: gr.OAuthProfile | None, request: gr.Request):

@@ -145,7 +145,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     if a.shape != b.shape:
         raise ValueError(f"masks of different shapes {a.shape} and {b.shape}")
     union = np.count_nonzero(a | b)
-    return 1.0 if union == 0 else np.count_nonzero(a & b) / union
+    return 1.0 if union == 0 else float(np.count_nonzero(a & b) / union)
 
 
 def consensus_mask(masks: Sequence[np.ndarray]) -> np.ndarray:

@@ -205,7 +205,10 @@ def labels_spec(labels: str, policy: str = "latest", min_agreement: float | None
     pairs whatever the environment; ``latest`` without options is plain ``hf:LABELS``."""
     base = labels[3:] if labels.startswith("hf:") else labels
     if "?" in base:
-        raise UserError(f"'{labels}' already names its options; give the policy in one place.")
+        if policy != "latest" or min_agreement is not None or k is not None:
+            raise UserError(f"'{labels}' already names its options; give the policy in one place.")
+        parse_label_arg(base, f"hf:{base}")
+        return f"hf:{base}"
     opts = []
     if policy != "latest":
         opts.append(f"policy={policy}")
