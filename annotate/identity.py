@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from anodfdnet.errors import UserError
 
-from .store import check_annotator
+from .checks import check_annotator
 
 ENV_REQUIRE_LOGIN = "ANODFDNET_REQUIRE_LOGIN"
 ENV_REVIEWERS = "ANODFDNET_REVIEWERS"

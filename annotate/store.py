@@ -46,7 +46,6 @@ import contextlib
 import fcntl
 import io
 import os
-import re
 import threading
 import time
 import uuid
@@ -62,23 +61,18 @@ from PIL import Image
 from anodfdnet.errors import UserError
 from anodfdnet.data.images import load_rgb, resize_rgb
 from anodfdnet.data.label_policies import VERDICTS, Agreement, PairLabels, RowInfo, group_rows, pair_agreement
-from anodfdnet.data.labels import (ANOMALY_TYPES, FEATURES, IDENTITIES, NO_ANOMALY, SCHEMA_VERSION, content_hash,
-                                   row_info, utc_now_iso)
+from anodfdnet.data.labels import FEATURES, IDENTITIES, SCHEMA_VERSION, content_hash, row_info, utc_now_iso
 
 from . import card
-from .shards import (TMP_PREFIX, SchemaError, append_line, arrow_features, png_bytes, publish_shard, read_jsonl,
-                     remove_if_abandoned, schema_error, upgrade_table)
+from .checks import MAX_TEXT, check_annotator, check_answer, check_note, read_image, read_mask
+from .shards import (TMP_PREFIX, SchemaError, append_line, png_bytes, publish_shard, read_jsonl, remove_if_abandoned,
+                     upgrade_table)
 
 __all__ = ["LabelStore", "SavedRow", "CompactionReport", "SchemaError", "Snapshot", "png_bytes"]
 
 ENV_DIR = "ANODFDNET_LABEL_DIR"
 DEFAULT_DIR = "./labels"
 
-ANNOTATOR_RE = re.compile(r"[A-Za-z0-9 _.@-]{1,64}")
-MAX_NOTE = 2000
-MAX_TEXT = 500  # source, model_checkpoint
-MAX_SIDE = 8192
-MIN_SIDE = 8
 
 JOURNAL = ".compactions.jsonl"
 LOCK = ".compact.lock"
@@ -154,13 +148,13 @@ class LabelStore:
     def _checked(self, history, current, mask, annotator, anomaly_type, note, source, model_checkpoint,
                  identity="name", kind="label", gold_iou=None) -> tuple[dict, tuple | None]:
         """(row, the history's (width, height) if it was resized to the current's size, else None)."""
-        hist = self._image(history, "history")
-        cur = self._image(current, "current")
+        hist = read_image(history, "history")
+        cur = read_image(current, "current")
         resized = None
         if hist.shape[:2] != cur.shape[:2]:  # stored as training reads it (anodfdnet.data.load_pair)
             resized = (hist.shape[1], hist.shape[0])
             hist = resize_rgb(hist, cur.shape[:2])
-        m = self._mask(mask, cur.shape[:2])
+        m = read_mask(mask, cur.shape[:2])
         annotator = check_annotator(annotator)
         check_answer(anomaly_type, bool(m.any()))
         note = check_note(note)
@@ -235,7 +229,7 @@ class LabelStore:
         source_row = pair.answer_rows()[0]
         images = self.read_row(source_row.id, columns=("history", "current", "source"))
         w, h = Image.open(io.BytesIO(images["current"]["bytes"])).size
-        m = self._mask(mask, (h, w))
+        m = read_mask(mask, (h, w))
         check_answer(anomaly_type, bool(m.any()))
         row = {
             "history": {"bytes": images["history"]["bytes"], "path": None},
@@ -531,70 +525,3 @@ class LabelStore:
         """Rewrite the card with a current summary (compaction calls it); text below the summary is kept."""
         self.root.mkdir(parents=True, exist_ok=True)
         card.write_card(self.root / "README.md", summary_markdown)
-
-    # -- helpers ------------------------------------------------------------------------------------
-    @staticmethod
-    def _image(src, what: str) -> np.ndarray:
-        if src is None:
-            raise UserError(f"there is no {what} image: upload one (or take the next pair from the queue).")
-        try:
-            a = load_rgb(src)
-        except TypeError:
-            raise UserError(f"the {what} image is not an image (got {type(src).__name__}).") from None
-        h, w = a.shape[:2]
-        if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-            raise UserError(f"the {what} image is {w}x{h}; sides must lie between {MIN_SIDE} and {MAX_SIDE} pixels.")
-        return a
-
-    @staticmethod
-    def _mask(mask, shape) -> np.ndarray:
-        if mask is None:
-            raise UserError("there is no mask: paint the anomaly, or choose 'no anomaly' with an empty mask.")
-        if isinstance(mask, (str, os.PathLike, Image.Image)):
-            try:
-                im = Image.open(mask) if not isinstance(mask, Image.Image) else mask
-                mask = np.array(im.convert("L") if im.mode not in ("1", "L") else im)
-            except (OSError, ValueError) as e:
-                raise UserError(f"the mask cannot be read ({e}).") from None
-        m = np.asarray(mask)
-        if m.ndim != 2:
-            raise UserError(f"the mask must be one channel (H x W), got shape {tuple(m.shape)}.")
-        if m.shape != tuple(shape):
-            raise UserError(f"the mask is {m.shape[1]}x{m.shape[0]} but the current image is {shape[1]}x{shape[0]}; they must match.")
-        if m.dtype != bool:
-            values = np.unique(m)
-            if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-                raise UserError("the mask is not binary: its values must be 0/1 or 0/255 (or bool).")
-            m = m != 0
-        return m
-
-
-def check_annotator(name, what: str = "annotator") -> str:
-    """The name as stored (stripped); a UserError saying what is wrong otherwise."""
-    name = (name or "").strip() if isinstance(name, str) or name is None else None
-    if name is None:
-        raise UserError(f"the {what} name must be text.")
-    if not ANNOTATOR_RE.fullmatch(name):
-        if not name:
-            raise UserError(f"give your name as the {what} (1 to 64 letters, digits, spaces or _ . @ -).")
-        if len(name) > 64:
-            raise UserError(f"the {what} name is {len(name)} characters long; use at most 64.")
-        bad = sorted({ch for ch in name if not ANNOTATOR_RE.fullmatch(ch)})
-        raise UserError(f"the {what} name may hold only letters, digits, spaces and _ . @ - (not {' '.join(repr(c) for c in bad)}).")
-    return name
-
-
-def check_answer(anomaly_type, painted: bool) -> None:
-    if anomaly_type not in ANOMALY_TYPES:
-        raise UserError(f"'{str(anomaly_type)[:60]}' is not an anomaly type; choose one of: {', '.join(ANOMALY_TYPES)}.")
-    if anomaly_type == NO_ANOMALY and painted:
-        raise UserError(f"the type is '{NO_ANOMALY}' but the mask is not empty: clear the mask or choose the anomaly's type.")
-    if anomaly_type != NO_ANOMALY and not painted:
-        raise UserError(f"the mask is empty: paint the {anomaly_type}, or choose '{NO_ANOMALY}'.")
-
-
-def check_note(note) -> str:
-    note = "" if note is None else str(note)
-    if len(note) > MAX_NOTE:
-        raise UserError(f"the note is {len(note)} characters long; keep it under {MAX_NOTE}.")
-    return note

@@ -39,7 +39,8 @@ from . import identity
 from .hub_sync import HubSync
 from .paint import BRUSH_ALPHA, BRUSH_RGB, composite, mask_from_layers, paint_layer
 from .queue import LabelQueue
-from .store import MAX_SIDE, MIN_SIDE, LabelStore
+from .checks import MAX_SIDE, MIN_SIDE
+from .store import LabelStore
 from .summary import summarize
 
 BRUSH_SIZE = 6  # radius in image pixels; the brush menu changes it

@@ -385,8 +385,9 @@ def test_sigkill_during_review_saves_loses_no_confirmed_review(tmp_path):
     confirmed += proc.stdout.read().split()
     assert len(confirmed) >= 5, proc.stderr.read()
     assert caught, "the reviewer was never seen mid-write"
-    store = LabelStore(labels)  # start-up removes the killed writer's temporary file
-    assert not [f for f in os.listdir(labels / "data") if f.startswith(".tmp-")]
+    store = LabelStore(labels)  # start-up removes the killed writer's temporary file (unless it was killed
+    left = [f for f in os.listdir(labels / "data") if f.startswith(".tmp-")]  # between creating and locking it:
+    assert all((labels / "data" / f).stat().st_size == 0 for f in left)  # then it is empty, left for 10 s)
     reviews = [r for r in store.snapshot().rows if r.kind == "review"]
     assert set(confirmed) <= {r.id for r in reviews} and len(reviews) in (len(confirmed), len(confirmed) + 1)
     latest = max(reviews, key=lambda r: r.order)
