@@ -394,3 +394,23 @@ def test_sigkill_during_review_saves_loses_no_confirmed_review(tmp_path):
     acc = parse_spec(f"hf:{labels}?policy=accepted")
     assert acc.names == [latest.id]  # the latest verdict counts, and it reads whole
     assert acc[0].mask.shape == (192, 192)
+
+
+def test_the_decoded_pair_cache_keeps_each_annotators_mask_and_a_growing_consensus_apart(tmp_path):
+    from anodfdnet.data.pair_cache import cached
+
+    store = LabelStore(tmp_path / "labels")
+    shape = (30, 40)
+    hist, cur = pair(0)
+    a, b, c = box(shape, 5, 15, 5, 15), box(shape, 0, 5, 0, 5), box(shape, 5, 15, 6, 16)
+    store.save(hist, cur, a, "ann", "other")
+    store.save(hist, cur, b, "bob", "other")
+    root = tmp_path / "cache"
+    latest = cached(parse_spec(f"hf:{tmp_path / 'labels'}"), root)
+    assert latest.key(0) == latest.key(1)  # one pair, two answers
+    for _ in range(2):  # decoded, then from the cache
+        assert np.array_equal(latest[0].mask, a) and np.array_equal(latest[1].mask, b)
+    spec = f"hf:{tmp_path / 'labels'}?policy=consensus&k=2"
+    assert np.array_equal(cached(parse_spec(spec), root)[0].mask, consensus_mask([a, b]))
+    store.save(hist, cur, c, "cat", "other")  # the consensus of the same pair, under the same spec, changes
+    assert np.array_equal(cached(parse_spec(spec), root)[0].mask, consensus_mask([a, b, c]))

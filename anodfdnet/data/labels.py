@@ -326,6 +326,13 @@ class LabelSource(Source):
     def key(self, i: int) -> str:
         return self._keys[self._index(i)]
 
+    def cache_key(self, i: int) -> str:
+        """What item ``i`` is made of: its name and the ids of the rows of its images and masks. Rows never
+        change, so a cache entry under this key never goes stale (``anodfdnet/data/pair_cache.py``)."""
+        item = self._items[self._index(i)]
+        ids = {r.index: r.id for r in self._infos}
+        return f"{item.name}|{ids[item.image_row]}|{','.join(ids[j] for j in item.mask_rows)}"
+
     def row(self, i: int) -> dict:
         """The raw row (images decoded as PIL) whose images pair ``i`` uses."""
         return self._ds[self._items[self._index(i)].image_row]
