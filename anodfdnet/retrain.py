@@ -29,8 +29,9 @@ def retrain(labels: str, init: str, out: str, epochs: int = 20, steps_per_epoch:
             min_agreement: float | None = None, labels_per_pair: int | None = None) -> Path:
     spec = labels_spec(labels, labels_policy, min_agreement, labels_per_pair)
     source = parse_spec(spec)
-    policies = {p: sel.as_dict() for p, sel in source.selections().items()}
-    for sel in source.selections().values():
+    selections = source.selections()
+    policies = {p: sel.as_dict() for p, sel in selections.items()}
+    for sel in selections.values():  # the policy in use is starred
         print(("* " if sel.policy == labels_policy else "  ") + sel.describe())
     if len(source) < 2:
         raise UserError(f"'{labels}' gives {len(source)} training pair(s) with the {labels_policy} labels policy; "

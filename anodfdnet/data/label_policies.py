@@ -124,16 +124,10 @@ def group_rows(rows: Iterable[RowInfo]) -> dict[str, PairLabels]:
 
 
 def latest_per_annotator(ids, content_hashes, annotators, created_at) -> list[int]:
-    """The index of each annotator's latest row for each pair, in ``(created_at, id)`` order.
-
-    The four sequences are columns (one entry per row, ids unique). Rows of one pair by one annotator
-    answer the same question, and the latest (``created_at``, then ``id``) replaces the earlier ones."""
-    latest: dict[tuple[str, str], int] = {}
-    for i, key in enumerate(zip(content_hashes, annotators)):
-        j = latest.get(key)
-        if j is None or (created_at[i], ids[i]) > (created_at[j], ids[j]):
-            latest[key] = i
-    return sorted(latest.values(), key=lambda i: (created_at[i], ids[i]))
+    """The index of each annotator's latest row for each pair, in ``(created_at, id)`` order: the answers
+    of :func:`group_rows` (the ``latest`` policy), for rows given as four plain columns (ids unique)."""
+    rows = [RowInfo(i, ids[i], content_hashes[i], annotators[i], created_at=created_at[i]) for i in range(len(ids))]
+    return sorted((r.index for p in group_rows(rows).values() for r in p.answers.values()), key=lambda i: (created_at[i], ids[i]))
 
 
 # -- agreement and consensus ------------------------------------------------------------------------
