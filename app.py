@@ -1,6 +1,7 @@
 """AnoDFDNet app: the entry point locally (`python app.py`) and of the hosted Hugging Face Space.
 
-It only composes tabs built elsewhere: "Detect" from demo/ and, when annotate/ provides one, "Label".
+It only composes tabs built elsewhere: "Detect" from demo/ and, when annotate/ provides them, "Label" and
+(when ANODFDNET_REVIEWERS names reviewers) "Review".
 Settings: GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (default 127.0.0.1:7860). No share link, no
 analytics, no outside connection.
 """
@@ -20,14 +21,14 @@ from demo import models  # noqa: E402
 QUEUE_MAX = 64  # waiting requests beyond this are turned away with "queue full"
 
 
-def _label_tab():
-    """annotate.build_tab when annotate/ exists and provides it, else None."""
+def _annotate(name: str):
+    """annotate.<name> (a tab builder) when annotate/ exists and provides it, else None."""
     if importlib.util.find_spec("annotate") is None:
         return None
     import annotate
 
     try:
-        return annotate.build_tab
+        return getattr(annotate, name)
     except AttributeError:
         return None
 
@@ -37,10 +38,14 @@ def build_app() -> gr.Blocks:
         gr.Markdown(f"# {demo.TITLE}")
         with gr.Tab("Detect"):
             demo.build_tab()
-        label_tab = _label_tab()
+        label_tab = _annotate("build_tab")
         if label_tab is not None:
             with gr.Tab("Label"):
-                label_tab(predictor=models.shared_predictor)
+                label = label_tab(predictor=models.shared_predictor)
+        review_tab = _annotate("build_review_tab")
+        if label_tab is not None and review_tab is not None and os.environ.get("ANODFDNET_REVIEWERS", "").strip():
+            with gr.Tab("Review"):
+                review_tab(store=label.store, k=label.queue.k, oauth=label.oauth)
     app.queue(max_size=QUEUE_MAX, default_concurrency_limit=2)
     return app
 

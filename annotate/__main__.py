@@ -1,10 +1,12 @@
-"""Label store commands: ``python -m annotate status | compact | push`` (no Gradio needed).
+"""Label store commands: ``python -m annotate status | compact | push | export`` (no Gradio needed).
 
-    python -m annotate status  [--labels DIR]                 rows, shards, Hub sync state
-    python -m annotate compact [--labels DIR] [--max-rows N] [--max-mb M]
-    python -m annotate push    [--labels DIR]                 push waiting shards once (HF_TOKEN, ANODFDNET_DATASET_REPO)
+    python -m annotate status  [--labels DIR] [--queue SPEC] [--k K]      labels, agreement, annotators, reviews, Hub
+    python -m annotate compact [--labels DIR] [--max-rows N] [--max-mb M] merge shards, refresh the dataset card
+    python -m annotate push    [--labels DIR]                             push waiting shards once (HF_TOKEN, ANODFDNET_DATASET_REPO)
+    python -m annotate export  --format ab OUT [--labels DIR] [--labels-policy P] [--min-agreement X] [--k K]
 
-DIR defaults to $ANODFDNET_LABEL_DIR, else ./labels. Compaction is safe while the app is saving.
+DIR defaults to $ANODFDNET_LABEL_DIR, else ./labels; SPEC to $ANODFDNET_QUEUE; K to
+$ANODFDNET_LABELS_PER_PAIR, else 1. Compaction is safe while the app is saving.
 """
 from __future__ import annotations
 
@@ -16,30 +18,51 @@ from anodfdnet.errors import UserError
 from .hub_sync import HubSync
 from .store import LabelStore
 
+POLICY_HELP = ("which labels: latest (every annotator's latest answer), consensus (per pair with k answers, their "
+               "per-pixel majority), accepted (reviewer-accepted or corrected masks); default latest")
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m annotate", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name, help_ in (("status", "rows, shards and Hub sync state"), ("compact", "merge small shards into larger ones"),
-                        ("push", "push the shards waiting for the Hub, once")):
-        s = sub.add_parser(name, help=help_)
+    helps = {"status": "labels, agreement, annotators and their gold IoU, reviews, Hub sync state",
+             "compact": "merge small shards into larger ones and refresh the dataset card's summary",
+             "push": "push the shards waiting for the Hub, once",
+             "export": "write a labels policy's pairs as an ab: folder (A/, B/, label/ PNGs)"}
+    for name, help_ in helps.items():
+        s = sub.add_parser(name, help=help_, description=help_)
         s.add_argument("--labels", default=None, help="the label folder (default $ANODFDNET_LABEL_DIR, else ./labels)")
+        if name in ("status", "compact"):
+            s.add_argument("--queue", default=None, metavar="SPEC",
+                           help="the pairs to label, for 'labelled / total' (default $ANODFDNET_QUEUE)")
+        if name in ("status", "compact", "export"):
+            s.add_argument("--k", type=int, default=None, help="labels a pair needs (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
         if name == "compact":
             s.add_argument("--max-rows", type=int, default=1000, help="rows per merged shard at most (default 1000)")
             s.add_argument("--max-mb", type=float, default=512.0, help="size of a merged shard at most, MB (default 512)")
+        if name == "export":
+            s.add_argument("out", metavar="OUT", help="a new (or empty) folder")
+            s.add_argument("--format", choices=("ab",), required=True, help="ab: OUT/A (history), OUT/B (current), OUT/label")
+            s.add_argument("--labels-policy", choices=("latest", "consensus", "accepted"), default="latest", help=POLICY_HELP)
+            s.add_argument("--min-agreement", type=float, default=None,
+                           help="leave out pairs whose annotators' masks agree less (mean pairwise IoU, 0 to 1)")
     a = p.parse_args(argv)
     store = LabelStore(a.labels)
     try:
         if not store.data_dir.is_dir():
             raise UserError(f"'{store.root}' holds no labels (no data/ folder).")
         if a.cmd == "status":
-            print(f"{store.root}: {store.size()} labels in {len(store.shards())} shards")
-            print(HubSync(store).status_text())
+            from .summary import summarize
+
+            print(f"{store.root}: {store.size()} rows in {len(store.shards())} shards")
+            print(summarize(store, _queue(store, a.queue, a.k), HubSync(store), k=a.k).text())
         elif a.cmd == "compact":
+            from .summary import compact
+
             before = len(store.shards())
-            r = store.compact(max_rows=a.max_rows, max_mb=a.max_mb)
+            r = compact(store, _queue(store, a.queue, a.k), max_rows=a.max_rows, max_mb=a.max_mb)
             print(f"merged {r.removed} shards into {len(r.merged)} ({r.rows} rows); {before} -> {len(store.shards())} shards, "
-                  f"{store.size()} labels")
+                  f"{store.size()} labels; dataset card refreshed")
         elif a.cmd == "push":
             sync = HubSync(store)
             if not sync.enabled:
@@ -49,10 +72,27 @@ def main(argv: list[str] | None = None) -> int:
                 total += n
             print(f"pushed {total} shards; {sync.status_text()}")
             return 0 if sync.last_error is None else 1
+        elif a.cmd == "export":
+            from .export import export_ab
+
+            selection = export_ab(store.root, a.out, a.labels_policy, a.min_agreement, a.k)
+            print(f"wrote {len(selection.items)} pairs to {a.out} (A/, B/, label/); {selection.describe()}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _queue(store: LabelStore, spec: str | None, k: int | None):
+    """The queue for progress figures, or None when there is none."""
+    import os
+
+    from .queue import ENV_QUEUE, LabelQueue
+
+    spec = spec if spec is not None else os.environ.get(ENV_QUEUE, "")
+    if not spec.strip():
+        return None
+    return LabelQueue(store, spec, k=k, gold="")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,12 @@ of it arrives or none does. After a commit succeeds, one line per shard is appen
   re-adds identical bytes, which is harmless.
 - The token goes to ``HfApi`` only; it is never logged, never put in a status text or an error message
   (messages are scrubbed), never sent to the browser.
-- The README.md dataset card is pushed once, with the first shards.
+- The README.md dataset card is pushed with the first shards, and again whenever it changed (a compaction
+  refreshes its summary): the ledger records the sha256 of the card each time it went up.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -29,7 +31,8 @@ from pathlib import Path
 
 from anodfdnet.data.labels import utc_now_iso
 
-from .store import LabelStore, _append_line, read_jsonl
+from .shards import append_line, read_jsonl
+from .store import LabelStore
 
 ENV_REPO = "ANODFDNET_DATASET_REPO"
 ENV_TOKEN = "HF_TOKEN"
@@ -78,6 +81,14 @@ class HubSync:
         """Local shards not yet pushed, oldest first."""
         done = self.pushed()
         return [p for p in self.store.shards() if f"data/{p.name}" not in done]
+
+    def card_pending(self) -> bool:
+        """True when the local card differs from the last one pushed (or none was pushed)."""
+        card = self.store.root / CARD
+        if not card.is_file():
+            return False
+        pushed = [r for r in read_jsonl(self.ledger_path) if r.get("repo") == self.repo_id and r.get("path") == CARD]
+        return not pushed or pushed[-1].get("sha256") != hashlib.sha256(card.read_bytes()).hexdigest()
 
     def pending_count(self) -> int:
         return len(self.pending()) if self.enabled else 0
@@ -137,7 +148,7 @@ class HubSync:
             return 0
         with self._push_lock:
             pending = self.pending()[:MAX_FILES_PER_COMMIT]
-            if not pending:
+            if not pending and not self.card_pending():
                 self._ok()
                 return 0
             try:
@@ -152,7 +163,6 @@ class HubSync:
         from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
         api = self._get_api()
-        done = self.pushed()
         adds, names, total = [], [], 0
         for p in shards:
             try:
@@ -164,12 +174,13 @@ class HubSync:
                 continue
             names.append(p.name)
             total += size
+        card = self.store.root / CARD
+        with_card = self.card_pending()
+        card_bytes = card.read_bytes() if with_card else b""
+        if with_card:
+            adds.append(CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card_bytes))
         if not adds:
             return 0
-        card = self.store.root / "README.md"
-        with_card = CARD not in done and card.is_file()
-        if with_card:
-            adds.append(CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=card.read_bytes()))
         # Shards a pushed compaction replaced: delete those the Hub holds, in the same commit.
         sources = {s for rec in self.store.compactions() if rec.get("merged") in names for s in rec.get("sources", [])}
         deletes = []
@@ -178,14 +189,16 @@ class HubSync:
             deletes = [CommitOperationDelete(path_in_repo=f"data/{s}") for s in sorted(sources) if f"data/{s}" in remote]
         info = api.create_commit(
             repo_id=self.repo_id, repo_type="dataset", operations=adds + deletes,
-            commit_message=f"Add {len(names)} label shard(s)" + (f", remove {len(deletes)} compacted" if deletes else ""),
+            commit_message=(f"Add {len(names)} label shard(s)" if names else "Update the dataset card")
+            + (f", remove {len(deletes)} compacted" if deletes else ""),
         )
         commit = getattr(info, "oid", None) or ""
         at = utc_now_iso()
         for name in names:
-            _append_line(self.ledger_path, {"repo": self.repo_id, "path": f"data/{name}", "commit": commit, "at": at})
+            append_line(self.ledger_path, {"repo": self.repo_id, "path": f"data/{name}", "commit": commit, "at": at})
         if with_card:
-            _append_line(self.ledger_path, {"repo": self.repo_id, "path": CARD, "commit": commit, "at": at})
+            append_line(self.ledger_path, {"repo": self.repo_id, "path": CARD, "commit": commit, "at": at,
+                                           "sha256": hashlib.sha256(card_bytes).hexdigest()})
         self.last_push_at = at
         return len(names)
 

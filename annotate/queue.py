@@ -1,9 +1,29 @@
-"""The queue of pairs waiting to be labelled: ``ANODFDNET_QUEUE`` names a data SPEC of unlabelled pairs.
+"""The queue of pairs waiting for labels: ``ANODFDNET_QUEUE`` names a data SPEC of pairs to label.
 
-``next_unlabelled()`` serves a pair whose content hash (``anodfdnet.data.labels.content_hash``) is not in
-the label store yet, and that was not handed to another annotator in the last ``hold_s`` seconds, so
-people labelling at the same time get different pairs. ``progress()`` is (labelled, total) over the
-queue. A pair's hash is computed from its pixels the first time it is needed and kept; ``progress()``
+Several people per pair: a pair is served until ``k`` different annotators labelled it
+(``ANODFDNET_LABELS_PER_PAIR``, default 1), never to someone who labelled it already, and people
+labelling at the same time are spread over different pairs. Counting is by content hash
+(``anodfdnet.data.labels.content_hash``) over the rows of the store, so a pair uploaded by hand counts too.
+
+**Holds.** A pair handed out is *held* for its annotator for ``hold_s`` seconds (10 minutes): while
+``labels + holds >= k`` nobody else gets it, which is what keeps every pair at exactly k labels. A
+holder (a browser session; a signed-in account across its sessions) has at most one hold: asking for
+another pair, skipping or saving gives the previous one back. When no pair is free, a hold older than
+``take_over_s`` (1 minute) on a pair the asker may label is taken over, so a client that grabs many
+pairs (with many sessions) delays others by at most that long; the annotator whose hold was taken may
+still save, and the pair then has k + 1 labels. With ``ANODFDNET_REQUIRE_LOGIN=1`` only signed-in
+accounts get pairs, one hold each.
+
+Among the free pairs the queue serves the one with the fewest holds, then the most labels (so pairs
+reach k and their consensus sooner), then the first in queue order.
+
+**Gold pairs.** ``ANODFDNET_GOLD=SPEC`` names pairs whose masks are known (e.g. a validation split,
+``deeppcb:LIST@val``). They are mixed into each annotator's pairs at the rate ``ANODFDNET_GOLD_RATE``
+(default 0.1: about one pair in ten, starting with one), each gold pair at most once per annotator, and
+look like any other pair. A save of a gold pair is stored as ``kind="gold"`` with the IoU of its mask
+with the gold mask, and never trains.
+
+A pair's hash is computed from its pixels the first time it is needed and kept; the first ``progress()``
 reads every pair once (a few seconds for a thousand 640x640 pairs), later calls are cheap.
 """
 from __future__ import annotations
@@ -13,12 +33,17 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from anodfdnet.data import Pair, Source, parse_spec
-from anodfdnet.data.labels import content_hash
+from anodfdnet.data.labels import content_hash, labels_per_pair
+from anodfdnet.errors import UserError
 
 from .store import LabelStore
 
 ENV_QUEUE = "ANODFDNET_QUEUE"
+ENV_GOLD = "ANODFDNET_GOLD"
+ENV_GOLD_RATE = "ANODFDNET_GOLD_RATE"
 
 
 @dataclass
@@ -27,71 +52,170 @@ class QueueItem:
     pair: Pair
     content_hash: str
     source: str  # "SPEC#NAME", recorded in the label's ``source`` column
+    gold: bool = False
+
+    @property
+    def display_name(self) -> str:
+        """The name the page shows: a gold pair is named by its hash, so its name does not give it away."""
+        return f"{self.content_hash[:8]}" if self.gold else self.pair.name
+
+
+class _Hashed:
+    """A source with each pair's content hash computed once."""
+
+    def __init__(self, source: Source):
+        self.source = source
+        self._hashes: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def hash(self, i: int) -> str:
+        h = self._hashes.get(i)
+        if h is None:
+            pair = self.source[i]
+            h = self._hashes[i] = content_hash(pair.history, pair.current)
+        return h
+
+
+def _gold_rate() -> float:
+    raw = os.environ.get(ENV_GOLD_RATE, "").strip() or "0.1"
+    try:
+        rate = float(raw)
+    except ValueError:
+        rate = -1.0
+    if not 0.0 <= rate <= 1.0:
+        raise UserError(f"{ENV_GOLD_RATE} must be a number from 0 to 1, got {raw[:20]!r}.")
+    return rate
 
 
 class LabelQueue:
-    def __init__(self, store: LabelStore, spec: str | None = None, hold_s: float = 600.0):
+    def __init__(self, store: LabelStore, spec: str | None = None, hold_s: float = 600.0, *, k: int | None = None,
+                 gold: str | None = None, gold_rate: float | None = None, take_over_s: float = 60.0):
         self.store = store
         self.spec = (spec if spec is not None else os.environ.get(ENV_QUEUE, "")).strip()
+        self.gold_spec = (gold if gold is not None else os.environ.get(ENV_GOLD, "")).strip()
         self.hold_s = hold_s
-        self.source: Source | None = None
-        if self.spec:
-            self.source = parse_spec(self.spec)  # a bad SPEC is a UserError at start-up, not at "Next"
-        self._hashes: dict[int, str] = {}
-        self._held: dict[str, float] = {}  # content hash -> monotonic time it was handed out
+        self.take_over_s = take_over_s
+        self.k = labels_per_pair() if k is None else int(k)
+        if self.k < 1:
+            raise UserError("a pair needs at least one label (k >= 1).")
+        self.gold_rate = _gold_rate() if gold_rate is None else float(gold_rate)
+        # A bad SPEC is a UserError at start-up, not at "Next".
+        self.source: Source | None = parse_spec(self.spec) if self.spec else None
+        self.gold_source: Source | None = parse_spec(self.gold_spec) if self.gold_spec else None
+        self._pairs = _Hashed(self.source) if self.source is not None else None
+        self._gold = _Hashed(self.gold_source) if self.gold_source is not None else None
+        self._holds: dict[str, tuple[str, float]] = {}  # holder -> (content hash, monotonic time handed out)
         self._lock = threading.Lock()
 
     @property
     def enabled(self) -> bool:
-        return self.source is not None
+        return self.source is not None or self.gold_source is not None
 
     def __len__(self) -> int:
         return len(self.source) if self.source is not None else 0
 
-    def _hash(self, i: int, pair: Pair | None = None) -> tuple[str, Pair | None]:
-        h = self._hashes.get(i)
-        if h is None:
-            pair = pair or self.source[i]
-            h = content_hash(pair.history, pair.current)
-            self._hashes[i] = h
-        return h, pair
+    # -- gold ---------------------------------------------------------------------------------------
+    def gold_hashes(self) -> dict[str, int]:
+        """content hash -> index of every gold pair."""
+        if self._gold is None:
+            return {}
+        return {self._gold.hash(i): i for i in range(len(self._gold))}
 
-    def next_unlabelled(self, exclude=()) -> QueueItem | None:
-        """The first pair, in queue order, not labelled, not held for someone else, not in ``exclude``
-        (content hashes, e.g. the ones this annotator skipped). None when there is none left."""
-        if self.source is None:
+    def gold_mask(self, content_hash_: str) -> np.ndarray | None:
+        """The known mask of a gold pair, or None when the hash is not a gold pair's."""
+        i = self.gold_hashes().get(content_hash_)
+        if i is None:
             return None
-        labelled = self.store.labelled_hashes()
+        mask = self.gold_source[i].mask
+        if mask is None:
+            raise UserError(f"gold pair '{self.gold_source.names[i]}' of {ENV_GOLD} has no mask; gold pairs need known masks.")
+        return mask
+
+    # -- serving ------------------------------------------------------------------------------------
+    def next_for(self, annotator: str | None, holder: str, exclude=()) -> QueueItem | None:
+        """The next pair for ``annotator`` (None if unknown), held for ``holder``; None when none is free.
+
+        exclude: content hashes not to serve (e.g. the ones this annotator skipped)."""
         exclude = set(exclude)
-        now = time.monotonic()
-        for i in range(len(self.source)):
-            h, pair = self._hash(i)
-            if h in labelled or h in exclude:
-                continue
-            with self._lock:
-                held = self._held.get(h)
-                if held is not None and now - held < self.hold_s:
+        with self._lock:
+            self._holds.pop(holder, None)  # one hold per holder
+            pairs = self.store.snapshot().pairs
+            gold = self._next_gold(annotator, pairs, exclude)
+            if gold is not None:
+                return gold
+            if self._pairs is None:
+                return None
+            now = time.monotonic()
+            held: dict[str, list[tuple[float, str]]] = {}
+            for who, (h, t) in list(self._holds.items()):
+                if now - t >= self.hold_s:
+                    del self._holds[who]
+                else:
+                    held.setdefault(h, []).append((t, who))
+            gold_hashes = set(self.gold_hashes())
+            best, take_over = None, None
+            for i in range(len(self._pairs)):
+                h = self._pairs.hash(i)
+                if h in exclude or h in gold_hashes:
                     continue
-                self._held[h] = now
-            pair = pair or self.source[i]
-            return QueueItem(i, pair, h, f"{self.spec}#{self.source.names[i]}")
+                p = pairs.get(h)
+                answers = p.answers if p is not None and not p.is_gold else {}
+                if (p is not None and p.is_gold) or len(answers) >= self.k or (annotator and annotator in answers):
+                    continue
+                holds = held.get(h, [])
+                if len(answers) + len(holds) < self.k:
+                    key = (len(holds), -len(answers), i)
+                    if best is None or key < best[0]:
+                        best = (key, i, h)
+                else:
+                    t, who = min(holds)
+                    if now - t >= self.take_over_s and (take_over is None or t < take_over[0]):
+                        take_over = (t, i, h, who)
+            if best is None and take_over is not None:
+                del self._holds[take_over[3]]
+                best = (None, take_over[1], take_over[2])
+            if best is None:
+                return None
+            _, i, h = best
+            self._holds[holder] = (h, now)
+        return QueueItem(i, self.source[i], h, f"{self.spec}#{self.source.names[i]}")
+
+    def _next_gold(self, annotator: str | None, pairs, exclude) -> QueueItem | None:
+        if self._gold is None or not annotator or self.gold_rate <= 0:
+            return None
+        done = {h for h, p in pairs.items() if annotator in p.gold}
+        answered = sum(1 for p in pairs.values() if annotator in p.answers)
+        if self._pairs is not None and len(done) >= self.gold_rate * (len(done) + answered + 1):
+            return None
+        for i in range(len(self._gold)):
+            h = self._gold.hash(i)
+            if h not in done and h not in exclude:
+                return QueueItem(i, self.gold_source[i], h, f"{self.gold_spec}#{self.gold_source.names[i]}", gold=True)
         return None
 
-    def held_elsewhere(self, labelled: set[str] | None = None) -> int:
-        """Unlabelled pairs handed out in the last ``hold_s`` seconds (someone may be painting them)."""
-        labelled = self.store.labelled_hashes() if labelled is None else labelled
+    def release(self, holder: str) -> None:
+        """Give the holder's pair back (they skipped it, saved it, or left)."""
+        with self._lock:
+            self._holds.pop(holder, None)
+
+    def held_elsewhere(self, holder: str | None = None) -> int:
+        """Pairs handed out to other holders in the last ``hold_s`` seconds (someone may be painting them)."""
         now = time.monotonic()
         with self._lock:
-            return sum(1 for h, t in self._held.items() if now - t < self.hold_s and h not in labelled)
+            return len({h for who, (h, t) in self._holds.items() if who != holder and now - t < self.hold_s})
 
-    def release(self, content_hash: str) -> None:
-        """Give a held pair back (the annotator skipped it or left)."""
-        with self._lock:
-            self._held.pop(content_hash, None)
+    # -- progress -----------------------------------------------------------------------------------
+    def counts(self) -> tuple[int, int, int]:
+        """(queue pairs with at least one label, queue pairs with k labels, pairs in the queue)."""
+        if self._pairs is None:
+            return 0, 0, 0
+        pairs = self.store.snapshot().pairs
+        n = [len(pairs[h].answers) if h in pairs else 0 for h in (self._pairs.hash(i) for i in range(len(self._pairs)))]
+        return sum(x > 0 for x in n), sum(x >= self.k for x in n), len(n)
 
     def progress(self) -> tuple[int, int]:
-        """(pairs of the queue that are labelled, pairs in the queue)."""
-        if self.source is None:
-            return 0, 0
-        labelled = self.store.labelled_hashes()
-        return sum(self._hash(i)[0] in labelled for i in range(len(self.source))), len(self.source)
+        """(pairs of the queue that have all k labels, pairs in the queue)."""
+        _, done, total = self.counts()
+        return done, total

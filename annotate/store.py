@@ -2,7 +2,7 @@
 
 Layout of the store's folder (``$ANODFDNET_LABEL_DIR``, default ``./labels``)::
 
-    README.md                 the dataset card (written once, when missing)
+    README.md                 the dataset card (annotate/card.py: written when missing, refreshed on compaction)
     data/<shard>.parquet      one shard per save; larger ones after compaction
     .compactions.jsonl        one line per compaction: the merged shard and the shards it replaced
     .compact.lock             held (flock) by the one compaction that may run at a time
@@ -10,23 +10,26 @@ Layout of the store's folder (``$ANODFDNET_LABEL_DIR``, default ``./labels``)::
 
 ``datasets.load_dataset(ROOT)`` loads it; the training code reads it as ``hf:ROOT``
 (:class:`anodfdnet.data.labels.LabelSource`), with the schema of :data:`anodfdnet.data.labels.FEATURES`.
+Rows are answers (``kind`` ``label``), answers for gold pairs (``gold``) and reviewers' verdicts
+(``review``); which of them training reads is a policy (``anodfdnet/data/label_policies.py``).
 
 Why nothing is lost:
 
-* **One shard per save, written whole or not at all.** A save writes its row to a hidden temporary
-  file in ``data/``, fsyncs it, checks its schema, and renames it to ``<UTC time>-<row id>.parquet``
-  (``os.replace`` is atomic), then fsyncs the folder. A process killed at any point leaves either
+* **One shard per save, written whole or not at all** (``annotate/shards.py``). A save writes its row to a
+  hidden temporary file in ``data/``, fsyncs it, checks its schema, and renames it to
+  ``<UTC time>-<row id>.parquet``, then fsyncs the folder. A process killed at any point leaves either
   the complete shard or a hidden temporary file that no reader looks at; the writer holds an advisory
   lock (flock) on its temporary file while it writes, so a store opened later (the app's start-up, the
   ``annotate`` commands) removes every temporary file whose writer is gone (killed) and never one still
   being written. Saves share no mutable file, so threads and processes save concurrently without locks.
-* **Validation first.** Images, mask, annotator name and anomaly type are checked before anything is
-  written; a rejected save raises :class:`~anodfdnet.errors.UserError` and leaves no file.
+  A review is saved the same way: a new row, never an edit of an old shard.
+* **Validation first.** Images, mask, annotator name, identity and anomaly type are checked before anything
+  is written; a rejected save raises :class:`~anodfdnet.errors.UserError` and leaves no file.
 * **What training reads is what is stored.** A history of another size than the current is resized to
   the current's size (``anodfdnet.data.images.resize_rgb``, as every reader does) before it is stored and hashed.
 * **Append-only, latest answer wins.** Saving a pair again (same content hash, same annotator) adds a
-  row; :meth:`LabelStore.save` reports the rows it supersedes, and the training reader keeps each
-  annotator's latest answer per pair (``anodfdnet.data.labels.latest_per_annotator``).
+  row; :meth:`LabelStore.save` reports the rows it supersedes, and the policies read each annotator's
+  latest answer per pair.
 * **Safe compaction.** :meth:`LabelStore.compact` writes the merged shard under a temporary name,
   fsyncs it, appends ``{"merged", "sources"}`` to ``.compactions.jsonl`` (fsynced), renames the
   merged shard into place, and only then deletes the small shards. A crash before the rename leaves
@@ -34,19 +37,19 @@ Why nothing is lost:
   a crash after it leaves every row in the merged shard and possibly still in a small one. That
   duplicate is harmless: the ``hf:`` reader de-duplicates rows by ``id``, and the next compaction
   (or :meth:`LabelStore.recover`) deletes the leftover small shards the journal names. Rows are
-  never deleted, only shards whose every row is already in a durable merged shard.
+  never deleted, only shards whose every row is already in a durable merged shard. Version 1 shards are
+  merged in the current schema (``shards.upgrade_table``); their rows keep their values and version.
 """
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import json
+import io
 import os
-import re
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,26 +60,26 @@ from PIL import Image
 
 from anodfdnet.errors import UserError
 from anodfdnet.data.images import load_rgb, resize_rgb
-from anodfdnet.data.labels import ANOMALY_TYPES, FEATURES, NO_ANOMALY, SCHEMA_VERSION, content_hash, utc_now_iso
+from anodfdnet.data.label_policies import VERDICTS, Agreement, PairLabels, RowInfo, group_rows, pair_agreement
+from anodfdnet.data.labels import FEATURES, IDENTITIES, SCHEMA_VERSION, content_hash, row_info, utc_now_iso
+
+from . import card
+from .checks import MAX_TEXT, check_annotator, check_answer, check_note, read_image, read_mask
+from .shards import (TMP_PREFIX, SchemaError, append_line, png_bytes, publish_shard, read_jsonl, remove_if_abandoned,
+                     upgrade_table)
+
+__all__ = ["LabelStore", "SavedRow", "CompactionReport", "SchemaError", "Snapshot", "png_bytes"]
 
 ENV_DIR = "ANODFDNET_LABEL_DIR"
 DEFAULT_DIR = "./labels"
 
-ANNOTATOR_RE = re.compile(r"[A-Za-z0-9 _.@-]{1,64}")
-MAX_NOTE = 2000
-MAX_TEXT = 500  # source, model_checkpoint
-MAX_SIDE = 8192
-MIN_SIDE = 8
 
 JOURNAL = ".compactions.jsonl"
 LOCK = ".compact.lock"
-TMP_PREFIX = ".tmp-"
 STALE_TMP_S = 3600.0  # the dataset card's temporary file: removed when older (it is never locked)
-FRESH_TMP_S = 10.0  # a temporary shard this young and still empty may be between its creation and its lock
-
-
-class SchemaError(UserError):
-    """A shard whose columns or types differ from ``anodfdnet.data.labels.FEATURES``."""
+INDEX_COLUMNS = ("id", "content_hash", "annotator", "anomaly_type", "created_at", "source", "identity", "kind", "verdict",
+                 "gold_iou")
+MASK_CACHE = 512  # decoded masks kept (row ids are immutable)
 
 
 @dataclass(frozen=True)
@@ -96,111 +99,26 @@ class CompactionReport:
     rows: int  # rows now held by the new shards
 
 
-PNG_COMPRESSION = 1  # zlib level: the fastest; about 10 % larger files than level 4 and half the time
+class Snapshot:
+    """The rows of the store at one moment (ids unique), with their masks on demand: what the policies,
+    the queue, the status and the review read. ``rows[i].index == i``."""
 
+    def __init__(self, store: "LabelStore", rows: list[RowInfo]):
+        self.store = store
+        self.rows = rows
+        self._pairs: dict[str, PairLabels] | None = None
 
-def png_bytes(a: np.ndarray) -> bytes:
-    """Lossless PNG of a uint8 HxWx3 RGB image or an HxW mask (written as {0, 255}).
+    def read_masks(self, indices) -> list[np.ndarray]:
+        return self.store.masks([self.rows[i].id for i in indices])
 
-    OpenCV's encoder: at the same zlib level it is about twice as fast as Pillow's here, and it releases
-    the GIL, so ``validate`` encodes the two images at once."""
-    if a.ndim == 2:
-        a = a.astype(bool).astype(np.uint8) * 255
-    else:
-        a = a[..., ::-1]  # OpenCV writes BGR
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-    if not ok:
-        raise UserError("the image could not be encoded as PNG.")
-    return buf.tobytes()
+    @property
+    def pairs(self) -> dict[str, PairLabels]:
+        if self._pairs is None:
+            self._pairs = group_rows(self.rows)
+        return self._pairs
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _append_line(path: Path, record: dict) -> None:
-    """Append one JSON line durably (O_APPEND: lines from several processes never interleave)."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(record, sort_keys=True) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The complete JSON lines of a journal; a torn last line (a crash mid-append) is skipped."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        return []
-    out = []
-    for line in text.splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-def _remove_if_abandoned(tmp: Path) -> int:
-    """Delete a writer's temporary file if no process holds its lock (1), else leave it (0).
-
-    A writer creates the file and locks it at once; a file that is unlocked but empty and a few
-    seconds old may be in that instant, so it is left for a later start-up."""
-    try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
-        return 0
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                return 0  # a live writer holds it
-            raise
-        st = os.fstat(fd)
-        if st.st_size == 0 and time.time() - st.st_mtime < FRESH_TMP_S:
-            return 0
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-            return 1
-        return 0
-    finally:
-        os.close(fd)
-
-
-def _schema_error(features) -> str | None:
-    """Why ``features`` is not the label schema, or None when it is."""
-    if features == FEATURES:
-        return None
-    have, want = dict(features), dict(FEATURES)
-    missing = [c for c in want if c not in have]
-    extra = [c for c in have if c not in want]
-    typed = [c for c in want if c in have and have[c] != want[c]]
-    parts = []
-    if missing:
-        parts.append("missing " + ", ".join(missing))
-    if extra:
-        parts.append("unexpected " + ", ".join(extra))
-    if typed:
-        parts.append("wrong type for " + ", ".join(f"{c} ({have[c]!r}, expected {want[c]!r})" for c in typed))
-    if not parts:
-        parts.append("columns in another order")
-    return "; ".join(parts)
-
-
-def _arrow_features(schema):
-    """The datasets Features a Parquet/Arrow schema carries (its 'huggingface' metadata), else inferred."""
-    from datasets import Features
-
-    return Features.from_arrow_schema(schema)
+    def agreement(self, pair: PairLabels) -> Agreement:
+        return self.store.agreement(pair, self)
 
 
 class LabelStore:
@@ -210,48 +128,45 @@ class LabelStore:
         self.root = Path(root if root is not None else os.environ.get(ENV_DIR) or DEFAULT_DIR).expanduser()
         self.data_dir = self.root / "data"
         self._lock = threading.Lock()
-        # shard name -> [(id, content hash, annotator)]; shards are immutable
-        self._index: dict[str, list[tuple[str, str, str]]] = {}
+        # shard name -> [(column values of INDEX_COLUMNS)]; shards are immutable
+        self._index: dict[str, list[tuple]] = {}
+        self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._agreements: dict[tuple[str, ...], Agreement] = {}
+        self._card_checked = False
         self.remove_stale_temporaries()
 
     def __repr__(self) -> str:
         return f"LabelStore({str(self.root)!r})"
 
     # -- saving -------------------------------------------------------------------------------------
-    def validate(self, history, current, mask, annotator, anomaly_type, note="", source="", model_checkpoint="") -> dict:
+    def validate(self, history, current, mask, annotator, anomaly_type, note="", source="", model_checkpoint="",
+                 identity="name", kind="label", gold_iou=None) -> dict:
         """Check one label and return its row (without id, created_at); raise UserError saying why not."""
-        return self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint)[0]
+        return self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint,
+                             identity, kind, gold_iou)[0]
 
-    def _checked(self, history, current, mask, annotator, anomaly_type, note, source, model_checkpoint) -> tuple[dict, tuple | None]:
+    def _checked(self, history, current, mask, annotator, anomaly_type, note, source, model_checkpoint,
+                 identity="name", kind="label", gold_iou=None) -> tuple[dict, tuple | None]:
         """(row, the history's (width, height) if it was resized to the current's size, else None)."""
-        hist = self._image(history, "history")
-        cur = self._image(current, "current")
+        hist = read_image(history, "history")
+        cur = read_image(current, "current")
         resized = None
         if hist.shape[:2] != cur.shape[:2]:  # stored as training reads it (anodfdnet.data.load_pair)
             resized = (hist.shape[1], hist.shape[0])
             hist = resize_rgb(hist, cur.shape[:2])
-        m = self._mask(mask, cur.shape[:2])
-        annotator = (annotator or "").strip()
-        if not ANNOTATOR_RE.fullmatch(annotator):
-            if not annotator:
-                raise UserError("give your name as the annotator (1 to 64 letters, digits, spaces or _ . @ -).")
-            if len(annotator) > 64:
-                raise UserError(f"the annotator name is {len(annotator)} characters long; use at most 64.")
-            bad = sorted({ch for ch in annotator if not ANNOTATOR_RE.fullmatch(ch)})
-            raise UserError(f"the annotator name may hold only letters, digits, spaces and _ . @ - (not {' '.join(repr(c) for c in bad)}).")
-        if anomaly_type not in ANOMALY_TYPES:
-            raise UserError(f"'{anomaly_type}' is not an anomaly type; choose one of: {', '.join(ANOMALY_TYPES)}.")
-        painted = bool(m.any())
-        if anomaly_type == NO_ANOMALY and painted:
-            raise UserError(f"the type is '{NO_ANOMALY}' but the mask is not empty: clear the mask or choose the anomaly's type.")
-        if anomaly_type != NO_ANOMALY and not painted:
-            raise UserError(f"the mask is empty: paint the {anomaly_type}, or choose '{NO_ANOMALY}'.")
-        note = "" if note is None else str(note)
-        if len(note) > MAX_NOTE:
-            raise UserError(f"the note is {len(note)} characters long; keep it under {MAX_NOTE}.")
+        m = read_mask(mask, cur.shape[:2])
+        annotator = check_annotator(annotator)
+        check_answer(anomaly_type, bool(m.any()))
+        note = check_note(note)
         for what, text in (("source", source), ("model checkpoint", model_checkpoint)):
             if len(str(text or "")) > MAX_TEXT:
                 raise UserError(f"the {what} text is over {MAX_TEXT} characters.")
+        if identity not in IDENTITIES:
+            raise UserError(f"the identity kind must be one of {', '.join(IDENTITIES)}.")
+        if kind not in ("label", "gold"):
+            raise UserError("a save is a label or a gold answer; reviews are saved with save_review.")
+        if (kind == "gold") != (gold_iou is not None) or (gold_iou is not None and not 0.0 <= float(gold_iou) <= 1.0):
+            raise UserError("a gold answer carries its IoU with the gold mask (0 to 1), and only a gold answer does.")
         with ThreadPoolExecutor(2, thread_name_prefix="label-png") as pool:  # the two big encodes at once
             hist_png, cur_png = pool.map(png_bytes, (hist, cur))
         return {
@@ -265,6 +180,10 @@ class LabelStore:
             "content_hash": content_hash(hist, cur),
             "model_checkpoint": str(model_checkpoint or ""),
             "schema_version": SCHEMA_VERSION,
+            "identity": identity,
+            "kind": kind,
+            "verdict": "",
+            "gold_iou": None if gold_iou is None else float(gold_iou),
         }, resized
 
     @staticmethod
@@ -275,71 +194,77 @@ class LabelStore:
             hist = resize_rgb(hist, cur.shape[:2])
         return content_hash(hist, cur)
 
-    def save(self, history, current, mask, annotator, anomaly_type, note="", source="upload", model_checkpoint="") -> SavedRow:
-        """Validate and write one label as its own shard; returns the row id and the store's size.
+    def save(self, history, current, mask, annotator, anomaly_type, note="", source="upload", model_checkpoint="",
+             identity="name", kind="label", gold_iou=None) -> SavedRow:
+        """Validate and write one answer as its own shard; returns the row id and the store's size.
 
         history, current: images (paths, PIL, arrays); mask: bool HxW (or {0,1} / {0,255}) in the
-        current image's size. A rejected label raises UserError and writes nothing.
+        current image's size. identity: how the annotator is known (``hf``, ``name``, ``anonymous``);
+        kind: ``label``, or ``gold`` with ``gold_iou``. A rejected label raises UserError and writes nothing.
         """
-        row, resized = self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint)
+        row, resized = self._checked(history, current, mask, annotator, anomaly_type, note, source, model_checkpoint,
+                                     identity, kind, gold_iou)
         replaces = tuple(self.answers(row["content_hash"], row["annotator"]))
+        rid, shard = self._write_row(row)
+        return SavedRow(rid, self.size(), shard, row["content_hash"], replaces, resized)
+
+    def save_review(self, content_hash_: str, reviewer: str, verdict: str, mask, anomaly_type: str, note: str = "",
+                    identity: str = "name") -> SavedRow:
+        """Record a reviewer's verdict on a labelled pair as a new row (old shards are never edited).
+
+        verdict: ``accept`` (mask: what was accepted, e.g. the consensus), ``reject`` (mask: what was
+        rejected), ``correct`` (mask: the reviewer's corrected mask). The pair's images are copied from one
+        of its label rows, byte for byte, so the row stands alone as a training example.
+        """
+        if verdict not in VERDICTS:
+            raise UserError(f"the verdict must be one of {', '.join(VERDICTS)}.")
+        reviewer = check_annotator(reviewer, "reviewer")
+        if identity not in IDENTITIES:
+            raise UserError(f"the identity kind must be one of {', '.join(IDENTITIES)}.")
+        note = check_note(note)
+        snap = self.snapshot()
+        pair = snap.pairs.get(content_hash_)
+        if pair is None or not pair.answers:
+            raise UserError("that pair has no label to review.")
+        source_row = pair.answer_rows()[0]
+        images = self.read_row(source_row.id, columns=("history", "current", "source"))
+        w, h = Image.open(io.BytesIO(images["current"]["bytes"])).size
+        m = read_mask(mask, (h, w))
+        check_answer(anomaly_type, bool(m.any()))
+        row = {
+            "history": {"bytes": images["history"]["bytes"], "path": None},
+            "current": {"bytes": images["current"]["bytes"], "path": None},
+            "mask": {"bytes": png_bytes(m), "path": None},
+            "annotator": reviewer, "anomaly_type": anomaly_type, "note": note, "source": images["source"],
+            "content_hash": content_hash_, "model_checkpoint": "", "schema_version": SCHEMA_VERSION,
+            "identity": identity, "kind": "review", "verdict": verdict, "gold_iou": None,
+        }
+        rid, shard = self._write_row(row)
+        return SavedRow(rid, self.size(), shard, content_hash_)
+
+    def _write_row(self, row: dict) -> tuple[str, str]:
+        import pyarrow as pa
+
         rid = uuid.uuid4().hex
         created = utc_now_iso()
         row = {"id": rid, **row, "created_at": created}
         name = f"{created.replace('-', '').replace(':', '').replace('.', '')}-{rid}.parquet"  # 20250131T120000123456Z-<id>
-        import pyarrow as pa
-
         # An Arrow table in the label schema (its metadata carries the datasets features), not a
         # datasets.Dataset: Dataset.from_dict fingerprints its contents, ~40 ms for a 1024x1024 pair.
         self.write_shard(pa.Table.from_pylist([row], schema=FEATURES.arrow_schema), name)
         with self._lock:
-            self._index[name] = [(rid, row["content_hash"], row["annotator"])]
-        return SavedRow(rid, self.size(), name, row["content_hash"], replaces, resized)
+            self._index[name] = [tuple(row[c] for c in INDEX_COLUMNS)]
+        return rid, name
 
     def write_shard(self, ds, name: str, before_publish=None) -> Path:
         """Write a ``datasets.Dataset`` (or a ``pyarrow.Table``) as ``data/<name>`` atomically; refuse one
-        not in the label schema.
-
-        The shard is written to a hidden temporary file, fsynced, its schema read back and checked,
-        ``before_publish()`` called (compaction journals there), then renamed into place.
-        """
+        not in the label schema (``shards.publish_shard``)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         table = ds if isinstance(ds, pa.Table) else ds.with_format("arrow")[:]  # [:] applies any indices mapping
-        why = _schema_error(_arrow_features(table.schema))
-        if why:
-            raise SchemaError(f"refusing to write shard '{name}': its schema differs from the label schema ({why}).")
-        if not name.endswith(".parquet") or "/" in name or name.startswith("."):
-            raise ValueError(f"bad shard name {name!r}")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._ensure_card()
-        final = self.data_dir / name
-        tmp = self.data_dir / f"{TMP_PREFIX}{uuid.uuid4().hex}.parquet.partial"
-        f = open(tmp, "xb")
-        try:
-            # Locked from creation until the rename (or this process's death): remove_stale_temporaries,
-            # run by every store opened meanwhile, leaves a locked temporary file alone.
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            # pyarrow directly: the table's schema metadata holds the datasets features, and
-            # Dataset.to_parquet would draw a progress bar in the app's log for every one-row shard.
-            pq.write_table(table, f)
-            f.flush()
-            os.fsync(f.fileno())
-            why = _schema_error(_arrow_features(pq.read_schema(tmp)))
-            if why:
-                raise SchemaError(f"refusing to publish shard '{name}': its schema on disk differs from the label schema ({why}).")
-            if before_publish is not None:
-                before_publish()
-            os.replace(tmp, final)
-            tmp = None
-            _fsync_dir(self.data_dir)
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
-            f.close()
-        return final
+        return publish_shard(table, self.data_dir, name, before_publish)
 
     # -- reading ------------------------------------------------------------------------------------
     def shards(self) -> list[Path]:
@@ -348,7 +273,7 @@ class LabelStore:
             return []
         return sorted(p for p in self.data_dir.glob("*.parquet") if not p.name.startswith("."))
 
-    def _shard_index(self, path: Path) -> list[tuple[str, str, str]] | None:
+    def _shard_index(self, path: Path) -> list[tuple] | None:
         with self._lock:
             hit = self._index.get(path.name)
         if hit is not None:
@@ -356,41 +281,112 @@ class LabelStore:
         import pyarrow.parquet as pq
 
         try:
-            t = pq.read_table(path, columns=["id", "content_hash", "annotator"])
+            names = set(pq.read_schema(path).names)
+            t = pq.read_table(path, columns=[c for c in INDEX_COLUMNS if c in names])
         except FileNotFoundError:  # removed by a compaction since listing; its rows are in the merged shard
             return None
-        entry = list(zip(*(t.column(c).to_pylist() for c in ("id", "content_hash", "annotator"))))
+        n = t.num_rows
+        cols = [t.column(c).to_pylist() if c in names else [None] * n for c in INDEX_COLUMNS]
+        entry = list(zip(*cols)) if n else []
         with self._lock:
             self._index[path.name] = entry
         return entry
 
-    def _all_rows(self) -> dict[str, tuple[str, str]]:
-        """row id -> (content hash, annotator), over every published shard."""
+    def _all_rows(self) -> dict[str, tuple]:
+        """row id -> its INDEX_COLUMNS values (plus the shard name last), over every published shard."""
         for _ in range(3):
-            out: dict[str, tuple[str, str]] = {}
+            out: dict[str, tuple] = {}
             gone = False
             for p in self.shards():
                 entry = self._shard_index(p)
                 if entry is None:
                     gone = True
                     break
-                out.update((rid, (h, a)) for rid, h, a in entry)
+                out.update((r[0], (*r, p.name)) for r in entry)
             if not gone:
                 return out
         return out
 
+    def snapshot(self) -> Snapshot:
+        """Every row (v1 rows as v1 meant them), ordered by (created_at, id)."""
+        values = sorted(self._all_rows().values(), key=lambda r: (r[4] or "", r[0]))
+        return Snapshot(self, [row_info(i, dict(zip(INDEX_COLUMNS, r))) for i, r in enumerate(values)])
+
     def size(self) -> int:
-        """Number of distinct labelled rows (ids) in the store."""
+        """Number of distinct rows (ids) in the store."""
         return len(self._all_rows())
 
     def labelled_hashes(self) -> set[str]:
-        """Content hashes of every labelled pair in the store."""
-        return {h for h, _ in self._all_rows().values()}
+        """Content hashes of every pair with a label or gold answer in the store."""
+        return {r[1] for r in self._all_rows().values() if (r[7] or "label") != "review"}
 
     def answers(self, content_hash: str, annotator: str) -> list[str]:
-        """Row ids of one annotator's labels of one pair (a new save supersedes them for training)."""
+        """Row ids of one annotator's answers for one pair (a new save supersedes them for training)."""
         annotator = (annotator or "").strip()
-        return sorted(rid for rid, (h, a) in self._all_rows().items() if h == content_hash and a == annotator)
+        return sorted(r[0] for r in self._all_rows().values()
+                      if r[1] == content_hash and r[2] == annotator and (r[7] or "label") != "review")
+
+    def masks(self, row_ids) -> list[np.ndarray]:
+        """The masks (bool HxW) of rows by id, decoded once and cached (rows never change)."""
+        row_ids = list(row_ids)
+        with self._lock:
+            missing = [r for r in dict.fromkeys(row_ids) if r not in self._masks]
+        if missing:
+            for rid, value in self._read(missing, ("mask",)).items():
+                m = cv2.imdecode(np.frombuffer(value["mask"]["bytes"], np.uint8), cv2.IMREAD_GRAYSCALE) > 0
+                with self._lock:
+                    self._masks[rid] = m
+                    while len(self._masks) > MASK_CACHE:
+                        self._masks.popitem(last=False)
+        out = []
+        for rid in row_ids:
+            with self._lock:
+                m = self._masks.get(rid)
+            if m is None:  # evicted meanwhile by a larger request
+                m = self.masks([rid])[0]
+            out.append(m)
+        return out
+
+    def read_row(self, row_id: str, columns=("history", "current", "mask", "source")) -> dict:
+        """Some columns of one row as stored (images as ``{"bytes", "path"}``)."""
+        return self._read([row_id], columns)[row_id]
+
+    def _read(self, row_ids: list[str], columns) -> dict[str, dict]:
+        """{row id: {column: value}} read from the shards that hold the rows; retried if a compaction
+        moves a row meanwhile. An unknown id is a UserError."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        want, out = set(row_ids), {}
+        for _ in range(3):
+            where: dict[str, list[str]] = {}
+            rows = self._all_rows()
+            for rid in want - set(out):
+                if rid not in rows:
+                    raise UserError(f"there is no row {rid[:40]!r} in the label store.")
+                where.setdefault(rows[rid][-1], []).append(rid)
+            for shard, ids in where.items():
+                try:
+                    t = pq.read_table(self.data_dir / shard, columns=["id", *columns], filters=pc.field("id").isin(ids))
+                except FileNotFoundError:
+                    continue
+                for r in t.to_pylist():
+                    out[r["id"]] = r
+            if want <= set(out):
+                return out
+        raise UserError("the label store changed while reading; try again.")
+
+    def agreement(self, pair: PairLabels, snapshot: Snapshot | None = None) -> Agreement:
+        """The agreement of a pair's answers (cached by the answers' row ids)."""
+        key = tuple(sorted(r.id for r in pair.answers.values()))
+        with self._lock:
+            hit = self._agreements.get(key)
+        if hit is None:
+            snap = snapshot or self.snapshot()
+            hit = pair_agreement(pair, snap.read_masks)
+            with self._lock:
+                self._agreements[key] = hit
+        return hit
 
     # -- compaction ---------------------------------------------------------------------------------
     def compact(self, max_rows: int = 1000, max_mb: float = 512.0, min_shards: int = 2) -> CompactionReport:
@@ -426,9 +422,8 @@ class LabelStore:
                     continue
                 tables, used = [], []
                 for p in group:
-                    t = pq.read_table(p)
-                    why = _schema_error(_arrow_features(t.schema))
-                    if why:  # never merge (or delete) a shard the schema does not describe
+                    t = upgrade_table(pq.read_table(p))
+                    if t is None:  # never merge (or delete) a shard the schema does not describe
                         continue
                     tables.append(t.replace_schema_metadata(None))
                     used.append(p)
@@ -445,9 +440,7 @@ class LabelStore:
                 ds = table.cast(FEATURES.arrow_schema)
                 name = f"{used[0].name.split('-', 1)[0]}-compact-{uuid.uuid4().hex}.parquet"
                 record = {"merged": name, "sources": [p.name for p in used], "rows": len(keep), "at": utc_now_iso()}
-                self.write_shard(ds, name, before_publish=lambda r=record: _append_line(self.root / JOURNAL, r))
-                with self._lock:
-                    self._index[name] = list(zip(*(table.column(c).to_pylist() for c in ("id", "content_hash", "annotator"))))
+                self.write_shard(ds, name, before_publish=lambda r=record: append_line(self.root / JOURNAL, r))
                 removed += self._remove_sources(used)
                 merged.append(name)
                 total += len(keep)
@@ -478,10 +471,10 @@ class LabelStore:
         removed = 0
         if self.data_dir.is_dir():
             for tmp in self.data_dir.glob(f"{TMP_PREFIX}*"):
-                removed += _remove_if_abandoned(tmp)
+                removed += remove_if_abandoned(tmp)
         if self.root.is_dir():
             now = time.time()
-            for tmp in self.root.glob(".README.*.tmp"):
+            for tmp in [*self.root.glob(".README.*.tmp"), *self.root.glob(".README.md.*.tmp")]:
                 with contextlib.suppress(FileNotFoundError):
                     if now - tmp.stat().st_mtime > STALE_TMP_S:
                         tmp.unlink()
@@ -499,7 +492,9 @@ class LabelStore:
             with self._lock:
                 self._index.pop(p.name, None)
         if n:
-            _fsync_dir(self.data_dir)
+            from .shards import fsync_dir
+
+            fsync_dir(self.data_dir)
         return n
 
     @contextlib.contextmanager
@@ -515,88 +510,18 @@ class LabelStore:
             finally:
                 fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
-    # -- the dataset card ---------------------------------------------------------------------------
-    def card_text(self) -> str:
-        import yaml
-
-        meta = {
-            "license": os.environ.get("ANODFDNET_LABEL_LICENSE", "other"),
-            "pretty_name": "AnoDFDNet anomaly masks",
-            "task_categories": ["image-segmentation"],
-            "tags": ["anomaly-detection", "change-detection", "anodfdnet"],
-            "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": "data/*.parquet"}]}],
-            "dataset_info": {"features": FEATURES._to_yaml_list()},
-        }
-        types = ", ".join(f"`{t}`" for t in ANOMALY_TYPES)
-        return (
-            "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n"
-            "# AnoDFDNet anomaly masks\n\n"
-            "Pairs of inspection images of one place at two times (*history*, earlier and known good; *current*, later)\n"
-            "with a mask, painted in the AnoDFDNet app's Label tab, of what is anomalous in the current image.\n\n"
-            f"Schema version {SCHEMA_VERSION}; one row per saved label:\n\n"
-            "- `id`: unique row id; `content_hash`: sha256 of the pair's pixels (the pair's identity; split train/val on it)\n"
-            "- `history`, `current`: lossless PNG, both the current image's size: a history of another size was\n"
-            "  resized to it before it was stored (area averaging when shrinking, bilinear when enlarging), exactly as\n"
-            "  training reads a pair, so the stored pixels are the ones a model learns from\n"
-            "- `mask`: 8-bit PNG {0, 255}, the current image's size\n"
-            f"- `anomaly_type`: one of {types} (`no anomaly` exactly when the mask is empty)\n"
-            "- `annotator`, `note`, `created_at` (ISO 8601 UTC), `source` (where the pair came from),\n"
-            "  `model_checkpoint` (the model that pre-filled the mask, empty when painted from nothing), `schema_version`\n\n"
-            "Rows are append-only: saving a pair again adds a row. When one annotator labelled one pair several times\n"
-            "(same `content_hash`, same `annotator`), training uses that annotator's latest row (by `created_at`) and\n"
-            "ignores the earlier ones; other annotators' rows of the pair are used as well.\n\n"
-            "Each save adds one Parquet shard under `data/`; a compaction may merge shards. Read with\n"
-            "`datasets.load_dataset(\"<this folder or repo>\")`, or train on it with AnoDFDNet:\n"
-            "`python -m anodfdnet retrain --labels <this folder or repo> --from lite-d2 --out runs/retrain`.\n"
-            "If a row id appears twice (an interrupted compaction), the rows are identical: keep one.\n\n"
-            "License: set the `license` field above to the terms the images may be shared under.\n"
-        )
+    # -- the dataset card (annotate/card.py) --------------------------------------------------------
+    def card_text(self, summary_markdown: str | None = None) -> str:
+        return card.card_text(self.root / "README.md", summary_markdown)
 
     def _ensure_card(self) -> None:
-        card = self.root / "README.md"
-        if card.exists():
+        """Write the card when it is missing or describes an older schema (once per store object)."""
+        if self._card_checked:
             return
-        tmp = self.root / f".README.{uuid.uuid4().hex}.tmp"
-        tmp.write_text(self.card_text())
-        try:
-            os.link(tmp, card)  # create-if-missing, atomically: never overwrites an edited card
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        card.ensure_card(self.root / "README.md")
+        self._card_checked = True
 
-    # -- helpers ------------------------------------------------------------------------------------
-    @staticmethod
-    def _image(src, what: str) -> np.ndarray:
-        if src is None:
-            raise UserError(f"there is no {what} image: upload one (or take the next pair from the queue).")
-        try:
-            a = load_rgb(src)
-        except TypeError:
-            raise UserError(f"the {what} image is not an image (got {type(src).__name__}).") from None
-        h, w = a.shape[:2]
-        if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-            raise UserError(f"the {what} image is {w}x{h}; sides must lie between {MIN_SIDE} and {MAX_SIDE} pixels.")
-        return a
-
-    @staticmethod
-    def _mask(mask, shape) -> np.ndarray:
-        if mask is None:
-            raise UserError("there is no mask: paint the anomaly, or choose 'no anomaly' with an empty mask.")
-        if isinstance(mask, (str, os.PathLike, Image.Image)):
-            try:
-                im = Image.open(mask) if not isinstance(mask, Image.Image) else mask
-                mask = np.array(im.convert("L") if im.mode not in ("1", "L") else im)
-            except (OSError, ValueError) as e:
-                raise UserError(f"the mask cannot be read ({e}).") from None
-        m = np.asarray(mask)
-        if m.ndim != 2:
-            raise UserError(f"the mask must be one channel (H x W), got shape {tuple(m.shape)}.")
-        if m.shape != tuple(shape):
-            raise UserError(f"the mask is {m.shape[1]}x{m.shape[0]} but the current image is {shape[1]}x{shape[0]}; they must match.")
-        if m.dtype != bool:
-            values = np.unique(m)
-            if not (set(values.tolist()) <= {0, 1} or set(values.tolist()) <= {0, 255}):
-                raise UserError("the mask is not binary: its values must be 0/1 or 0/255 (or bool).")
-            m = m != 0
-        return m
+    def refresh_card(self, summary_markdown: str | None) -> None:
+        """Rewrite the card with a current summary (compaction calls it); text below the summary is kept."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        card.write_card(self.root / "README.md", summary_markdown)

@@ -1,7 +1,10 @@
 """The Label tab (Gradio): paint what is anomalous in the current image; Save adds a row to the label dataset.
 
 Wiring only: the store (``store.py``), the paint-layer rule (``paint.py``), the Hub sync
-(``hub_sync.py``), the queue (``queue.py``) and the model do the work. Images are read by
+(``hub_sync.py``), the queue (``queue.py``), who is saving (``identity.py``), the summary panel
+(``summary.py``) and the model do the work. Where sign-in exists (a Space with ``hf_oauth: true``) the tab
+shows "Sign in with Hugging Face" and attributes saves to the signed-in account (``gr.OAuthProfile``,
+injected by Gradio from its signed session cookie, never sent by the client); elsewhere the typed name. Images are read by
 ``anodfdnet.data.uploads`` from what arrived with the request (the editor's canvas blobs, or files Gradio
 moved into its upload cache), checked against the size limits from their headers before decoding; a
 crafted path is refused. The mask is read from the editor's value when Save is clicked (see
@@ -10,6 +13,8 @@ crafted path is refused. The mask is read from the editor's value when Save is c
     client.predict(handle_file("history.png"),
                    {"background": handle_file("current.png"), "layers": [handle_file("mask_layer.png")], "composite": None},
                    "alice", "oil leak", "a note", api_name="/save_label")
+
+(the name is used where sign-in does not exist; on a Space with sign-in an API call is anonymous.)
 
 The other events are private (no API name) but reachable by anyone with their ``fn_index``, as every
 event the page uses is: each validates its inputs as if they were hostile (model names from the
@@ -28,10 +33,15 @@ from anodfdnet.data import uploads
 from anodfdnet.errors import UserError
 from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY
 
+from anodfdnet.data.label_policies import mask_iou
+
+from . import identity
 from .hub_sync import HubSync
 from .paint import BRUSH_ALPHA, BRUSH_RGB, composite, mask_from_layers, paint_layer
 from .queue import LabelQueue
-from .store import MAX_SIDE, MIN_SIDE, LabelStore
+from .checks import MAX_SIDE, MIN_SIDE
+from .store import LabelStore
+from .summary import summarize
 
 BRUSH_SIZE = 6  # radius in image pixels; the brush menu changes it
 BRUSH = f"rgba({BRUSH_RGB[0]}, {BRUSH_RGB[1]}, {BRUSH_RGB[2]}, {BRUSH_ALPHA})"
@@ -42,8 +52,8 @@ INTRO = """\
 everything that is anomalous in the *current* image: a foreign body, a missing or loose part, a leak, a
 crack. Use the brush (size in its menu), the eraser, undo or clear. **Start from the model** paints the
 model's guess for you to correct. Pick the anomaly type (**no anomaly** with an empty mask is a valid
-label too), give your name, and **Save**. Each save adds one row to the label dataset; saving a pair
-you labelled before replaces your earlier answer for training.
+label too), give your name (or sign in, where the button is shown), and **Save**. Each save adds one row to
+the label dataset; saving a pair you labelled before replaces your earlier answer for training.
 """
 
 __all__ = ["BRUSH", "BRUSH_SIZE", "LabelTab", "build_tab", "composite", "paint_layer"]
@@ -98,6 +108,40 @@ class _Predictors:
             return self._cache[checkpoint]
 
 
+def read_editor_value(editor, value, what: str = "current") -> tuple[np.ndarray | None, list[np.ndarray]]:
+    """(background image, paint layers as stored) from an ImageEditor's raw value (``preprocess=False``): the
+    canvas blobs the page uploaded (``{"id": ...}``, kept by the session's copy of ``editor``), or files
+    (``{"background": FileData, "layers": [FileData, ...]}``), each read by ``anodfdnet.data.uploads``."""
+    if value is None:
+        return None, []
+    if not isinstance(value, dict):
+        raise uploads.refused(what)
+    if value.get("id") is not None:
+        blobs = _session_block(editor).blob_storage.pop(str(value["id"]), None)
+        if blobs is None:
+            raise UserError("the painted image did not reach the server; paint again or reload the page.")
+        background, layers = blobs.background, list(blobs.layers or [])
+    else:
+        background, layers = value.get("background"), value.get("layers") or []
+        if not isinstance(layers, list):
+            raise uploads.refused("paint layer")
+    root = gr.utils.get_upload_folder()
+    current = None if background is None else uploads.read_upload(background, what, root, LIMITS)
+    read = [uploads.read_upload_array(layer, "paint layer", root, LIMITS) for layer in layers if layer is not None]
+    return current, read
+
+
+def holder_of(who: "identity.Who", request) -> str:
+    """Whose hold a queue pair is: the account when signed in (one hold across its sessions), else the session."""
+    if who.identity == "hf":
+        return f"hf:{who.name}"
+    return f"session:{getattr(request, 'session_hash', None) or ''}"
+
+
+def _session(request) -> str:
+    return getattr(request, "session_hash", None) or ""
+
+
 def _checkpoint_choices() -> list[tuple[str, str]]:
     """(menu label, reference) of every checkpoint found; the reference stays on the server."""
     from anodfdnet.checkpoint import list_checkpoints
@@ -123,32 +167,49 @@ class LabelTab:
 
 
 def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, hub: HubSync | None = None,
-              checkpoints: list[tuple[str, str]] | None = None, predictor: Callable[[str], object] | None = None) -> LabelTab:
+              checkpoints: list[tuple[str, str]] | None = None, predictor: Callable[[str], object] | None = None,
+              oauth: bool | None = None) -> LabelTab:
     """Render the Label tab's components into the current Blocks context (call it inside ``gr.Tab``).
 
     store, queue, hub: default to the ones the environment names (ANODFDNET_LABEL_DIR, ANODFDNET_QUEUE,
-    HF_TOKEN + ANODFDNET_DATASET_REPO); the Hub worker is started here. checkpoints: (label, reference)
-    choices for "Start from the model" (default: every checkpoint found); the page shows and sends back
-    only the model names (the label up to " ("), the references stay here. predictor: reference ->
-    object with ``predict(history, current) -> prob``; pass the app's shared one to load each model once.
+    ANODFDNET_LABELS_PER_PAIR, ANODFDNET_GOLD, HF_TOKEN + ANODFDNET_DATASET_REPO); the Hub worker is
+    started here. checkpoints: (label, reference) choices for "Start from the model" (default: every
+    checkpoint found); the page shows and sends back only the model names (the label up to " ("), the
+    references stay here. predictor: reference -> object with ``predict(history, current) -> prob``; pass
+    the app's shared one to load each model once. oauth: whether sign-in exists (default:
+    ``identity.oauth_available()``, a Space with ``hf_oauth: true``).
     """
     store = store or LabelStore()
     queue = queue if queue is not None else LabelQueue(store)
     hub = (hub or HubSync(store)).start()
     checkpoints = _checkpoint_choices() if checkpoints is None else checkpoints
     predictor = predictor or _Predictors()
+    oauth = identity.oauth_available() if oauth is None else oauth
     references = {label.split(" (")[0]: ref for label, ref in checkpoints}  # model name -> server-side reference
     upload_root = gr.utils.get_upload_folder
 
     def progress_text(on_screen: str | None = None) -> str:
         if not queue.enabled:
             return f"No queue is set (ANODFDNET_QUEUE): upload a pair. The dataset holds **{store.size()}** labels."
-        done, total = queue.progress()
-        spec = html.escape(queue.spec, quote=False)
-        text = f"Queue `{spec}`: **{done} / {total}** pairs labelled. The dataset holds **{store.size()}** labels."
+        some, done, total = queue.counts()
+        spec = html.escape(queue.spec or queue.gold_spec, quote=False)
+        text = f"Queue `{spec}`: **{done} / {total}** pairs labelled"
+        if queue.k > 1:
+            text += f" by {queue.k} people ({some} by at least one)"
+        text += f". The dataset holds **{store.size()}** labels."
         return text + (f" On screen: pair `{html.escape(on_screen, quote=False)}`." if on_screen else "")
 
+    def summary_text() -> str:
+        try:
+            return summarize(store, queue, hub).markdown()
+        except UserError as e:
+            return html.escape(f"No summary: {e}", quote=False)
+
     gr.Markdown(INTRO)
+    with gr.Row(equal_height=True):
+        if oauth:
+            gr.LoginButton(scale=0, min_width=240)
+        whoami_md = gr.Markdown(elem_id="label-whoami")
     with gr.Row(equal_height=True):
         next_btn = gr.Button("Next pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=160,
                              elem_id="label-next")
@@ -171,44 +232,44 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
                                interactive=bool(checkpoints), scale=1)
     with gr.Row(equal_height=True):
         annotator_tb = gr.Textbox(label="Your name", placeholder="e.g. alice", max_lines=1, max_length=64, scale=1,
-                                  elem_id="label-annotator")
+                                  visible=not oauth, elem_id="label-annotator")
         type_dd = gr.Dropdown(list(ANOMALY_TYPES), value=None, label="Anomaly type", scale=1, elem_id="label-type")
         note_tb = gr.Textbox(label="Note (optional)", max_lines=3, scale=2, elem_id="label-note")
     with gr.Row():
         save_btn = gr.Button("Save", variant="primary", elem_id="label-save")
         skip_btn = gr.Button("Skip", variant="secondary", elem_id="label-skip")
     status_md = gr.Markdown(elem_id="label-status")
+    with gr.Accordion("Labelling so far", open=False):
+        summary_md = gr.Markdown(elem_id="label-summary")
     # Per session: the queue pair on screen ({"hash", "source"}), the model that pre-filled the mask
     # ({"checkpoint", "hash"}), and the content hashes of the pairs this annotator skipped.
     pair_state = gr.State(None)
     assist_state = gr.State(None)
     skipped_state = gr.State([])
 
+    def whoami_text(profile: gr.OAuthProfile | None, request: gr.Request) -> str:
+        if not oauth:
+            text = "Sign-in is not available here: your typed name is recorded (not verified)."
+            return text + (" Saving needs sign-in (ANODFDNET_REQUIRE_LOGIN=1), so saves are refused."
+                           if identity.login_required() else "")
+        account = identity.username(profile)
+        if account:
+            return f"Saving as **{html.escape(account, quote=False)}** (signed in with Hugging Face)."
+        if identity.login_required():
+            return "**Sign in with Hugging Face** to label: this app saves only labels of signed-in annotators."
+        who = identity.who(None, None, _session(request), oauth=True, require=False)
+        return f"Not signed in: your labels are saved as **{who.name}**. Sign in to have them attributed to your account."
+
     def read_history(payload) -> np.ndarray | None:
         return None if payload is None else uploads.read_upload(payload, "history", upload_root(), LIMITS)
 
     def read_editor(value) -> tuple[np.ndarray | None, list[np.ndarray]]:
-        """(current image, paint layers as stored) from the editor's raw value: the canvas blobs the page
-        uploaded (``{"id": ...}``), or files (``{"background": FileData, "layers": [FileData, ...]}``)."""
-        if value is None:
-            return None, []
-        if not isinstance(value, dict):
-            raise uploads.refused("current")
-        if value.get("id") is not None:
-            blobs = _session_block(editor).blob_storage.pop(str(value["id"]), None)
-            if blobs is None:
-                raise UserError("the painted image did not reach the server; paint again or reload the page.")
-            background, layers = blobs.background, list(blobs.layers or [])
-        else:
-            background, layers = value.get("background"), value.get("layers") or []
-            if not isinstance(layers, list):
-                raise uploads.refused("paint layer")
-        current = None if background is None else uploads.read_upload(background, "current", upload_root(), LIMITS)
-        read = [uploads.read_upload_array(layer, "paint layer", upload_root(), LIMITS) for layer in layers if layer is not None]
-        return current, read
+        return read_editor_value(editor, value)
 
-    def save_label(history, current_editor, annotator, anomaly_type, note, pair, assisted):
+    def save_label(history, current_editor, annotator, anomaly_type, note, pair, assisted,
+                   profile: gr.OAuthProfile | None, request: gr.Request):
         try:
+            who = identity.who(profile, _text(annotator, "annotator name"), _session(request), oauth=oauth)
             current, layers = read_editor(current_editor)
             if current is None:
                 raise UserError("there is no current image: upload one into the editor (or take the next pair from the queue).")
@@ -218,22 +279,26 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             if anomaly_type is None:
                 raise UserError(f"choose the anomaly type (or '{NO_ANOMALY}').")
             anomaly_type = _text(anomaly_type, "anomaly type")
-            annotator, note = _text(annotator, "annotator name"), _text(note, "note")
+            note = _text(note, "note")
             mask = mask_from_layers(layers, current.shape[:2])
             pair_hash = store.pair_hash(history, current)
             # Provenance only for the pair on screen: a pair uploaded since is an upload, painted by hand.
             source = pair["source"] if pair and pair.get("hash") == pair_hash else "upload"
             checkpoint = assisted["checkpoint"] if assisted and assisted.get("hash") == pair_hash else ""
-            row = store.save(history, current, mask, annotator, anomaly_type, note, source, checkpoint)
+            gold = queue.gold_mask(pair_hash)  # a gold pair is gold however it arrived: it never trains
+            kind, gold_iou = ("gold", mask_iou(mask, gold)) if gold is not None and gold.shape == mask.shape else ("label", None)
+            row = store.save(history, current, mask, who.name, anomaly_type, note, source, checkpoint,
+                             identity=who.identity, kind=kind, gold_iou=gold_iou)
         except UserError as e:
             raise _error(f"Not saved: {e}", duration=None) from None
+        queue.release(holder_of(who, request))
         hub.notify()
-        return saved_text(row, anomaly_type, mask)
+        return saved_text(row, anomaly_type, mask, who)
 
-    def saved_text(row, anomaly_type, mask) -> str:
+    def saved_text(row, anomaly_type, mask, who) -> str:
         painted = f"{int(mask.sum())} px painted" if mask.any() else "empty mask"
-        text = (f"**Saved** row `{row.id}` ({anomaly_type}, {painted}). The dataset now holds **{row.size}** labels; "
-                f"{hub.status_text()}.")
+        text = (f"**Saved** row `{row.id}` ({anomaly_type}, {painted}) as {html.escape(who.label, quote=False)}. "
+                f"The dataset now holds **{row.size}** labels; {hub.status_text()}.")
         if row.replaces:
             earlier = ", ".join(f"`{r}`" for r in row.replaces)
             text += (f" You had labelled this pair before (row{'s' if len(row.replaces) > 1 else ''} {earlier}): "
@@ -243,31 +308,41 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             text += (f" The history ({w}x{h}) was stored resized to the current image's size, as training reads it.")
         return text
 
-    def load_next(skipped):
-        item = queue.next_unlabelled(exclude=skipped or [])
+    def load_next(annotator, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
+        try:
+            typed = _text(annotator, "annotator name")
+            if not oauth and not typed.strip():  # no name yet: any pair (the name given at Save is checked then)
+                who, name = identity.Who("", "name"), None
+            else:
+                who = identity.who(profile, typed, _session(request), oauth=oauth)
+                name = who.name
+        except UserError as e:
+            raise _error(str(e)) from None
+        holder = holder_of(who, request)
+        item = queue.next_for(name, holder, exclude=skipped or [])
         if item is None:
             done, total = queue.progress()
-            held = queue.held_elsewhere()
-            why = [f"{done} / {total} labelled"]
+            held = queue.held_elsewhere(holder)
+            why = [f"{done} / {total} have their {queue.k} label{'s' if queue.k > 1 else ''}"]
             if skipped:
                 why.append(f"{len(skipped)} skipped by you")
             if held:
                 why.append(f"{held} handed to other annotators in the last {queue.hold_s / 60:.0f} minutes")
             return (gr.skip(), gr.skip(), None, None, progress_text(),
-                    f"No unlabelled pair is free in the queue ({'; '.join(why)}).")
+                    f"No pair is free for you in the queue ({'; '.join(why)}).")
         p = item.pair
         value = {"background": p.current, "layers": [], "composite": p.current}
-        return (p.history, value, {"hash": item.content_hash, "source": item.source}, None, progress_text(p.name),
-                f"Pair `{html.escape(p.name, quote=False)}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
+        name = item.display_name
+        return (p.history, value, {"hash": item.content_hash, "source": item.source}, None, progress_text(name),
+                f"Pair `{html.escape(name, quote=False)}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
 
-    def skip(pair, skipped):
+    def skip(annotator, pair, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         skipped = list(skipped or [])
         if pair and pair.get("hash"):
-            queue.release(pair["hash"])
             skipped.append(pair["hash"])
         if not queue.enabled:
             return (None, None, None, None, progress_text(), "Skipped: upload the next pair.", skipped)
-        return (*load_next(skipped), skipped)
+        return (*load_next(annotator, skipped, profile, request), skipped)
 
     def start_from_model(history, current_editor, name, threshold):
         try:
@@ -295,21 +370,28 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             f"The model **{name}** painted {100.0 * mask.mean():.1f}% of the image at threshold {threshold:.2f}: "
             "erase what is wrong, paint what it missed, then Save.")
 
-    def after_save(pair, skipped):
+    def after_save(annotator, pair, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         if pair and queue.enabled:  # a queue pair was saved: bring the next one, keep the Save message,
-            return (*load_next(skipped)[:5], "", None)  # and make the annotator choose the next type afresh
+            try:
+                nxt = load_next(annotator, skipped, profile, request)[:5]
+            except gr.Error:
+                nxt = (None, None, None, None, progress_text())
+            return (*nxt, "", None, summary_text())  # and make the annotator choose the next type afresh
         # An uploaded pair: clear it, so a second click cannot save it again by accident.
-        return (None, None, None, None, progress_text(), "", None)
+        return (None, None, None, None, progress_text(), "", None, summary_text())
 
     page = gr.context.Context.root_block  # the app's Blocks: show the progress on every page load
     if page is not None:
-        page.load(lambda: progress_text(), None, progress_md, api_visibility="private")
+        page.load(lambda: (progress_text(), summary_text()), None, [progress_md, summary_md], api_visibility="private")
+        page.load(whoami_text, None, whoami_md, api_visibility="private")
     inputs = [history_img, editor, annotator_tb, type_dd, note_tb, pair_state, assist_state]
     saved = save_btn.click(save_label, inputs, status_md, api_name="save_label", preprocess=False)
     screen = [history_img, editor, pair_state, assist_state, progress_md]
-    saved.success(after_save, [pair_state, skipped_state], [*screen, note_tb, type_dd], api_visibility="private")
-    next_btn.click(load_next, [skipped_state], [*screen, status_md], api_visibility="private")
-    skip_btn.click(skip, [pair_state, skipped_state], [*screen, status_md, skipped_state], api_visibility="private")
+    saved.success(after_save, [annotator_tb, pair_state, skipped_state], [*screen, note_tb, type_dd, summary_md],
+                  api_visibility="private")
+    next_btn.click(load_next, [annotator_tb, skipped_state], [*screen, status_md], api_visibility="private")
+    skip_btn.click(skip, [annotator_tb, pair_state, skipped_state], [*screen, status_md, skipped_state],
+                   api_visibility="private")
     assist_btn.click(start_from_model, [history_img, editor, model_dd, threshold_sl], [editor, assist_state, status_md],
                      api_visibility="private", preprocess=False)
     # Another model: start from its calibrated threshold (an unknown name changes nothing).
@@ -318,4 +400,5 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
 
     return LabelTab(history=history_img, editor=editor, annotator=annotator_tb, anomaly_type=type_dd, note=note_tb,
                     save=save_btn, skip=skip_btn, next=next_btn, assist=assist_btn, model=model_dd, threshold=threshold_sl,
-                    status=status_md, progress=progress_md, store=store, queue=queue, hub=hub)
+                    status=status_md, progress=progress_md, summary=summary_md, whoami=whoami_md, store=store, queue=queue,
+                    hub=hub, oauth=oauth)

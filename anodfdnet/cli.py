@@ -143,6 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", default="auto")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
+    r.add_argument("--labels-policy", choices=("latest", "consensus", "accepted"), default="latest",
+                   help="which labels train: latest (every annotator's latest answer per pair), consensus (per pair with "
+                   "--labels-per-pair answers, their per-pixel majority), accepted (masks reviewers accepted or corrected); "
+                   "default latest")
+    r.add_argument("--min-agreement", type=float, default=None, metavar="X",
+                   help="leave out pairs whose annotators' masks agree less than X (mean pairwise IoU, 0 to 1); latest and consensus")
+    r.add_argument("--labels-per-pair", type=int, default=None, metavar="K",
+                   help="answers a pair needs for a consensus (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
     sub.add_parser("specs", help="the data SPEC syntax")
@@ -191,7 +199,8 @@ def cmd_retrain(a) -> int:
     from .retrain import retrain
 
     retrain(labels=a.labels, init=a.init, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
-            val_fraction=a.val_fraction, size=a.size, lr=a.lr, device=a.device, seed=a.seed, name=a.name)
+            val_fraction=a.val_fraction, size=a.size, lr=a.lr, device=a.device, seed=a.seed, name=a.name,
+            labels_policy=a.labels_policy, min_agreement=a.min_agreement, labels_per_pair=a.labels_per_pair)
     return 0
 
 

@@ -83,9 +83,10 @@ def app_server(tmp_path_factory):
 
 
 @contextlib.contextmanager
-def served_app(tmp: Path, checkpoint_dir: Path):
+def served_app(tmp: Path, checkpoint_dir: Path, env: dict | None = None):
     """Serve app.py's app in-process on a free port with checkpoints from ``checkpoint_dir``, labels in
-    ``tmp/labels``, the example gallery in the repository's ignored .cache/, and no Hub access."""
+    ``tmp/labels``, the example gallery in the repository's ignored .cache/, and no Hub access; ``env``
+    sets more variables (e.g. ANODFDNET_QUEUE) for as long as it is served."""
     mp = pytest.MonkeyPatch()
     mp.setenv("ANODFDNET_CHECKPOINT_DIR", str(checkpoint_dir))
     mp.setenv("ANODFDNET_CACHE", str(SHIPPED_CHECKPOINTS.parent / ".cache" / "anodfdnet"))  # ignored; examples kept
@@ -93,6 +94,8 @@ def served_app(tmp: Path, checkpoint_dir: Path):
     mp.setenv("HF_HUB_OFFLINE", "1")
     for name in ("ANODFDNET_DATASET_REPO", "HF_TOKEN", "ANODFDNET_QUEUE"):
         mp.delenv(name, raising=False)
+    for name, value in (env or {}).items():
+        mp.setenv(name, value)
     import app
 
     blocks = app.build_app()

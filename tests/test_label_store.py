@@ -263,7 +263,7 @@ def test_compact_and_status_commands(tmp_path, capsys, monkeypatch):
     assert "merged 4 shards into 1 (4 rows); 4 -> 1 shards, 4 labels" in capsys.readouterr().out
     assert main(["status", "--labels", str(labels)]) == 0
     out = capsys.readouterr().out
-    assert "4 labels in 1 shards" in out and "Hub sync is off" in out
+    assert "4 rows in 1 shards" in out and "Hub sync is off" in out and "4 pairs labelled; 4 with k=1 labels" in out
     assert sorted(parse_spec(f"hf:{labels}").names) == sorted(ids)
     assert main(["compact", "--labels", str(tmp_path / "nothing")]) == 2
     assert "holds no labels" in capsys.readouterr().err

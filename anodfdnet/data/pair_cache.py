@@ -6,7 +6,8 @@ an interrupted write never leaves a torn file); later reads load that file (abou
 640x640 pair, against several for a JPEG decode plus DeepPCB's mask recipe, or ~25 ms for a synthetic
 pair). Splits and concatenations keep their structure and share the entries of the sources under them.
 
-An entry is named by the leaf source's SPEC and the pair's key. The cache does not notice files edited
+An entry is named by the leaf source's SPEC and the pair's key (or its ``cache_key(i)`` where the source has
+one: the label dataset names an item by the immutable rows it is made of). The cache does not notice files edited
 in place under the same name: delete ``$ANODFDNET_CACHE/pairs`` (or train with ``--no-cache``) after
 changing a dataset's files.
 """
@@ -41,7 +42,10 @@ class CachedSource(Source):
         return self.source.key(i)
 
     def path(self, i: int) -> Path:
-        digest = hashlib.sha1(f"{FORMAT}\n{self.spec}\n{self.source.key(i)}".encode()).hexdigest()
+        # A source whose items share a key (the label dataset: one key per pair, one item per annotator) or
+        # whose item under one name can change (a consensus gaining labels) names each item's content itself.
+        ident = self.source.cache_key(i) if hasattr(self.source, "cache_key") else self.source.key(i)
+        digest = hashlib.sha1(f"{FORMAT}\n{self.spec}\n{ident}".encode()).hexdigest()
         return self.root / digest[:2] / f"{digest}.npy"
 
     def _load(self, i: int) -> Pair:
