@@ -143,10 +143,15 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--eval-limit", type=int, default=80, help="pairs of the larger sets evaluated (default 80)")
     ap.add_argument("--path", default="bf16", help="inference path for the evaluation (default bf16; eager is the fp32 reference)")
     ap.add_argument("--only", nargs="*", default=None, help="method keys to include (default all)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for the evaluation (default 1: on a busy 2-core machine "
+                    "two OpenMP threads wait on each other for seconds per pair)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("ACCURACY.md")), help="report (default benchmarks/ACCURACY.md)")
 
 
 def main(a: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(a.threads)
     work = Path(a.work).expanduser()
     methods = [m for m in METHODS if a.only is None or m.key in a.only]
     if a.train:
