@@ -140,7 +140,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--train", action="store_true", help="train the runs that are missing or unfinished first")
     ap.add_argument("--parallel", type=int, default=2, help="runs trained at once with --train, one thread each (default 2)")
     ap.add_argument("--budget-minutes", type=float, default=BUDGET_MINUTES, help=f"CPU minutes of training per run (default {BUDGET_MINUTES})")
-    ap.add_argument("--eval-limit", type=int, default=80, help="pairs of the larger sets evaluated (default 80)")
+    ap.add_argument("--eval-limit", type=int, default=60, help="pairs of the larger sets evaluated (default 60)")
     ap.add_argument("--path", default="bf16", help="inference path for the evaluation (default bf16; eager is the fp32 reference)")
     ap.add_argument("--only", nargs="*", default=None, help="method keys to include (default all)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads for the evaluation (default 1: on a busy 2-core machine "
