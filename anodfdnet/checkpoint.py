@@ -1,8 +1,8 @@
 """Single-file checkpoints: the weights in one ``.safetensors`` file whose metadata holds the model
 config and its provenance (data, steps, validation metrics, preferred evaluation size, version).
 
-Loading needs nothing but the file. A checkpoint reference is a path, a shipped name (``lite-d2`` means
-``checkpoints/anodfdnet-lite-d2.safetensors``, also looked up in ``$ANODFDNET_CHECKPOINT_DIR``), or
+Loading needs nothing but the file. A checkpoint reference is a path, a shipped name (``effnet-d2`` means
+``checkpoints/anodfdnet-effnet-d2.safetensors``, also looked up in ``$ANODFDNET_CHECKPOINT_DIR``), or
 ``hf://OWNER/REPO/FILE`` (downloaded with huggingface_hub).
 """
 from __future__ import annotations

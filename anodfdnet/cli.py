@@ -12,7 +12,7 @@ import sys
 
 from .errors import UserError
 
-PATH_HELP = ("inference path: auto (the fastest accepted here: onnx on the CPU when the checkpoint has an ONNX export, else cl; "
+PATH_HELP = ("inference path: auto (the fastest measured here: bf16 on CPUs with native bf16, AVX512-BF16 or AMX, else cl; "
              "bf16 on CUDA), eager (fp32 reference), cl (fp32 channels-last), bf16, compile, onnx (default auto)")
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
 
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
-    e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
+    e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. effnet-d2) or hf://OWNER/REPO/FILE")
     e.add_argument("--data", required=True, metavar="SPEC")
     e.add_argument("--threshold", type=_threshold, default=None, help="one threshold to report at (default: both 0.5, the paper's "
                    "convention, and the checkpoint's calibrated threshold)")
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("retrain", help="fine-tune a checkpoint on the labels collected in the app")
     r.add_argument("--labels", required=True, help="label dataset folder (the app's ANODFDNET_LABEL_DIR) or Hub dataset id")
-    r.add_argument("--from", dest="init", default="lite-d2", help="checkpoint to start from")
+    r.add_argument("--from", dest="init", default="effnet-d2", help="checkpoint to start from (default effnet-d2, the app's default)")
     r.add_argument("--out", required=True, help="run folder; the new checkpoint is OUT/best.safetensors")
     r.add_argument("--epochs", type=int, default=20)
     r.add_argument("--steps-per-epoch", type=int, default=None)

@@ -1,4 +1,4 @@
-"""Accuracy benchmark: ``python -m benchmarks accuracy`` writes ``benchmarks/ACCURACY.md``.
+"""Accuracy benchmark: ``python -m benchmarks accuracy`` writes ``benchmarks/ACCURACY_STEPS.md`` (methods at an equal number of steps).
 
 Every method is trained and evaluated under one protocol (same data pipeline, loss, schedule and
 selection rule), over several seeds, and the report is generated from the numbers:
@@ -61,7 +61,7 @@ RESULT_FIELDS = ("data", "val", "arch", "preset", "depth", "size", "mode", "eval
 # Defaults of the full benchmark and of --quick; an option given on the command line wins over both.
 FULL = dict(steps=20000, epochs=20, size=256, crop=True, batch=4, loss="bce+dice", val_limit=64, eval_limit=None,
             workers=4, seeds=[0, 1, 2], ablation_seeds=[0, 1, 2], work="runs/bench-accuracy",
-            out="benchmarks/ACCURACY.md")
+            out="benchmarks/ACCURACY_STEPS.md")
 QUICK = dict(steps=4, epochs=2, size=64, crop=True, batch=4, loss="bce+dice", val_limit=2, eval_limit=3,
              workers=0, seeds=[0], ablation_seeds=[0], work="runs/bench-accuracy-quick",
              out="runs/bench-accuracy-quick/ACCURACY.md")

@@ -1,6 +1,6 @@
 """The tables of the accuracy benchmark: their rows (``Method``) and sections (``ValSet``), the mean and
 spread over seeds of each cell (``aggregate``), the issue's targets judged from them (``targets``), and
-the Markdown of ``benchmarks/ACCURACY.md`` (``render``) from the report the command builds.
+the Markdown of ``benchmarks/ACCURACY_STEPS.md`` (``render``) from the report the command builds.
 """
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="which", required=True, parser_class=Parser)
     speed.add_arguments(sub.add_parser("speed", help="latency, throughput, memory, matmul rate, app render, label save, predict over a folder"))
     paths.add_arguments(sub.add_parser("paths", help="every inference path's speed and its F1 against fp32 eager on the validation sets"))
-    accuracy.add_arguments(sub.add_parser("accuracy", help="the full protocol (a GPU's worth): train and evaluate every method over seeds"))
+    accuracy.add_arguments(sub.add_parser("accuracy", help="the full protocol at an equal number of steps (a GPU's worth): train and evaluate every method over seeds; write benchmarks/ACCURACY_STEPS.md"))
     budget.add_arguments(sub.add_parser("budget", help="methods at an equal CPU budget (the app's default was chosen so); write benchmarks/ACCURACY.md"))
     training.add_arguments(sub.add_parser("training", help="training steps/s and pairs/s before and after the CPU-hour work; write benchmarks/TRAINING.md"))
     slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))

@@ -1,6 +1,6 @@
 """``python -m benchmarks paths``: is each inference path fast, and is it exact enough?
 
-For one checkpoint (default the shipped lite-d2) and every path of ``anodfdnet.inference.runtime`` that can run on
+For one checkpoint (default the shipped effnet-d2) and every path of ``anodfdnet.inference.runtime`` that can run on
 the device, in one process:
 
 1. latency: the model call alone at batch 1 on a 256x256 pair, and ``Predictor.run`` end to end (decode
@@ -73,7 +73,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.description = ("Time every inference path (anodfdnet.inference.runtime) and evaluate each on the validation sets against fp32 "
                      "eager; a path is accepted when its F1 stays within 0.5 points of eager's on every set.")
-    p.add_argument("--checkpoint", default="lite-d2", help="path or shipped name (default lite-d2)")
+    p.add_argument("--checkpoint", default="effnet-d2", help="path or shipped name (default effnet-d2, the app's default)")
     p.add_argument("--paths", nargs="+", choices=PATHS, default=list(PATHS), help="paths to compare (default all; eager is always included)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--quick", action="store_true", help="smoke run: synth only, few pairs, 64x64 (not for reporting)")
@@ -256,7 +256,7 @@ def main(args) -> int:
     rep = run(args)
     out = Path(args.out or ("runs/bench-paths-quick/PATHS.md" if args.quick else "benchmarks/PATHS.md"))
     command = "python -m benchmarks paths" + (" --quick" if args.quick else "") + \
-        (f" --checkpoint {args.checkpoint}" if args.checkpoint != "lite-d2" else "") + (f" --device {args.device}" if args.device != "cpu" else "")
+        (f" --checkpoint {args.checkpoint}" if args.checkpoint != "effnet-d2" else "") + (f" --device {args.device}" if args.device != "cpu" else "")
     text = format_report(rep, command)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

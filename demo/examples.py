@@ -1,4 +1,4 @@
-"""The example gallery: synthetic pairs from ``anodfdnet.synth.gallery``, written once to a cache folder.
+"""The example gallery: synthetic pairs from ``anodfdnet.data.synth.gallery``, written once to a cache folder.
 
 The folder is ``$ANODFDNET_CACHE/examples`` (default ``~/.cache/anodfdnet/examples``), one sub-folder
 per gallery version (``v1-n6-s384-seed2024``), holding ``NAME/hist.png, cur.png, cur_gt.png`` as

@@ -61,7 +61,7 @@ def app_server(tmp_path_factory):
     Module-scoped so that the environment it sets ends with the module (other tests see none of it);
     a second launch in one process costs about a second.
 
-    Untrained stand-ins ``untrained-dN`` are saved for every depth whose shipped ``lite-dN`` is
+    Untrained stand-ins ``untrained-dN`` are saved for every depth whose shipped ``effnet-dN`` is
     missing, so the app always offers depths 0, 1, 2, 4, 8; the example gallery is cached in the
     repository's ignored .cache/ folder; the Label tab writes to the temp folder and never talks to the Hub.
     """
@@ -74,7 +74,7 @@ def app_server(tmp_path_factory):
     ckpts = tmp / "checkpoints"
     ckpts.mkdir()
     for d in APP_DEPTHS:
-        if shipped_checkpoint(f"lite-d{d}") is None:
+        if shipped_checkpoint(f"effnet-d{d}") is None:
             torch.manual_seed(d)
             save_checkpoint(ckpts / f"untrained-d{d}.safetensors", build_model(ModelConfig.from_preset("lite", d)),
                             {"note": "untrained stand-in for tests"})

@@ -18,12 +18,12 @@ from anodfdnet.metrics import binarize  # noqa: E402
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.queueing")  # pandas deprecations inside Gradio
 
 ROOT = Path(__file__).resolve().parents[1]
-TRAINED = ROOT / "checkpoints" / "anodfdnet-lite-d2.safetensors"
+TRAINED = ROOT / "checkpoints" / "anodfdnet-effnet-d2.safetensors"
 
 
 def model_name(depth: int) -> str:
-    """What the app lists for a depth: the shipped lite-dN, else the test session's untrained stand-in."""
-    return f"lite-d{depth}" if (ROOT / "checkpoints" / f"anodfdnet-lite-d{depth}.safetensors").is_file() else f"untrained-d{depth}"
+    """What the app lists for a depth: the shipped effnet-dN, else the test session's untrained stand-in."""
+    return f"effnet-d{depth}" if (ROOT / "checkpoints" / f"anodfdnet-effnet-d{depth}.safetensors").is_file() else f"untrained-d{depth}"
 
 
 def read_mask(path) -> np.ndarray:
@@ -96,10 +96,10 @@ def test_depth_can_be_named_by_number(client, pair_files):
     assert figures["depth"] == 4
 
 
-@pytest.mark.skipif(not TRAINED.is_file(), reason="the shipped checkpoint checkpoints/anodfdnet-lite-d2.safetensors is not there yet")
+@pytest.mark.skipif(not TRAINED.is_file(), reason="the shipped checkpoint checkpoints/anodfdnet-effnet-d2.safetensors is not there")
 def test_known_pair_overlaps_known_anomaly(client, pair_files):
     hist, cur, truth = pair_files["foreign_body"]
-    _, _, mask, _, figures, _, _ = predict(client, hist, cur, "lite-d2")
+    _, _, mask, _, figures, _, _ = predict(client, hist, cur, "effnet-d2")
     m = read_mask(mask)
     hit = np.count_nonzero(m & truth)
     assert hit > 0, f"the predicted mask ({m.sum()} px) misses the foreign body ({truth.sum()} px)"

@@ -275,7 +275,7 @@ def test_private_events_called_by_fn_index_validate_their_inputs(app_server, fil
     shipped = list_checkpoints()[0]
     answers = {}
     for ref in (str(shipped.path), "/etc/hostname", "/no/such/file.safetensors", "hf://someone/repo/x.safetensors",
-                "../checkpoints/anodfdnet-lite-d2.safetensors"):
+                "../checkpoints/anodfdnet-effnet-d2.safetensors"):
         ok, answer = call_fn_index(app_server, start, [files["hist"], editor, ref, 0.5])
         assert not ok, f"{ref}: accepted"
         assert "/" not in str(answer).replace(ref, ""), f"{ref}: the error shows a server path: {answer}"
