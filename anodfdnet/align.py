@@ -51,8 +51,8 @@ SCALE_BOUNDS = (0.6, 1.67)  # area scale of the map's linear part
 MAX_ANISOTROPY = 1.35  # ratio of the linear part's singular values (shear, squash)
 MAX_PERSPECTIVE = 0.25  # how much the perspective terms change the scale across the image
 MIN_COVERAGE = 0.5  # share of the current view the warped history must cover
-REGISTERED_PX = 1.0  # below this largest displacement (full-resolution px, at least) the pair counts as registered
-REGISTERED_FRACTION = 0.002  # ... or this share of the long side, whichever is larger
+REGISTERED_PX = 1.5  # below this displacement (full-resolution px, at least) the pair counts as registered
+REGISTERED_FRACTION = 0.004  # ... or this share of the long side, whichever is larger
 MIN_NCC_GAIN = 0.005  # the warp must raise the normalised cross-correlation by at least this
 
 
@@ -87,7 +87,8 @@ class Alignment:
         if not self.aligned:
             return f"not aligned: {self.reason}"
         px = f", {self.reprojection_px:.1f} px" if self.reprojection_px is not None else ""
-        return f"aligned: {self.model}, {self.inliers} inliers{px}, {self.uncovered_pct:.1f} % of the current view uncovered"
+        how = f"{self.inliers} inliers{px}" if self.inliers else "by ECC alone (no feature matches)"
+        return f"aligned: {self.model}, {how}, {self.uncovered_pct:.1f} % of the current view uncovered"
 
     def meta(self) -> dict:
         """JSON-ready record for outputs' metadata."""
@@ -269,14 +270,17 @@ def _judge(model: str, H, inl, ph, pc, hg, cg, scale_px: float) -> tuple[str | N
     return None, fig
 
 
-def _max_displacement(M: np.ndarray, hist_shape, cur_shape) -> float:
-    """Largest move (full-resolution px) of the map over the current frame, against resizing alone."""
+def _displacement(M: np.ndarray, hist_shape, cur_shape, points: np.ndarray | None) -> float:
+    """How far the map moves the image (full-resolution px) against resizing alone: the 90th percentile over
+    the inlier matches (history px) where there are some, which is what the matches support, else the
+    largest move over the frame's corners and centre."""
     hh, hw = hist_shape
     ch, cw = cur_shape
     plain = np.diag([cw / hw, ch / hh, 1.0])  # what resizing the history to the current would do
-    pts = np.float64([[0, 0], [cw, 0], [cw, ch], [0, ch], [cw / 2, ch / 2]])
-    back = _project(np.linalg.inv(plain), pts)
-    return float(np.linalg.norm(_project(M, back) - pts, axis=1).max())
+    if points is None or len(points) < MIN_INLIERS:
+        points = _project(np.linalg.inv(plain), np.float64([[0, 0], [cw, 0], [cw, ch], [0, ch], [cw / 2, ch / 2]]))
+        return float(np.linalg.norm(_project(M, points) - _project(plain, points), axis=1).max())
+    return float(np.percentile(np.linalg.norm(_project(M, points) - _project(plain, points), axis=1), 90))
 
 
 def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", features: str = FEATURES) -> Alignment:
@@ -316,6 +320,7 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
         if H is not None and (_geometry_problem(H, hg.shape[:2], cg.shape[:2]) or _coverage(H, hg.shape[:2], cg.shape[:2]) < MIN_COVERAGE):
             H = None
         reason = None if H is not None else (reason or "ECC did not converge")
+        fig["ecc"] = H is not None
     elif H is not None and mode == "ecc":
         refined = _refine_ecc(H, hg, cg, model == "homography")
         if refined is not None and not _geometry_problem(refined, hg.shape[:2], cg.shape[:2]):
@@ -328,9 +333,10 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
     M /= M[2, 2]
     common = dict(model=model, matrix=M, inliers=fig.get("inliers", 0), matches=len(ph), reprojection_px=fig.get("reprojection_px"))
     limit = max(REGISTERED_PX, REGISTERED_FRACTION * max(cur_shape))
-    moved = _max_displacement(M, history.shape[:2], cur_shape)
+    points = ph[inl] / sh if fig.get("inliers") else None
+    moved = _displacement(M, history.shape[:2], cur_shape, points)
     if moved < limit:
-        return unaligned(f"already registered (no point moves more than {moved:.1f} px)", **common)
+        return unaligned(f"already registered (the matches move by {moved:.1f} px at most)", **common)
     # Photometric agreement, on the work images: after the warp (over the covered part) against before.
     hw = cv2.warpPerspective(hg, H, cg.shape[::-1], flags=cv2.INTER_LINEAR)
     vw = cv2.warpPerspective(np.full(hg.shape, 255, np.uint8), H, cg.shape[::-1], flags=cv2.INTER_NEAREST) > 0
@@ -348,5 +354,6 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
         valid = None
     else:
         warped[~valid] = current[~valid]  # the model sees no difference where nothing is known
-    return Alignment(warped, mode, True, f"{model} from {fig.get('inliers', 0)} inliers" + (", refined by ECC" if fig.get("ecc") else ""),
+    how = f"{model} from {fig['inliers']} inliers" if fig.get("inliers") else f"{model} by ECC from the identity"
+    return Alignment(warped, mode, True, how + (", refined by ECC" if fig.get("ecc") and fig.get("inliers") else ""),
                      valid=valid, seconds=time.perf_counter() - t0, **common)
