@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "decoded-pair cache (default 0)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
     t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
+    t.add_argument("--align", choices=MODES, default="off", help="align every training and validation history to its current "
+                   "view as predict --align does (uncovered pixels: history = current, mask cleared); recorded in the "
+                   "checkpoint as the alignment it expects (default off)")
 
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
     e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. lite-d2) or hf://OWNER/REPO/FILE")
@@ -172,7 +175,7 @@ def cmd_train(a) -> int:
                       steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr, loss=a.loss, init=a.init,
                       pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache, budget_minutes=a.budget_minutes,
                       augment=a.augment, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit,
-                      save_every=a.save_every)
+                      save_every=a.save_every, align=a.align)
     print(f"best checkpoint: {train(cfg)}")
     return 0
 

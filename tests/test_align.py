@@ -219,3 +219,40 @@ def test_a_1024_pair_aligns_in_well_under_a_second():
     a = align_pair(hist, cur, "auto")
     assert a.aligned and a.seconds < 1.0 and grid_error(a.matrix, M, 1024) < 4.0
     assert math.isfinite(a.reprojection_px)
+
+
+def test_aligned_training_source_warps_the_history_and_clears_the_mask_where_nothing_is_known(tmp_path):
+    from anodfdnet.data import parse_spec
+    from anodfdnet.data.aligned import AlignedSource, aligned
+
+    M = similarity(320, 20, -14, 5, 1.05)
+    hist, cur = view_pair(320, M, seed=9)
+    d = tmp_path / "p" / "a"
+    d.mkdir(parents=True)
+    Image.fromarray(hist).save(d / "hist.png")
+    Image.fromarray(cur).save(d / "cur.png")
+    Image.fromarray(np.full(cur.shape[:2], 255, np.uint8)).save(d / "cur_gt.png")  # everything "anomalous"
+    plain = parse_spec(f"pairs:{tmp_path / 'p'}")
+    assert aligned(plain, "off") is plain
+    src = aligned(plain, "auto")
+    assert isinstance(src, AlignedSource) and src.spec.endswith("#align=auto") and src.key(0) == plain.key(0)
+    pair = src[0]
+    a = align_pair(hist, cur, "auto")
+    assert np.array_equal(pair.history, a.history) and np.array_equal(pair.mask, a.valid)
+
+
+def test_train_with_align_records_it_in_the_checkpoint(tiny_pairs, tmp_path):
+    from anodfdnet.checkpoint import read_info
+    from anodfdnet.train import TrainConfig, train
+
+    spec = f"pairs:{tiny_pairs}"
+    best = train(TrainConfig(data=[spec], val=[spec], out=str(tmp_path / "run"), size=64, epochs=1, steps_per_epoch=2,
+                             batch=2, workers=0, progress=False, depth=0, preset="lite", align="auto", cache=False,
+                             device="cpu", threads=1))
+    info = read_info(best)
+    assert info.align == "auto" and info.meta["train"]["align"] == "auto"
+    assert read_info(best).meta.get("align") == "auto"
+    from anodfdnet.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", spec, "--out", str(tmp_path / "x"), "--align", "ecc"])
+    assert args.align == "ecc" and build_parser().parse_args(["train", "--data", spec, "--out", "x"]).align == "off"
