@@ -303,12 +303,10 @@ def _opacity(value) -> float:
 def alignment_text(meta: dict) -> str:
     """Markdown: the alignment's verdict and the uncovered area, for a person judging the pair."""
     verdict = html.escape(str(meta.get("align_verdict", "")))
-    uncovered = float(meta.get("uncovered_pct", 0.0))
     text = f"**Alignment:** {verdict}."
-    if uncovered > 0:
-        text += (f" {uncovered:.1f} % of the current view is not covered by the history: it is grey in the heat map "
-                 "and never counted as anomalous.")
-    return text + " Drag the handle across the pair to compare the history (as the model saw it) with the current image."
+    if float(meta.get("uncovered_pct", 0.0)) > 0:
+        text += " The part not covered by the history is grey in the heat map and never counted as anomalous."
+    return text + " Drag the handle across the pair above to compare the history (as the model saw it) with the current image."
 
 
 @_user_errors
@@ -392,7 +390,7 @@ def build_tab() -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=280):
             heat_over = gr.Image(
-                label="Heat map over the current image, regions boxed and numbered", format="jpeg", interactive=False,
+                label="Heat map over the current image", format="jpeg", interactive=False,
                 height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output",
             )
             opacity = gr.Slider(0.0, 1.0, value=heat_view.DEFAULT_OPACITY, step=0.05, label="Heat map opacity",
@@ -402,7 +400,7 @@ def build_tab() -> None:
             live_view = live.build(slider_id="threshold")
     with gr.Column(elem_id="compare-block"):
         compare = gr.ImageSlider(
-            label="History (as the model saw it, aligned) ↔ current: drag the handle to compare", type="filepath",
+            label="History (aligned) ↔ current", type="filepath",
             format="png", interactive=False, height=400, elem_id="compare",
         )
         align_text = gr.Markdown("*The alignment's verdict appears here after **Run**.*", elem_id="alignment")
