@@ -463,7 +463,8 @@ def build_tab() -> None:
     rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
     after(model.input(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
           .then(page_rerun, predict_inputs, predict_outputs, **rerun))
-    after(align.input(page_set_align, align, align_state, api_visibility="private", show_progress="hidden", queue=False)
+    after(align.input(page_set_align, align, align_state, api_visibility="private", show_progress="hidden", queue=False,
+                      preprocess=False)  # the handler validates (and escapes) what a request sends
           .success(page_rerun, predict_inputs, predict_outputs, **rerun))
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load
