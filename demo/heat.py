@@ -2,7 +2,8 @@
 
 ``heat_overlay(prob, current, valid, opacity, regions)`` blends the heat-map colours
 (``anodfdnet.visualize.heatmap_rgb``: blue 0 → red 1) over the current image at ``opacity``, paints the
-pixels the aligned history does not cover in the legend's grey (unknown, never anomalous), and draws each
+pixels the aligned history does not cover in the legend's grey (unknown, never anomalous; ``mark_unknown``
+greys them in the overlay and the live view too), and draws each
 region's box with its number, the number the summary lists it under. ``legend_html()`` is the colour bar
 made from the same colour map, so what the legend shows is what the picture uses.
 """
@@ -24,9 +25,7 @@ def heat_overlay(prob: np.ndarray, current: np.ndarray, valid: np.ndarray | None
     a = float(min(1.0, max(0.0, opacity)))
     out = cv2.addWeighted(heatmap_rgb(prob), a, current, 1.0 - a, 0.0)
     if valid is not None:
-        grey = np.empty_like(current)
-        grey[:] = UNKNOWN_RGB
-        out[~valid] = cv2.addWeighted(grey, max(a, 0.6), current, 1.0 - max(a, 0.6), 0.0)[~valid]
+        out[~valid] = mark_unknown(current, valid, max(a, 0.6))[~valid]
     h, w = prob.shape
     t = max(1, int(round(max(h, w) / 400)))
     scale = max(0.4, max(h, w) / 900)
@@ -40,6 +39,18 @@ def heat_overlay(prob: np.ndarray, current: np.ndarray, valid: np.ndarray | None
         tx = min(max(0, x0), max(0, w - tw))
         cv2.putText(out, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3 * t, cv2.LINE_AA)
         cv2.putText(out, label, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, BOX, t, cv2.LINE_AA)
+    return out
+
+
+def mark_unknown(img: np.ndarray, valid: np.ndarray | None, strength: float = 0.6) -> np.ndarray:
+    """``img`` with the pixels the aligned history does not cover blended towards the legend's grey (the
+    overlay and the live view show them so); ``img`` itself when everything is covered."""
+    if valid is None:
+        return img
+    grey = np.empty_like(img)
+    grey[:] = UNKNOWN_RGB
+    out = img.copy()
+    out[~valid] = cv2.addWeighted(grey, strength, img, 1.0 - strength, 0.0)[~valid]
     return out
 
 

@@ -151,7 +151,7 @@ def _threshold_outputs(state: MapState, threshold: float, overlay: bool = True, 
     the current image with the regions' boxes, as a sixth item."""
     result = render.render(state.prob, state.current, threshold)
     folder = _out_dir()
-    overlay_path = _write_overlay(result.overlay, folder) if overlay else None
+    overlay_path = _write_overlay(heat_view.mark_unknown(result.overlay, state.valid), folder) if overlay else None
     mask = str(render.write_png(result.mask, folder / "anomaly-mask.png"))
     figures = {**result.figures(), **state.meta}
     out = overlay_path, mask, render.format_summary(figures), figures, mask
@@ -314,7 +314,7 @@ def page_live(state, threshold):
     """After a prediction (private): the live view's image and level map, sent to the page once."""
     if not isinstance(state, MapState):
         return None
-    return live.live_value(state.prob, state.current, _threshold(threshold), _out_dir())
+    return live.live_value(state.prob, heat_view.mark_unknown(state.current, state.valid), _threshold(threshold), _out_dir())
 
 
 def _model_menu():

@@ -50,3 +50,11 @@ def test_legend_is_the_heat_maps_colours():
         rgb = heatmap_rgb(np.float32([[p]]))[0, 0]
         assert "#%02x%02x%02x" % tuple(int(c) for c in rgb) in html
     assert "not covered by the history" in html
+
+
+def test_unknown_pixels_are_greyed_in_the_overlay_too():
+    img = np.full((8, 8, 3), 200, np.uint8)
+    valid = np.ones((8, 8), bool)
+    valid[0] = False
+    out = heat.mark_unknown(img, valid, 1.0)
+    assert (out[0] == UNKNOWN_RGB).all() and (out[1:] == 200).all() and heat.mark_unknown(img, None) is img
