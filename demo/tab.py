@@ -61,6 +61,7 @@ MAX_PIXELS = LIMITS.max_pixels
 MAX_FILE_MB = LIMITS.max_mb
 MAX_FILE_BYTES = LIMITS.max_bytes
 DEFAULT_THRESHOLD = 0.5
+COMPARE_SIDE = 2048  # long side of the comparison slider's images
 STATE_TTL_S = 3600  # a session's probability map is dropped an hour after its last use
 # Probabilities are kept just below 1 so that threshold 1 means "nothing is anomalous" even where the
 # float32 sigmoid saturated to exactly 1.0 (binarize marks prob >= threshold).
@@ -276,7 +277,12 @@ def page_view(state, threshold, opacity):
     if not isinstance(state, MapState):
         return gr.skip(), gr.skip(), gr.skip()
     folder = _out_dir()
-    pair = (str(render.write_png(state.history, folder / "history-aligned.png")), str(render.write_png(state.current, folder / "current.png")))
+    hist, cur = state.history, state.current
+    scale = COMPARE_SIDE / max(cur.shape[:2])
+    if scale < 1:  # the comparison is for the eye: at most COMPARE_SIDE pixels on the long side
+        size = (max(1, round(cur.shape[1] * scale)), max(1, round(cur.shape[0] * scale)))
+        hist, cur = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (hist, cur))
+    pair = (str(render.write_png(hist, folder / "history-aligned.png")), str(render.write_png(cur, folder / "current.png")))
     step = round(_threshold(threshold) * render.SLIDER_STEPS)
     return pair, alignment_text(state.meta), _threshold_outputs(state, render.slider_threshold(step), False, _opacity(opacity))[5]
 
