@@ -12,6 +12,10 @@ Two named API endpoints (``gradio_client``):
     (the page's menu; ``auto`` for API clients): figures say how (``align_verdict``, ``uncovered_pct``), and
     pixels the history does not cover are 0 in the map, grey in the heat map.
 
+``/set_alignment`` (alignment) -> ()
+    The session's alignment for its next ``/predict`` calls: one of auto (the default), off, homography,
+    affine, ecc. Like the page's alignment menu; one Client is one session.
+
 ``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
     Re-thresholds the probability map of the session's last ``/predict``, never running the model.
     A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same
@@ -428,6 +432,7 @@ def build_tab() -> None:
     state = gr.State(None, time_to_live=STATE_TTL_S)
     align_state = gr.State("auto", time_to_live=STATE_TTL_S)  # the session's alignment (API clients: auto)
     api_rethreshold = gr.Button(visible=False)  # the /rethreshold endpoint: for API clients, never shown
+    api_align = gr.Button(visible=False)  # the /set_alignment endpoint: for API clients, never shown
 
     predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
     predict_inputs = [history, current, model, threshold, align_state]
@@ -463,6 +468,7 @@ def build_tab() -> None:
         rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
         preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
+    api_align.click(page_set_align, align, align_state, api_name="set_alignment", preprocess=False, queue=False)
     # Another model: the slider starts at that model's calibrated threshold.
     model.change(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
     # A model or an alignment chosen by the visitor: the shown pair runs again at once (nothing without a pair).

@@ -266,3 +266,18 @@ def test_a_missing_threshold_is_the_models_calibrated_one(client, pair_files, ap
     assert figures["threshold"] == pytest.approx(0.37) and figures["checkpoint"] == "calibrated-d0"
     *_, figures, _, _ = predict(client, hist, cur, "calibrated-d0", threshold=0.6)  # an explicit threshold wins
     assert figures["threshold"] == pytest.approx(0.6)
+
+
+def test_a_session_chooses_its_alignment(app_server, pair_files):
+    """/set_alignment sets the session's alignment for its next /predict calls (auto until then); one Client is
+    one session, so another client still gets auto; anything but a listed mode is a one-sentence error."""
+    api = Client(app_server, verbose=False).view_api(print_info=False, return_format="dict")
+    assert "/set_alignment" in api["named_endpoints"]
+    hist, cur, _ = pair_files["foreign_body"]
+    a, b = Client(app_server, verbose=False), Client(app_server, verbose=False)
+    a.predict("off", api_name="/set_alignment")
+    assert predict(a, hist, cur, model_name(2))[4]["align_verdict"] == "not aligned: alignment is off"
+    assert predict(b, hist, cur, model_name(2))[4]["align"] == "auto"
+    with pytest.raises(Exception, match="not one of"):
+        a.predict("sideways", api_name="/set_alignment")
+    assert predict(a, hist, cur, model_name(2))[4]["align"] == "off"  # the refused value changed nothing

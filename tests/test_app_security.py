@@ -265,7 +265,7 @@ def test_config_and_api_show_model_names_not_server_paths(app_server):
             assert str(ckpt.path.parent) not in text, f"{where} shows the server path of {ckpt.name}"
     assert str(Path.cwd()) not in config
     named = set(json.loads(info)["named_endpoints"])
-    assert named == {"/predict", "/rethreshold", "/save_label"}, named
+    assert named == {"/predict", "/rethreshold", "/set_alignment", "/save_label"}, named
 
 
 def test_private_events_called_by_fn_index_validate_their_inputs(app_server, files):
@@ -346,3 +346,12 @@ def test_the_pair_view_events_validate_their_inputs(app_server, files):
     assert (ok and out[4]["align"] in MODES) or (not ok and "lignment" in str(out)), out
     ok, out = call_fn_index(app_server, fn_index(app_server, "page_rerun"), [files["hist"], files["cur"], "", 0.5, None])
     assert ok and out[4]["align"] == "auto" and "align_verdict" in out[4], out
+
+
+def test_set_alignment_by_raw_http_takes_listed_modes_only(app_server):
+    """/set_alignment (public): a listed mode, or one escaped sentence that names the modes; nothing else."""
+    for bad in ("../../etc/passwd", "<img src=x onerror=alert(1)>", 7, {"path": "/etc/hostname"}):
+        ok, answer = call_named(app_server, "set_alignment", [bad])
+        assert not ok and "one of auto, off" in str(answer) and "<img" not in str(answer), (bad, answer)
+    ok, answer = call_named(app_server, "set_alignment", ["ecc"])
+    assert ok, answer
