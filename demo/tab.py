@@ -9,8 +9,8 @@ Two named API endpoints (``gradio_client``):
     PNG files, the overlay a JPEG; summary is Markdown; figures a dict (area, regions, boxes,
     inference time, device, alignment, ...). The probability map is kept in the caller's session.
     The history is aligned to the current first (``anodfdnet.align``) with the session's alignment choice
-    (the page's menu; ``auto`` for API clients): figures say how (``align_verdict``, ``uncovered_pct``), and
-    pixels the history does not cover are 0 in the map, grey in the heat map.
+    (the page's menu, or ``/set_alignment``; ``auto`` until then): figures say how (``align_verdict``,
+    ``uncovered_pct``), and pixels the history does not cover are 0 in the map, grey in the heat map.
 
 ``/set_alignment`` (alignment) -> ()
     The session's alignment for its next ``/predict`` calls: one of auto (the default), off, homography,
