@@ -58,3 +58,10 @@ def test_unknown_pixels_are_greyed_in_the_overlay_too():
     valid[0] = False
     out = heat.mark_unknown(img, valid, 1.0)
     assert (out[0] == UNKNOWN_RGB).all() and (out[1:] == 200).all() and heat.mark_unknown(img, None) is img
+
+
+def test_menu_label_without_metrics(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "anodfdnet-bare-d0.safetensors"
+    save_checkpoint(path, build_model(ModelConfig.from_preset("lite", 0)), {})
+    assert models.label(read_info(path)).startswith("bare-d0 · Transformer depth 0 · no val F1 recorded · ")
