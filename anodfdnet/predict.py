@@ -70,8 +70,6 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
     if batch < 1:
         raise UserError(f"--batch must be 1 or more, got {batch}.")
 
-    log = open(folder / "alignment.jsonl", "w")
-
     def write(name: str, prob, a) -> None:
         text = _png_text(a, threshold)
         save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold), text)
@@ -81,7 +79,8 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
 
     # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
     bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
-    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer:
+    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer, \
+            open(folder / "alignment.jsonl", "w") as log:
         waiting: deque = deque()
         for pair, prob, a in iter_predictions(predictor, source, batch=batch, workers=workers, with_alignment=True):
             log.write(json.dumps({"name": pair.name, **a.meta()}) + "\n")
@@ -97,7 +96,6 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
             f.result()
             bar.update(1)
     bar.close()
-    log.close()
     print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")
 
 
