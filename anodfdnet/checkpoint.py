@@ -42,6 +42,12 @@ class CheckpointInfo:
         return self.meta.get("eval_size", self.config.img_size)
 
     @property
+    def align(self) -> str:
+        """The alignment its training and validation pairs had (``train --align``; "off" for older checkpoints):
+        what it expects its inputs to look like."""
+        return str(self.meta.get("align", "off"))
+
+    @property
     def val_f1(self) -> float | None:
         f1s = [m["f1"] for m in self.meta.get("val_metrics", {}).values() if isinstance(m, dict) and "f1" in m]
         return sum(f1s) / len(f1s) if f1s else None

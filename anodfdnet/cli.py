@@ -14,6 +14,9 @@ from .errors import UserError
 
 PATH_HELP = ("inference path: auto (the fastest measured here: bf16 on CPUs with native bf16, AVX512-BF16 or AMX, else cl; "
              "bf16 on CUDA), eager (fp32 reference), cl (fp32 channels-last), bf16, compile, onnx (default auto)")
+ALIGN_HELP = ("bring the history onto the current view first: auto (a homography, affine or similarity map from image "
+              "features, used only when judged trustworthy; registered pairs are left alone), off, homography, affine, "
+              "ecc (auto refined by ECC); pixels the warped history does not cover are unknown: probability 0, flagged (default auto)")
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
 
@@ -50,6 +53,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .align import MODES
     from .models.config import DEPTHS, PRESETS
 
     p = Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
@@ -94,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "decoded-pair cache (default 0)")
     t.add_argument("--val-limit", type=int, default=None, help="validate on the first N pairs of each validation source")
     t.add_argument("--save-every", type=int, default=200, help="steps between mid-epoch saves for resuming (default 200)")
+    t.add_argument("--align", choices=MODES, default="off", help="align every training and validation history to its current "
+                   "view as predict --align does (uncovered pixels: history = current, mask cleared); recorded in the "
+                   "checkpoint as the alignment it expects (default off)")
 
     e = sub.add_parser("evaluate", help="pixel metrics of a checkpoint on a data SPEC", epilog=EPILOG_DATA)
     e.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. effnet-d2) or hf://OWNER/REPO/FILE")
@@ -107,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.add_argument("--path", default="eager", help="inference path, as for predict (default eager, the fp32 reference; "
                    "auto as predict's)")
+    e.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP + "; uncovered pixels are left out of the metrics")
 
     pr = sub.add_parser("predict", help="anomaly maps for one pair or for every pair of a SPEC", epilog=EPILOG_DATA)
     pr.add_argument("--checkpoint", required=True)
@@ -123,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--path", default="auto", help=PATH_HELP)
     pr.add_argument("--batch", type=int, default=None, help="pairs per model call with --data, when their input shapes match (default 1 on the CPU, 16 on CUDA)")
     pr.add_argument("--workers", type=int, default=2, help="threads decoding inputs and encoding outputs with --data; 0 does both in the main thread (default 2)")
+    pr.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP)
 
     x = sub.add_parser("export", help="export checkpoints to ONNX (served by ONNX Runtime: the fast CPU path)")
     x.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one)")
@@ -166,7 +175,7 @@ def cmd_train(a) -> int:
                       steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr, loss=a.loss, init=a.init,
                       pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache, budget_minutes=a.budget_minutes,
                       augment=a.augment, threads=a.threads, device=a.device, seed=a.seed, workers=a.workers, val_limit=a.val_limit,
-                      save_every=a.save_every)
+                      save_every=a.save_every, align=a.align)
     print(f"best checkpoint: {train(cfg)}")
     return 0
 
@@ -175,7 +184,7 @@ def cmd_evaluate(a) -> int:
     from .evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(a.checkpoint, a.data, size=a.size, threshold=a.threshold, limit=a.limit, device=a.device, path=a.path,
-                        json_out=a.json, roc_out=a.roc)
+                        json_out=a.json, roc_out=a.roc, align=a.align)
     return 0
 
 
@@ -184,7 +193,7 @@ def cmd_predict(a) -> int:
 
     predict_files(a.checkpoint, history=a.history, current=a.current, out=a.out, heatmap=a.heatmap, data=a.data,
                   out_dir=a.out_dir, threshold=a.threshold, size=a.size, device=a.device, path=a.path, batch=a.batch,
-                  workers=a.workers)
+                  workers=a.workers, align=a.align)
     return 0
 
 

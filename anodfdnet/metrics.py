@@ -105,13 +105,19 @@ class PixelMetrics:
     def reset(self) -> None:
         self._state[:] = 0
 
-    def update(self, prob, mask) -> None:
+    def update(self, prob, mask, valid=None) -> None:
         """Add one pair: ``prob`` float H x W in [0, 1] (numpy or torch), ``mask`` bool H x W.
 
-        ``prob`` is resized (bilinear) to the mask's size when the two differ.
+        ``prob`` is resized (bilinear) to the mask's size when the two differ. ``valid`` (bool, the mask's
+        size): only these pixels count, e.g. the part of the current view an aligned history covers.
         """
         m = _as_mask(mask)
         p = resize_prob(_as_prob_map(prob), m.shape)
+        if valid is not None:
+            v = _as_mask(valid)
+            if v.shape != m.shape:
+                raise ValueError(f"valid has shape {v.shape}, the mask {m.shape}")
+            m, p = m[v], p[v]
         pred = binarize(p, self.threshold)
         s = self._state
         npos = int(np.count_nonzero(m))

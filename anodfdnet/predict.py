@@ -3,10 +3,16 @@
 ``from anodfdnet.predict import Predictor`` is the documented way in (``Predictor``, ``Prediction`` and
 ``iter_predictions`` live in ``anodfdnet.inference.predictor``). ``predict_files`` is the command: the mask
 and heat-map PNGs of one pair, or of every pair of a SPEC, written while the model runs.
+
+Alignment (``--align``) is recorded in every output: the PNGs carry it as text chunks (``anodfdnet.align``:
+the JSON of ``Alignment.meta``), pixels the aligned history does not cover are 0 in the mask, grey in the
+heat map and white in ``*_uncovered.png`` (written only when there are any), and ``--data`` writes one JSON
+line per pair to ``OUT_DIR/alignment.jsonl``.
 """
 from __future__ import annotations
 
 import contextlib
+import json
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,27 +32,32 @@ __all__ = ["Prediction", "Predictor", "iter_predictions", "predict_files"]
 def predict_files(checkpoint: str, *, history: str | None = None, current: str | None = None, out: str | None = None,
                   heatmap: str | None = None, data: str | None = None, out_dir: str | None = None, threshold: float | None = None,
                   size: int | None | str = "checkpoint", device: str = "auto", path: str = "auto", batch: int | None = None,
-                  workers: int = 2) -> None:
+                  workers: int = 2, align: str = "auto") -> None:
     """Either one pair (``history``, ``current`` -> the mask ``out`` and/or the heat map ``heatmap``) or every
     pair of the SPEC ``data`` (-> ``out_dir/NAME_mask.png`` and ``NAME_heat.png``); says what it wrote.
     ``threshold`` None takes the checkpoint's calibrated threshold."""
     one = history or current or out or heatmap
     if bool(one) == bool(data):
         raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
-    predictor = Predictor(checkpoint, device=device, size=size, path=path)
+    predictor = Predictor(checkpoint, device=device, size=size, path=path, align=align)
     if threshold is None:
         threshold = predictor.threshold
     if one:
         if not (history and current and (out or heatmap)):
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
         res = predictor.run(history, current)
+        a = res.alignment
+        text = _png_text(a, threshold)
         if out:
-            save_mask_png(out, binarize(res.prob, threshold))
+            save_mask_png(out, binarize(res.prob, threshold), text)
         if heatmap:
-            save_rgb_png(heatmap, heatmap_rgb(res.prob))
+            save_rgb_png(heatmap, heatmap_rgb(res.prob, a.valid), text)
+        if a.valid is not None:
+            first = Path(out or heatmap)
+            save_mask_png(first.with_name(f"{first.stem}_uncovered.png"), ~a.valid, text)
         area = float(binarize(res.prob, threshold).mean()) * 100
         print(f"{current}: {area:.3f}% anomalous at threshold {threshold} ({res.seconds * 1000:.0f} ms on {res.device}, "
-              f"{predictor.runtime.detail})")
+              f"{predictor.runtime.detail}); {a.verdict()}")
         return
     if not out_dir:
         raise UserError("--data needs --out-dir for the masks and heat maps.")
@@ -59,20 +70,25 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
     if batch < 1:
         raise UserError(f"--batch must be 1 or more, got {batch}.")
 
-    def write(name: str, prob) -> None:
-        save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold))
-        save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob))
+    def write(name: str, prob, a) -> None:
+        text = _png_text(a, threshold)
+        save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold), text)
+        save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob, a.valid), text)
+        if a.valid is not None:
+            save_mask_png(folder / f"{name}_uncovered.png", ~a.valid, text)
 
     # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
     bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
-    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer:
+    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer, \
+            open(folder / "alignment.jsonl", "w") as log:
         waiting: deque = deque()
-        for pair, prob in iter_predictions(predictor, source, batch=batch, workers=workers):
+        for pair, prob, a in iter_predictions(predictor, source, batch=batch, workers=workers, with_alignment=True):
+            log.write(json.dumps({"name": pair.name, **a.meta()}) + "\n")
             if writer is None:
-                write(pair.name, prob)
+                write(pair.name, prob, a)
                 bar.update(1)
                 continue
-            waiting.append(writer.submit(write, pair.name, prob))
+            waiting.append(writer.submit(write, pair.name, prob, a))
             while len(waiting) > 2 * workers or (waiting and waiting[0].done()):
                 waiting.popleft().result()
                 bar.update(1)
@@ -81,3 +97,8 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
             bar.update(1)
     bar.close()
     print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")
+
+
+def _png_text(alignment, threshold: float) -> dict:
+    """The PNG text chunks of an output: the threshold and how the pair was aligned."""
+    return {"anodfdnet.threshold": f"{threshold:.6g}", "anodfdnet.align": json.dumps(alignment.meta())}

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, read_info, resolve, save_checkpoint
 from .data import ConcatSource, PairDataset, parse_spec, split
+from .data.aligned import aligned
 from .device import pick_device
 from .errors import UserError
 from .data.pair_cache import cached
@@ -72,6 +73,7 @@ class TrainConfig:
     workers: int = 2
     val_limit: int | None = None  # validate on the first N pairs of each val source
     save_every: int = 200  # steps between mid-epoch saves of last.safetensors / resume.pt
+    align: str = "off"  # align each training and validation history to its current (anodfdnet.align); in the metadata
     progress: bool = True
     extra_meta: dict = field(default_factory=dict)
 
@@ -204,6 +206,7 @@ def build_sources(cfg: TrainConfig):
             train_parts.append(src)
     for spec in cfg.val or []:
         val_sources[spec] = parse_spec(spec)
+    train_parts = [aligned(p, cfg.align) for p in train_parts]  # validation aligns in evaluate.accumulate
     if cfg.cache:
         train_parts = [cached(p) for p in train_parts]
         val_sources = {spec: cached(src) for spec, src in val_sources.items()}
@@ -236,7 +239,7 @@ def _validate(model, val_sources, eval_size, device, cfg):
 
     forward = build_runtime(model, None, device, "auto")
     acc = {spec: accumulate(model, src, eval_size, device, limit=cfg.val_limit, progress=cfg.progress, desc=f"val {spec}",
-                            forward=forward) for spec, src in val_sources.items()}
+                            forward=forward, align=cfg.align) for spec, src in val_sources.items()}
     threshold, mean_f1 = best_threshold(list(acc.values()))
     val = {}
     for spec, m in acc.items():
@@ -290,7 +293,7 @@ def train(cfg: TrainConfig) -> Path:
     total_steps = max(cfg.epochs * per_epoch, 1)
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
     meta_base = {
-        "arch": cfg.arch, "data": cfg.data, "val": list(val_sources), "eval_size": eval_size,
+        "arch": cfg.arch, "data": cfg.data, "val": list(val_sources), "eval_size": eval_size, "align": cfg.align,
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "extra_meta")},
         "recipe": recipe.name, "precision": precision, "prior_bias": prior,
         "parameters": count_parameters(model), **cfg.extra_meta,

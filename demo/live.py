@@ -56,6 +56,11 @@ CSS = """
   background: none; border: none; padding: 0; margin: 0; text-decoration: underline; cursor: pointer; }
 .anod-caption { flex: 1; }
 .anod-panes:fullscreen { background: black; }
+@media (max-width: 640px) {
+  .anod-panes { flex-direction: column; }
+  .anod-pane canvas { height: 260px; }
+  .anod-bar { flex-wrap: wrap; gap: 6px 16px; }
+}
 .anod-panes:fullscreen canvas { height: 100vh; }
 """
 

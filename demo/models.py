@@ -35,9 +35,37 @@ def available() -> list[CheckpointInfo]:
     return list_checkpoints()
 
 
+def short_source(spec: str) -> str:
+    """A validation SPEC as a person names it, never a server path: 'deeppcb:/srv/x/trainval.txt@val' ->
+    'DeepPCB', 'ba:/data/tunnel_synthetic@val' -> 'tunnel_synthetic', 'synth:1000:1:hard@val' -> 'synth hard'."""
+    spec = str(spec).split("@", 1)[0]
+    scheme, _, rest = spec.partition(":")
+    if scheme == "synth":
+        return "synth hard" if rest.endswith(":hard") else "synth"
+    if scheme == "deeppcb":
+        return "DeepPCB"
+    if scheme == "warp":
+        level, _, inner = rest.partition(":")
+        return f"{short_source(inner)} moved {level}"
+    if scheme == "hf":
+        return "labels"
+    name = Path(rest.rstrip("/")).name if rest else scheme
+    return name[:24] or scheme
+
+
+def val_f1_by_source(info: CheckpointInfo) -> list[tuple[str, float]]:
+    """[(short source name, validation F1)] from the checkpoint's metadata, in its order."""
+    out = []
+    for spec, m in (info.meta.get("val_metrics") or {}).items():
+        if isinstance(m, dict) and isinstance(m.get("f1"), (int, float)):
+            out.append((short_source(spec), float(m["f1"])))
+    return out
+
+
 def label(info: CheckpointInfo) -> str:
-    """What the model menu shows: name, Transformer depth, validation F1 and file size."""
-    f1 = f"val F1 {100 * info.val_f1:.1f}%" if info.val_f1 is not None else "val F1 n/a"
+    """What the model menu shows: name, Transformer depth, validation F1 per source (short names) and size."""
+    per = val_f1_by_source(info)
+    f1 = ("val F1 " + ", ".join(f"{name} {100 * v:.1f}%" for name, v in per)) if per else "no val F1 recorded"
     return f"{info.name} · Transformer depth {info.config.depth} · {f1} · {info.size_mb:.1f} MB"
 
 
@@ -141,11 +169,12 @@ class ModelCache:
                 self._semaphores[dev] = threading.BoundedSemaphore(n)
             return self._semaphores[dev]
 
-    def run(self, info: CheckpointInfo, history, current) -> tuple[Prediction, Predictor]:
-        """Run one pair through the checkpoint's model, waiting for a free slot on its device."""
+    def run(self, info: CheckpointInfo, history, current, align: str | None = None) -> tuple[Prediction, Predictor]:
+        """Run one pair through the checkpoint's model, waiting for a free slot on its device; ``align``: the
+        alignment mode (anodfdnet.align; None: the predictor's, auto)."""
         predictor = self.get(info)
         with self._semaphore(predictor):
-            return predictor.run(history, current), predictor
+            return predictor.run(history, current, align=align), predictor
 
     def loaded(self) -> list[str]:
         with self._lock:

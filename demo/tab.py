@@ -7,7 +7,14 @@ Two named API endpoints (``gradio_client``):
     history, current: image files (``handle_file(path)``); model: a checkpoint name ('lite-d4'), a
     Transformer depth ('4') or '' for the default; threshold in [0, 1]. The heat map and mask are
     PNG files, the overlay a JPEG; summary is Markdown; figures a dict (area, regions, boxes,
-    inference time, device, ...). The probability map is kept in the caller's session.
+    inference time, device, alignment, ...). The probability map is kept in the caller's session.
+    The history is aligned to the current first (``anodfdnet.align``) with the session's alignment choice
+    (the page's menu, or ``/set_alignment``; ``auto`` until then): figures say how (``align_verdict``,
+    ``uncovered_pct``), and pixels the history does not cover are 0 in the map, grey in the heat map.
+
+``/set_alignment`` (alignment) -> ()
+    The session's alignment for its next ``/predict`` calls: one of auto (the default), off, homography,
+    affine, ecc. Like the page's alignment menu; one Client is one session.
 
 ``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
     Re-thresholds the probability map of the session's last ``/predict``, never running the model.
@@ -17,8 +24,13 @@ Two named API endpoints (``gradio_client``):
 In the browser the slider does not wait for the server: after Run, the page receives the current image
 and a level map once (``demo.live``) and redraws overlay and mask itself on every move, exactly the
 server's mask at each slider step; summary, figures and the mask download follow from a private event.
-The other events (example click, live view, slider figures, model menu) are private: no API name, but
-reachable by fn_index like every event the page uses, so each validates its inputs like the API does.
+The page also shows the (aligned) history and the current in a comparison slider with the alignment's
+verdict, and the heat map over the current image with an opacity slider, a legend and the regions' numbered
+boxes; changing the model or the alignment re-runs the pair at once.
+
+The other events (example click, live view, slider figures, model menu, alignment menu, opacity, the
+comparison) are private: no API name, but reachable by fn_index like every event the page uses, so each
+validates its inputs like the API does.
 
 Errors a visitor causes (a missing or unreadable image, a file or image over the limits, an unknown
 model) come back as one sentence (``gr.Error``); anything else is logged and reported without a
@@ -37,10 +49,13 @@ import cv2
 import gradio as gr
 import numpy as np
 
+from anodfdnet.align import MODES as ALIGN_MODES
+from anodfdnet.align import check_mode
 from anodfdnet.data import uploads
 from anodfdnet.errors import UserError
 
 from . import examples as gallery
+from . import heat as heat_view
 from . import live, models, render
 
 log = logging.getLogger("anodfdnet.demo")
@@ -50,6 +65,7 @@ MAX_PIXELS = LIMITS.max_pixels
 MAX_FILE_MB = LIMITS.max_mb
 MAX_FILE_BYTES = LIMITS.max_bytes
 DEFAULT_THRESHOLD = 0.5
+COMPARE_SIDE = 2048  # long side of the comparison slider's images
 STATE_TTL_S = 3600  # a session's probability map is dropped an hour after its last use
 # Probabilities are kept just below 1 so that threshold 1 means "nothing is anomalous" even where the
 # float32 sigmoid saturated to exactly 1.0 (binarize marks prob >= threshold).
@@ -57,10 +73,16 @@ PROB_CAP = np.nextafter(np.float32(1.0), np.float32(0.0))
 
 TITLE = "AnoDFDNet: find what changed for the worse between two photos of the same place"
 INTRO = (
-    "Give an earlier, known-good **history** photo (left) and a **current** photo of the same scene "
-    "(right), then press **Run**: the model marks anomalous differences (a foreign body, a missing or "
-    "loose part, a leak, a scratch) and ignores harmless ones such as lighting or a slightly moved camera."
+    "Give an earlier, known-good **history** photo (1.) and a **current** photo of the same scene (2.), "
+    "then press **Run**: the history is aligned to the current view, and the model marks anomalous "
+    "differences (a foreign body, a missing or loose part, a leak, a scratch) and ignores harmless ones "
+    "such as lighting or a moved camera."
 )
+ALIGN_CHOICES = [
+    ("auto: align when it can be trusted", "auto"), ("off: use the photos as they are", "off"),
+    ("homography only", "homography"), ("affine only", "affine"), ("auto, refined by ECC", "ecc"),
+]
+assert [v for _, v in ALIGN_CHOICES] == [m for m in ("auto", "off", "homography", "affine", "ecc") if m in ALIGN_MODES]
 
 @dataclass
 class MapState:
@@ -68,7 +90,9 @@ class MapState:
 
     prob: np.ndarray  # float32 HxW at the current image's size, capped at PROB_CAP
     current: np.ndarray  # uint8 HxWx3
-    meta: dict = field(default_factory=dict)  # checkpoint, depth, inference time, device, notes
+    meta: dict = field(default_factory=dict)  # checkpoint, depth, inference time, device, alignment, notes
+    history: np.ndarray | None = None  # uint8 HxWx3: the history as the model saw it (aligned), the current's size
+    valid: np.ndarray | None = None  # bool HxW: pixels the aligned history covers (None: all)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -89,7 +113,7 @@ def read_image(payload, role: str) -> np.ndarray:
     if payload is None:
         other = "current" if role == "history" else "history"
         raise UserError(
-            f"the {role} image is missing: give both a history (left) and a current (right) image "
+            f"the {role} image is missing: give both a history image (1.) and a current image (2.) "
             f"(only the {other} one arrived)."
         )
     return uploads.read_upload(payload, role, gr.utils.get_upload_folder(), LIMITS)
@@ -117,8 +141,8 @@ def _out_dir() -> Path:
     return d
 
 
-def _write_overlay(img: np.ndarray, folder: Path) -> str:
-    path = folder / "overlay.jpg"
+def _write_overlay(img: np.ndarray, folder: Path, name: str = "overlay.jpg") -> str:
+    path = folder / name
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
         raise OSError("could not encode the overlay")
@@ -126,15 +150,20 @@ def _write_overlay(img: np.ndarray, folder: Path) -> str:
     return str(path)
 
 
-def _threshold_outputs(state: MapState, threshold: float, overlay: bool = True):
+def _threshold_outputs(state: MapState, threshold: float, overlay: bool = True, with_heat: float | None = None):
     """(overlay path, mask path, summary, figures, mask download) for one threshold; the overlay is
-    None when not asked for (the page draws its own)."""
+    None when not asked for (the page draws its own). ``with_heat`` (an opacity): also the heat map over
+    the current image with the regions' boxes, as a sixth item."""
     result = render.render(state.prob, state.current, threshold)
     folder = _out_dir()
-    overlay_path = _write_overlay(result.overlay, folder) if overlay else None
+    overlay_path = _write_overlay(heat_view.mark_unknown(result.overlay, state.valid), folder) if overlay else None
     mask = str(render.write_png(result.mask, folder / "anomaly-mask.png"))
     figures = {**result.figures(), **state.meta}
-    return overlay_path, mask, render.format_summary(figures), figures, mask
+    out = overlay_path, mask, render.format_summary(figures), figures, mask
+    if with_heat is None:
+        return out
+    img = heat_view.heat_overlay(state.prob, state.current, state.valid, with_heat, result.regions)
+    return (*out, _write_overlay(img, folder, "heat-over-current.jpg"))
 
 
 def page_error(message: str, **kwargs) -> gr.Error:
@@ -170,7 +199,8 @@ def _user_errors(fn):
 
 
 @_user_errors
-def predict(history, current, model, threshold):
+def predict(history, current, model, threshold, align="auto"):
+    align = _align(align)
     info = models.choose(model)
     threshold = _threshold(info.threshold if threshold is None else threshold)  # None: the model's calibrated one
     hist = read_image(history, "history")
@@ -181,8 +211,9 @@ def predict(history, current, model, threshold):
             f"the history image ({hist.shape[1]}x{hist.shape[0]}) was resized to the current image's size "
             f"({cur.shape[1]}x{cur.shape[0]}); results are best when both show the same view at the same size."
         )
-    pred, _ = models.shared_cache().run(info, hist, cur)
+    pred, _ = models.shared_cache().run(info, hist, cur, align)
     prob = np.minimum(pred.prob, PROB_CAP)
+    a = pred.alignment
     meta = {
         "checkpoint": info.name,
         "depth": info.config.depth,
@@ -190,10 +221,11 @@ def predict(history, current, model, threshold):
         "device": pred.device,
         "inference_path": pred.path,
         "model_input": list(pred.input_shape),
+        "align": a.mode, "aligned": a.aligned, "align_verdict": a.verdict(), "uncovered_pct": round(a.uncovered_pct, 3),
         "notes": notes,
     }
-    state = MapState(prob, cur, meta)
-    heat = str(render.write_png(render.heatmap_rgb(prob), _out_dir() / "heatmap.png"))
+    state = MapState(prob, cur, meta, a.history, a.valid)
+    heat = str(render.write_png(render.heatmap_rgb(prob, a.valid), _out_dir() / "heatmap.png"))
     overlay, mask, summary, figures, mask_file = _threshold_outputs(state, threshold)
     return heat, overlay, mask, summary, figures, mask_file, heat, state
 
@@ -206,16 +238,85 @@ def rethreshold(state, threshold):
 
 
 @_user_errors
-def page_figures(state, threshold):
-    """The page's slider (private): summary, figures and mask download at the slider step the page drew.
+def page_figures(state, threshold, opacity=heat_view.DEFAULT_OPACITY):
+    """The page's slider (private): summary, figures, mask download and the heat map's boxes at the slider
+    step the page drew.
 
     The page redraws overlay and mask itself (``demo.live``) at step round(100 * threshold); the
     figures are those of the same step, so what is drawn and what is written agree."""
     if not isinstance(state, MapState):
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     step = round(_threshold(threshold) * render.SLIDER_STEPS)
-    _, _, summary, figures, mask_file = _threshold_outputs(state, render.slider_threshold(step), overlay=False)
-    return summary, figures, mask_file
+    _, _, summary, figures, mask_file, heat = _threshold_outputs(state, render.slider_threshold(step), False, _opacity(opacity))
+    return summary, figures, mask_file, heat
+
+
+def _align(value) -> str:
+    """An alignment choice from a request: one of anodfdnet.align.MODES, else a one-sentence error."""
+    if value is None:
+        return "auto"
+    if not isinstance(value, str):
+        raise UserError("the alignment must be one of " + ", ".join(ALIGN_MODES) + ".")
+    return check_mode(value)
+
+
+@_user_errors
+def page_rerun(history, current, model, threshold, align):
+    """A new model or alignment chosen (private): run the pair again at once, if there is one."""
+    if history is None or current is None:
+        return tuple(gr.skip() for _ in range(8))
+    return predict(history, current, model, threshold, align)
+
+
+@_user_errors
+def page_set_align(value):
+    """The alignment menu (private): the session's choice, validated."""
+    return _align(value)
+
+
+@_user_errors
+def page_view(state, threshold, opacity):
+    """After a prediction (private): the comparison slider's two images, the alignment's verdict and the
+    heat map over the current image (with the regions at this threshold)."""
+    if not isinstance(state, MapState):
+        return gr.skip(), gr.skip(), gr.skip()
+    folder = _out_dir()
+    hist, cur = state.history, state.current
+    scale = COMPARE_SIDE / max(cur.shape[:2])
+    if scale < 1:  # the comparison is for the eye: at most COMPARE_SIDE pixels on the long side
+        size = (max(1, round(cur.shape[1] * scale)), max(1, round(cur.shape[0] * scale)))
+        hist, cur = (cv2.resize(a, size, interpolation=cv2.INTER_AREA) for a in (hist, cur))
+    pair = (str(render.write_png(hist, folder / "history-aligned.png")), str(render.write_png(cur, folder / "current.png")))
+    step = round(_threshold(threshold) * render.SLIDER_STEPS)
+    return pair, alignment_text(state.meta), _threshold_outputs(state, render.slider_threshold(step), False, _opacity(opacity))[5]
+
+
+@_user_errors
+def page_opacity(state, threshold, opacity):
+    """The opacity slider (private): the heat map over the current image again."""
+    if not isinstance(state, MapState):
+        return gr.skip()
+    step = round(_threshold(threshold) * render.SLIDER_STEPS)
+    return _threshold_outputs(state, render.slider_threshold(step), False, _opacity(opacity))[5]
+
+
+def _opacity(value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise UserError("the opacity must be a number between 0 and 1.") from None
+    if not 0.0 <= v <= 1.0:
+        raise UserError("the opacity must lie between 0 and 1.")
+    return v
+
+
+def alignment_text(meta: dict) -> str:
+    """Markdown: the alignment's verdict and the uncovered area, for a person judging the pair."""
+    verdict = html.escape(str(meta.get("align_verdict", "")))
+    text = f"**Alignment:** {verdict}."
+    if float(meta.get("uncovered_pct", 0.0)) > 0:
+        text += " The part not covered by the history is grey in the heat map and never counted as anomalous."
+    return text + " Drag the handle across the pair above to compare the history (as the model saw it) with the current image."
 
 
 @_user_errors
@@ -223,7 +324,7 @@ def page_live(state, threshold):
     """After a prediction (private): the live view's image and level map, sent to the page once."""
     if not isinstance(state, MapState):
         return None
-    return live.live_value(state.prob, state.current, _threshold(threshold), _out_dir())
+    return live.live_value(state.prob, heat_view.mark_unknown(state.current, state.valid), _threshold(threshold), _out_dir())
 
 
 def _model_menu():
@@ -246,7 +347,14 @@ def _model_threshold(name) -> float | object:
 
 CSS = """
 #anodfdnet-run { min-height: 3.2em; font-size: 1.1em; }
-"""
+#model-choice input, #align-choice input { text-overflow: ellipsis; min-width: 0; }
+#model-choice .wrap-inner, #align-choice .wrap-inner { min-width: 0; }
+#model-choice .secondary-wrap, #align-choice .secondary-wrap { min-width: 0; padding-right: 2.2em; }
+#compare img { object-fit: contain; }
+@media (max-width: 640px) {
+  #anodfdnet-run { width: 100%; }
+}
+""" + heat_view.LEGEND_CSS
 
 
 def build_tab() -> None:
@@ -273,24 +381,42 @@ def build_tab() -> None:
     )
     with gr.Row(equal_height=True):
         model = gr.Dropdown(
-            choices=choices, value=default, label="3. Model (Transformer depth, validation F1, file size)",
-            info="Depth 2 is the paper's choice; 0 has no Transformer.", scale=3, elem_id="model-choice",
+            choices=choices, value=default, label="3. Model (Transformer depth, validation F1 per set, file size)",
+            info="Depth 2 is the paper's choice; 0 has no Transformer. F1 is measured on each training set's held-out pairs.",
+            scale=3, min_width=200, elem_id="model-choice",
         )
-        run = gr.Button("Run ▶", variant="primary", scale=1, elem_id="anodfdnet-run")
+        align = gr.Dropdown(
+            choices=ALIGN_CHOICES, value="auto", label="4. Alignment of the history to the current",
+            info="auto warps the history only when the estimate can be trusted.", scale=2, min_width=200,
+            elem_id="align-choice",
+        )
+        run = gr.Button("Run ▶", variant="primary", scale=1, min_width=120, elem_id="anodfdnet-run")
     threshold = gr.Slider(
         0.0, 1.0, value=_model_threshold(default) if default else DEFAULT_THRESHOLD, step=0.01, label="Threshold",
         info="A pixel is anomalous where its probability is at least this; it starts at the model's calibrated "
              "threshold. Moving it redraws instantly; the model does not run again.",
         elem_id="threshold",
     )
-    with gr.Row(equal_height=True):
-        heat = gr.Image(
-            label="Heat map: anomaly probability (blue 0 → red 1)", format="png", interactive=False,
-            height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output", scale=1,
-        )
-        with gr.Column(scale=2):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=280):
+            heat_over = gr.Image(
+                label="Heat map over the current image", format="jpeg", interactive=False,
+                height=340, buttons=["download", "fullscreen"], elem_id="heatmap-output",
+            )
+            opacity = gr.Slider(0.0, 1.0, value=heat_view.DEFAULT_OPACITY, step=0.05, label="Heat map opacity",
+                                info="0 shows the photo, 1 the heat map alone.", elem_id="heat-opacity")
+            gr.HTML(heat_view.legend_html(), elem_id="heat-legend-block", padding=False, container=False)
+        with gr.Column(scale=2, min_width=280):
             live_view = live.build(slider_id="threshold")
-    # What /predict and /rethreshold return as images; the page shows the live view instead (not rendered).
+    with gr.Column(elem_id="compare-block"):
+        compare = gr.ImageSlider(
+            label="History (aligned) ↔ current", type="filepath",
+            format="png", interactive=False, height=400, elem_id="compare",
+        )
+        align_text = gr.Markdown("*The alignment's verdict appears here after **Run**.*", elem_id="alignment")
+    # What /predict and /rethreshold return as images; the page shows the views above instead (not rendered).
+    heat = gr.Image(label="Heat map: anomaly probability (blue 0 → red 1)", format="png", interactive=False,
+                    visible=False, elem_id="heatmap-plain")
     overlay = gr.Image(
         label="Current image, anomalies tinted red and outlined", format="jpeg", interactive=False,
         visible=False, elem_id="overlay-output",
@@ -304,37 +430,54 @@ def build_tab() -> None:
     with gr.Accordion("Figures as JSON (what the API returns)", open=False):
         figures = gr.JSON(label="figures", show_label=False, elem_id="figures")
     state = gr.State(None, time_to_live=STATE_TTL_S)
+    align_state = gr.State("auto", time_to_live=STATE_TTL_S)  # the session's alignment (API clients: auto)
     api_rethreshold = gr.Button(visible=False)  # the /rethreshold endpoint: for API clients, never shown
+    api_align = gr.Button(visible=False)  # the /set_alignment endpoint: for API clients, never shown
 
     predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
-    predict_inputs = [history, current, model, threshold]
-    ran = run.click(
+    predict_inputs = [history, current, model, threshold, align_state]
+
+    def after(event):
+        """What follows every prediction of the page: the live view, then the comparison and the heat view."""
+        event.success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
+                      show_progress="hidden")
+        event.success(page_view, [state, threshold, opacity], [compare, align_text, heat_over], api_visibility="private",
+                      preprocess=False, show_progress="hidden")
+
+    after(run.click(
         predict, predict_inputs, predict_outputs, api_name="predict", preprocess=False,
         concurrency_limit=4, concurrency_id="predict",
-    )
-    ran.success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
-                show_progress="hidden")
+    ))
     load_event = getattr(examples, "load_input_event", None)
     if load_event is not None:  # clicking an example runs it right away
-        load_event.then(
+        after(load_event.then(
             predict, predict_inputs, predict_outputs, preprocess=False, api_visibility="private",
             concurrency_limit=4, concurrency_id="predict",
-        ).success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
-                  show_progress="hidden")
+        ))
     # The slider: the page redraws at once (live_view.js, no request); the figures follow from the server.
     threshold.input(None, [threshold], None, js=live.ON_SLIDER, trigger_mode="multiple", show_progress="hidden",
                     queue=False, api_visibility="private")
     threshold.input(
-        page_figures, [state, threshold], [summary, figures, mask_file], api_visibility="private",
+        page_figures, [state, threshold, opacity], [summary, figures, mask_file, heat_over], api_visibility="private",
         trigger_mode="always_last", show_progress="hidden", preprocess=False, concurrency_limit=8,
         concurrency_id="rethreshold",
     )
+    opacity.input(page_opacity, [state, threshold, opacity], heat_over, api_visibility="private", trigger_mode="always_last",
+                  show_progress="hidden", preprocess=False, concurrency_limit=8, concurrency_id="rethreshold")
     api_rethreshold.click(
         rethreshold, [state, threshold], [overlay, mask, summary, figures, mask_file], api_name="rethreshold",
         preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
+    api_align.click(page_set_align, align, align_state, api_name="set_alignment", preprocess=False, queue=False)
     # Another model: the slider starts at that model's calibrated threshold.
     model.change(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
+    # A model or an alignment chosen by the visitor: the shown pair runs again at once (nothing without a pair).
+    rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
+    after(model.input(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
+          .then(page_rerun, predict_inputs, predict_outputs, **rerun))
+    after(align.input(page_set_align, align, align_state, api_visibility="private", show_progress="hidden", queue=False,
+                      preprocess=False)  # the handler validates (and escapes) what a request sends
+          .success(page_rerun, predict_inputs, predict_outputs, **rerun))
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load
         root.load(lambda: gr.Dropdown(**dict(zip(("choices", "value"), _model_menu()))), None, model,

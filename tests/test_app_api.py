@@ -104,8 +104,11 @@ def test_known_pair_overlaps_known_anomaly(client, pair_files):
     hit = np.count_nonzero(m & truth)
     assert hit > 0, f"the predicted mask ({m.sum()} px) misses the foreign body ({truth.sum()} px)"
     # Overlap, not accuracy (benchmarks and the model card measure that): the CPU-trained lite-d2 is precise
-    # but marks only part of a large foreign body (13 % of this one's pixels when it shipped).
-    assert hit / truth.sum() >= 0.1, f"only {hit} of the {truth.sum()} foreign-body pixels were found"
+    # but marks only part of a large foreign body (13 % of this one's pixels when it shipped; 8.5 % since the
+    # app aligns the history first: this pair's small viewpoint change is undone, and the model, trained on
+    # unaligned pairs, is a little less sure of this body; benchmarks/ALIGN.md measures the sets).
+    assert hit / truth.sum() >= 0.05, f"only {hit} of the {truth.sum()} foreign-body pixels were found"
+    assert figures["align"] == "auto" and figures["align_verdict"].startswith("aligned: homography")
     assert hit / m.sum() >= 0.3, f"most of the {m.sum()} predicted pixels lie outside the foreign body"
     ys, xs = np.nonzero(truth)  # some listed region box covers part of the anomaly
     assert any(b["x"] <= xs.max() and xs.min() < b["x"] + b["width"] and b["y"] <= ys.max() and ys.min() < b["y"] + b["height"]
@@ -263,3 +266,18 @@ def test_a_missing_threshold_is_the_models_calibrated_one(client, pair_files, ap
     assert figures["threshold"] == pytest.approx(0.37) and figures["checkpoint"] == "calibrated-d0"
     *_, figures, _, _ = predict(client, hist, cur, "calibrated-d0", threshold=0.6)  # an explicit threshold wins
     assert figures["threshold"] == pytest.approx(0.6)
+
+
+def test_a_session_chooses_its_alignment(app_server, pair_files):
+    """/set_alignment sets the session's alignment for its next /predict calls (auto until then); one Client is
+    one session, so another client still gets auto; anything but a listed mode is a one-sentence error."""
+    api = Client(app_server, verbose=False).view_api(print_info=False, return_format="dict")
+    assert "/set_alignment" in api["named_endpoints"]
+    hist, cur, _ = pair_files["foreign_body"]
+    a, b = Client(app_server, verbose=False), Client(app_server, verbose=False)
+    a.predict("off", api_name="/set_alignment")
+    assert predict(a, hist, cur, model_name(2))[4]["align_verdict"] == "not aligned: alignment is off"
+    assert predict(b, hist, cur, model_name(2))[4]["align"] == "auto"
+    with pytest.raises(Exception, match="not one of"):
+        a.predict("sideways", api_name="/set_alignment")
+    assert predict(a, hist, cur, model_name(2))[4]["align"] == "off"  # the refused value changed nothing

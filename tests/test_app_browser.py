@@ -116,6 +116,7 @@ def test_detect_tab_end_to_end(page, app_server, tmp_path):
     shot(page, "3-result")
 
     # Drag the threshold slider all the way left: every pixel becomes anomalous, instantly.
+    page.locator("#threshold input[type=range]").scroll_into_view_if_needed()  # the download scrolled the page
     box = page.locator("#threshold input[type=range]").bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] / 2, y)

@@ -151,7 +151,10 @@ def _slots(files, fn_names: dict) -> list:
     return [
         ("/predict history", "predict", lambda p: [p, cur, "", 0.5]),
         ("/predict current", "predict", lambda p: [hist, p, "", 0.5]),
-        ("example click (fn_index) current", fn_names["predict_1"], lambda p: [hist, p, "", 0.5]),
+        # By fn_index the page sends a placeholder for the session's alignment (a gr.State) too.
+        ("example click (fn_index) current", fn_names["predict_1"], lambda p: [hist, p, "", 0.5, None]),
+        ("re-run on a model change (fn_index) history", fn_names["page_rerun"], lambda p: [p, cur, "", 0.5, None]),
+        ("re-run on an alignment change (fn_index) current", fn_names["page_rerun_1"], lambda p: [hist, p, "", 0.5, None]),
         ("/save_label history", "save_label", lambda p: [p, editor(cur), *label]),
         ("/save_label editor background", "save_label", lambda p: [hist, editor(p), *label]),
         ("/save_label editor layer", "save_label", lambda p: [hist, editor(cur, [p]), "eve", "other", ""]),
@@ -175,7 +178,7 @@ def _label_rows() -> int:
 
 
 def test_crafted_paths_are_refused_alike_on_every_image_input(app_server, files):
-    fn_names = {n: fn_index(app_server, n) for n in ("predict_1", "save_label", "start_from_model")}
+    fn_names = {n: fn_index(app_server, n) for n in ("predict_1", "page_rerun", "page_rerun_1", "save_label", "start_from_model")}
     rows_before = _label_rows()
     leaks, differing = [], []
     present, absent = crafted(files, True), crafted(files, False)
@@ -262,7 +265,7 @@ def test_config_and_api_show_model_names_not_server_paths(app_server):
             assert str(ckpt.path.parent) not in text, f"{where} shows the server path of {ckpt.name}"
     assert str(Path.cwd()) not in config
     named = set(json.loads(info)["named_endpoints"])
-    assert named == {"/predict", "/rethreshold", "/save_label"}, named
+    assert named == {"/predict", "/rethreshold", "/set_alignment", "/save_label"}, named
 
 
 def test_private_events_called_by_fn_index_validate_their_inputs(app_server, files):
@@ -321,3 +324,34 @@ def test_html_in_a_file_name_is_escaped_in_the_error(app_server, files, tmp_path
     ok, text = call_named(app_server, "predict", [files["hist"], upload(app_server, bad, name), "", 0.5])
     assert not ok and "not an image file" in str(text), text
     assert "<img" not in str(text) and "&lt;img" in str(text), text
+
+
+def test_the_pair_view_events_validate_their_inputs(app_server, files):
+    """The Detect tab's private events of the pair view (alignment menu, re-run, opacity, comparison) are
+    reachable by fn_index: an alignment is one of the listed modes or a one-sentence refusal, whatever the
+    request sends; without a prediction in the session they change nothing; a good re-run still works."""
+    from anodfdnet.align import MODES
+
+    set_align = fn_index(app_server, "page_set_align")
+    for bad in ("../../etc/passwd", "<b>x</b>", 3, ["auto"]):
+        ok, answer = call_fn_index(app_server, set_align, [bad])
+        assert not ok and "lignment" in str(answer) and "<b>" not in str(answer), (bad, answer)
+    ok, answer = call_fn_index(app_server, set_align, ["off"])
+    assert ok, answer  # (a State output: the session keeps it, the answer does not carry it)
+    for name, data in (("page_opacity", [None, 0.5, "abc"]), ("page_view", [None, 0.5, 9])):
+        ok, answer = call_fn_index(app_server, fn_index(app_server, name), data)
+        assert ok, (name, answer)  # no map in this session: nothing to draw, nothing read
+    # A hostile value in the alignment's slot never reaches the model as anything but a listed mode.
+    ok, out = call_fn_index(app_server, fn_index(app_server, "page_rerun"), [files["hist"], files["cur"], "", 0.5, "../x"])
+    assert (ok and out[4]["align"] in MODES) or (not ok and "lignment" in str(out)), out
+    ok, out = call_fn_index(app_server, fn_index(app_server, "page_rerun"), [files["hist"], files["cur"], "", 0.5, None])
+    assert ok and out[4]["align"] == "auto" and "align_verdict" in out[4], out
+
+
+def test_set_alignment_by_raw_http_takes_listed_modes_only(app_server):
+    """/set_alignment (public): a listed mode, or one escaped sentence that names the modes; nothing else."""
+    for bad in ("../../etc/passwd", "<img src=x onerror=alert(1)>", 7, {"path": "/etc/hostname"}):
+        ok, answer = call_named(app_server, "set_alignment", [bad])
+        assert not ok and "one of auto, off" in str(answer) and "<img" not in str(answer), (bad, answer)
+    ok, answer = call_named(app_server, "set_alignment", ["ecc"])
+    assert ok, answer

@@ -70,7 +70,7 @@ def test_evaluate_writes_the_metrics_at_0_5_and_at_the_calibrated_threshold_and_
             "--roc", tmp_path / "roc.png", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     m = json.loads((tmp_path / "m.json").read_text())
-    assert list(m) == ["pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer", "threshold", "calibrated"] and m["pairs"] == 8
+    assert list(m) == ["pairs", "precision", "recall", "oa", "f1", "iou", "auc", "eer", "threshold", "calibrated", "alignment"] and m["pairs"] == 8
     assert m["threshold"] == 0.5 and m["calibrated"]["threshold"] == pytest.approx(read_info(ckpt).threshold)
     assert list(m["calibrated"]) == ["threshold", "precision", "recall", "oa", "f1", "iou"]
     assert all(w in r.stdout for w in ("F1", "IoU", "AUC", "EER", "(calibrated)")) and Image.open(tmp_path / "roc.png").size[0] > 100

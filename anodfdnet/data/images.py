@@ -234,31 +234,39 @@ def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(mask, dtype=bool).astype(np.float32))[None]
 
 
-def save_mask_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+def save_mask_png(path: str | os.PathLike, mask: np.ndarray, text: dict | None = None) -> None:
     """Write a bool HxW mask as an 8-bit greyscale PNG holding {0, 255}.
 
     The file is written under a temporary name and moved into place, so an existing file is never
-    left half-written. An unwritable destination raises ``UserError`` naming it.
+    left half-written. An unwritable destination raises ``UserError`` naming it. ``text``: PNG text chunks
+    (key -> string), e.g. how the pair was aligned.
     """
     data = np.asarray(mask).astype(bool).astype(np.uint8) * 255
     if data.ndim != 2:
         raise ValueError(f"a mask must be HxW, got shape {data.shape}")
-    _write_png(Path(path), data, "mask")
+    _write_png(Path(path), data, "mask", text)
 
 
-def save_rgb_png(path: str | os.PathLike, img: np.ndarray) -> None:
+def save_rgb_png(path: str | os.PathLike, img: np.ndarray, text: dict | None = None) -> None:
     """Write an image (anything :func:`load_rgb` accepts as an array) as an 8-bit RGB PNG, atomically."""
-    _write_png(Path(path), _array_to_rgb(np.asarray(img)), "image")
+    _write_png(Path(path), _array_to_rgb(np.asarray(img)), "image", text)
 
 
-def _write_png(path: Path, data: np.ndarray, what: str) -> None:
+def _write_png(path: Path, data: np.ndarray, what: str, text: dict | None = None) -> None:
+    info = None
+    if text:
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        for key, value in text.items():
+            info.add_text(str(key), str(value))
     tmp = None
     try:
         # A fresh name beside the target (same file system, so os.replace is atomic); opened with
         # "xb" so the file gets the usual permissions, unlike tempfile's owner-only ones.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "xb") as f:
-            Image.fromarray(data).save(f, format="PNG")
+            Image.fromarray(data).save(f, format="PNG", pnginfo=info)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..align import Alignment, check_mode
 from ..checkpoint import load_checkpoint
 from ..device import describe_device, pick_device
 from ..errors import UserError
-from .pipeline import predict_pair, prepare_pair, probabilities
+from .pipeline import predict_aligned, prepare_aligned, probabilities
 from .runtime import build_runtime
 
 
@@ -29,14 +30,19 @@ class Prediction:
     device: str
     input_shape: tuple[int, int]
     path: str = "eager"  # the inference path that ran (anodfdnet.inference.runtime.PATHS)
+    alignment: Alignment | None = None  # how the history was brought onto the current view (anodfdnet.align)
 
 
 class Predictor:
-    def __init__(self, checkpoint, device: str = "auto", size: int | None | str = "checkpoint", path: str = "auto"):
+    def __init__(self, checkpoint, device: str = "auto", size: int | None | str = "checkpoint", path: str = "auto",
+                 align: str = "auto"):
         """checkpoint: a reference for anodfdnet.checkpoint.resolve (path, shipped name, hf://...).
         size: the model's input long side; "checkpoint" takes the checkpoint's preferred size,
         None runs at the image's own size (rounded to a multiple of 16).
-        path: the inference path (anodfdnet.inference.runtime): "auto" is the fastest accepted one here."""
+        path: the inference path (anodfdnet.inference.runtime): "auto" is the fastest accepted one here.
+        align: how the history is brought onto the current view (anodfdnet.align.MODES); "auto" warps it
+        when a trustworthy estimate says the views differ, and leaves registered pairs alone."""
+        self.align = check_mode(align)
         self.device = pick_device(device)
         self.model, self.info = load_checkpoint(checkpoint, self.device)
         self.size = self.info.eval_size if size == "checkpoint" else size
@@ -65,10 +71,12 @@ class Predictor:
         """history, current: paths, PIL images or uint8 arrays. Returns float32 HxW in [0, 1]."""
         return self.run(history, current).prob
 
-    def run(self, history, current) -> Prediction:
+    def run(self, history, current, align: str | None = None) -> Prediction:
+        """One pair; ``align`` overrides the predictor's alignment mode for this call."""
         t0 = time.perf_counter()
-        prob, shape = predict_pair(self.runtime, history, current, self.size, self.device)
-        return Prediction(prob, time.perf_counter() - t0, self.device_name, shape, self.path)
+        mode = self.align if align is None else check_mode(align)
+        prob, shape, alignment = predict_aligned(self.runtime, history, current, self.size, self.device, align=mode)
+        return Prediction(prob, time.perf_counter() - t0, self.device_name, shape, self.path, alignment)
 
 
 @dataclass
@@ -78,10 +86,13 @@ class _Prepared:
     current: torch.Tensor
     out_shape: tuple[int, int]
     shape: tuple[int, int]
+    alignment: Alignment
 
 
-def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None):
-    """Yield (pair, probability map) for every pair of a ``data.Source`` (the first ``limit``), in order.
+def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None,
+                     with_alignment: bool = False):
+    """Yield (pair, probability map) for every pair of a ``data.Source`` (the first ``limit``), in order;
+    (pair, map, alignment) with ``with_alignment``. Each pair is aligned with ``predictor.align``.
 
     Decoding and preprocessing run in ``workers`` threads ahead of the model (image decoding and resizing
     release the GIL), so the model is not kept waiting; 0 prepares each pair in the calling thread.
@@ -93,12 +104,14 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
 
     def load(i: int) -> _Prepared:
         pair = source[i]
-        h, c, out_shape, shape = prepare_pair(pair.history, pair.current, predictor.size)
-        return _Prepared(pair, h, c, tuple(out_shape), tuple(shape))
+        h, c, out_shape, shape, alignment = prepare_aligned(pair.history, pair.current, predictor.size, predictor.align)
+        return _Prepared(pair, h, c, tuple(out_shape), tuple(shape), alignment)
 
     def run(group: list[_Prepared]):
         logits = predictor.predict_logits(torch.stack([g.history for g in group]), torch.stack([g.current for g in group]))
-        yield from zip((g.pair for g in group), probabilities(logits, [g.out_shape for g in group]))
+        probs = probabilities(logits, [g.out_shape for g in group], [g.alignment for g in group])
+        for g, prob in zip(group, probs):
+            yield (g.pair, prob, g.alignment) if with_alignment else (g.pair, prob)
 
     group: list[_Prepared] = []
     for item in _prefetched(load, n, workers, ahead=max(2 * batch, 2 * workers)):
