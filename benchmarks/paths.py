@@ -110,7 +110,7 @@ def _build(path: str, ckpt: Path, device: torch.device):
         _log(f"exporting {ckpt.name} to ONNX (once; cached at {cache_path(ckpt)})")
         export_onnx(ckpt, cache_path(ckpt))
     t0 = time.perf_counter()
-    predictor = Predictor(str(ckpt), device=str(device), size="checkpoint", path=path)
+    predictor = Predictor(str(ckpt), device=str(device), size="checkpoint", path=path, align="off")  # paths, not alignment (ALIGN.md)
     return predictor, time.perf_counter() - t0
 
 

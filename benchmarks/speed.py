@@ -139,7 +139,10 @@ def bench_models(device: torch.device, s: Settings, ckpts: dict[str, tuple[str, 
         return f
 
     rows = []
-    predictors = {f"{label}{PREDICTOR_SUFFIX}": Predictor(ref, device=str(device), size=s.size) for label, (ref, _) in ckpts.items()}
+    # align="off": the model and its pre/post-processing, as the targets mean; alignment (auto, the default of
+    # Predictor) costs its own time, measured by `python -m benchmarks align` (benchmarks/ALIGN.md).
+    predictors = {f"{label}{PREDICTOR_SUFFIX}": Predictor(ref, device=str(device), size=s.size, align="off")
+                  for label, (ref, _) in ckpts.items()}
     rng = np.random.default_rng(0)
     hist = rng.integers(0, 256, (s.size, s.size, 3), dtype=np.uint8)
     cur = hist.copy()
