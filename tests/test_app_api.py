@@ -103,13 +103,12 @@ def test_known_pair_overlaps_known_anomaly(client, pair_files):
     m = read_mask(mask)
     hit = np.count_nonzero(m & truth)
     assert hit > 0, f"the predicted mask ({m.sum()} px) misses the foreign body ({truth.sum()} px)"
-    # Overlap, not accuracy (benchmarks and the model card measure that): the CPU-trained lite-d2 is precise
-    # but marks only part of a large foreign body (13 % of this one's pixels when it shipped; 8.5 % since the
-    # app aligns the history first: this pair's small viewpoint change is undone, and the model, trained on
-    # unaligned pairs, is a little less sure of this body; benchmarks/ALIGN.md measures the sets).
-    assert hit / truth.sum() >= 0.05, f"only {hit} of the {truth.sum()} foreign-body pixels were found"
+    # Overlap, not accuracy (benchmarks and the model card measure that). The shipped effnet-d2 finds 94 % of
+    # this foreign body's pixels at threshold 0.5, 96 % of what it marks being the body (the earlier
+    # lite-d2 found 13 %); the minimums leave room for a retrained file, not for a broken pipeline.
+    assert hit / truth.sum() >= 0.5, f"only {hit} of the {truth.sum()} foreign-body pixels were found"
     assert figures["align"] == "auto" and figures["align_verdict"].startswith("aligned: homography")
-    assert hit / m.sum() >= 0.3, f"most of the {m.sum()} predicted pixels lie outside the foreign body"
+    assert hit / m.sum() >= 0.5, f"most of the {m.sum()} predicted pixels lie outside the foreign body"
     ys, xs = np.nonzero(truth)  # some listed region box covers part of the anomaly
     assert any(b["x"] <= xs.max() and xs.min() < b["x"] + b["width"] and b["y"] <= ys.max() and ys.min() < b["y"] + b["height"]
                for b in figures["boxes"])
