@@ -189,7 +189,8 @@ def main(a: argparse.Namespace) -> int:
 
 def write_report(a, methods: list[Method], sets: list[EvalSet], results: dict) -> None:
     lines = ["# Accuracy at an equal CPU budget", "",
-             f"Written by `python -m benchmarks budget --eval-limit {a.eval_limit} --path {a.path}` from the runs in the work folder "
+             f"Written by `python -m benchmarks budget --eval-limit {a.eval_limit} --path {a.path}"
+             f"{' --only ' + ' '.join(a.only) if a.only else ''}` from the runs in the work folder "
              f"({time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC); nothing here is typed by hand. "
              "How the runs were trained and evaluated: the docstring of `benchmarks/budget.py`; the training command of one run:", "",
              "```", " ".join(str(x) for x in train_command(methods[0], 0, Path("RUNS"), a.budget_minutes)).replace(sys.executable, "python")
