@@ -20,7 +20,9 @@ pytestmark = [
 playwright = pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+from anodfdnet.checkpoint import read_info  # noqa: E402
 from anodfdnet.data import synth  # noqa: E402
+from conftest import shipped_checkpoint  # noqa: E402
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = [
@@ -103,9 +105,12 @@ def test_detect_tab_end_to_end(page, app_server, tmp_path):
     summary = page.locator("#summary")
     expect(summary).to_contain_text("Anomalous area")
     expect(summary).to_contain_text("Transformer depth 4")
-    expect(summary).to_contain_text("at threshold 0.50")
+    # The slider starts at the model's calibrated threshold (0.5 for the untrained stand-in).
+    shipped = shipped_checkpoint("effnet-d4")
+    start = round(read_info(shipped).threshold, 2) if shipped else 0.5
+    expect(summary).to_contain_text(f"at threshold {start:.2f}")
     expect(page.locator("#heatmap-output img")).to_be_visible()
-    wait_for_live_view(page, 320, step=50)  # overlay and mask, drawn in the page at the slider's 0.50
+    wait_for_live_view(page, 320, step=round(start * 100))  # overlay and mask, drawn in the page at that step
     expect(page.locator(LIVE)).to_be_visible()
     expect(page.locator("#live-view canvas[data-part=mask]")).to_be_visible()
     with page.expect_download() as download:
