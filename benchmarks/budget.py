@@ -47,7 +47,7 @@ class Method:
 METHODS = [
     Method("effnet-d2-fast", "AnoDFDNet effnet d2, fast recipe", ("--preset", "effnet", "--depth", "2", "--recipe", "fast", "--augment", "geometric"), (0, 1, 2), "headline"),
     Method("lite-d2-fast", "AnoDFDNet lite d2 (from scratch), fast recipe", ("--preset", "lite", "--depth", "2", "--recipe", "fast", "--augment", "geometric"), (0, 1, 2), "headline"),
-    Method("effnet-d2-paper", "effnet d2, paper recipe (Adam 2e-4, BCE)", ("--preset", "effnet", "--depth", "2", "--recipe", "paper", "--augment", "geometric"), (0,), "recipe"),
+    Method("effnet-d2-paper", "effnet d2, paper recipe (Adam 2e-4, BCE)", ("--preset", "effnet", "--depth", "2", "--recipe", "paper", "--augment", "geometric"), (0, 1, 2), "recipe"),
     Method("lite-d2-paper", "lite d2, paper recipe (Adam 2e-4, BCE)", ("--preset", "lite", "--depth", "2", "--recipe", "paper", "--augment", "geometric"), (0,), "recipe"),
     Method("effnet-d2-noprior", "effnet d2, fast recipe, logit bias 0", ("--preset", "effnet", "--depth", "2", "--recipe", "fast", "--augment", "geometric", "--prior", "none"), (0,), "recipe"),
     Method("effnet-d2-nuis", "effnet d2, fast recipe, nuisance augmentation", ("--preset", "effnet", "--depth", "2", "--recipe", "fast", "--augment", "nuisance"), (0,), "recipe"),
