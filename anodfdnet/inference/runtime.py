@@ -90,9 +90,12 @@ def _eager(model):
 
 
 def _channels_last(model, device: torch.device, bf16: bool):
-    from .fuse import fold_batchnorm
+    from .fuse import fold_batchnorm, fuse_activations
 
-    model = fold_batchnorm(model).to(memory_format=torch.channels_last)  # a copy: the caller's model stays trainable
+    model = fold_batchnorm(model)  # a copy: the caller's model stays trainable
+    if device.type == "cpu":
+        model = fuse_activations(model)
+    model = model.to(memory_format=torch.channels_last)
 
     def run(h, c):
         h, c = h.contiguous(memory_format=torch.channels_last), c.contiguous(memory_format=torch.channels_last)
@@ -136,7 +139,8 @@ def build_runtime(model: torch.nn.Module, checkpoint: str | Path | None, device:
     """Wrap a loaded model (eval mode, on ``device``) in the asked-for path. ``checkpoint`` is the file the
     model came from (needed for ``onnx``; None: no ONNX). ``auto`` never fails (``auto_path``); an
     explicit path that cannot run here is a UserError saying why. ``cl`` and ``bf16`` run a copy of the model with
-    each BatchNorm folded into its convolution (``anodfdnet/fuse.py``), channels-last on the CPU; ``model`` is not changed."""
+    each BatchNorm folded into its convolution and, on the CPU, each activation into oneDNN's convolution call
+    (``anodfdnet/inference/fuse.py``), channels-last; ``model`` is not changed."""
     if path not in CHOICES:
         raise UserError(f"unknown inference path '{path}': use one of {', '.join(CHOICES)}.")
     cpu = device.type == "cpu"
