@@ -12,11 +12,17 @@
 # from Google's ImageNet EfficientNet-Lite0 weights; the other depths start from depth 2 (every tensor of
 # the same name and shape) and are fine-tuned. Run folders go to $RUNS (default runs/); a run that is
 # interrupted resumes when the script is run again.
+#
+# The recipe comparison of the model card: ONLY_D2=1 trains the depth-2 run alone into $RUNS/effnet-d2-RECIPE-sSEED
+# and copies nothing into checkpoints/, e.g.
+#   RECIPE=paper SEED=1 ONLY_D2=1 RUNS=~/runs/long bash checkpoints/train.sh cpu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cpu}
 SHARED=${SHARED:-../shared/data}
 RUNS=${RUNS:-runs}
+RECIPE=${RECIPE:-fast}  # fast: what the shipped files got; paper: the paper's Adam 2e-4, BCE
+SEED=${SEED:-0}
 DATA=(--data "deeppcb:$SHARED/deeppcb/trainval.txt" --data "ba:$SHARED/tunnel_synthetic" --data synth:2000 --data synth:1000:1:hard)
 if [ "$mode" = cpu ]; then
   COMMON=(--preset effnet --size 128 --crop --batch 4 --threads 1 --workers 0 --val-limit 60 --epochs 100 --save-every 200)
@@ -28,6 +34,11 @@ elif [ "$mode" = full ]; then
   OTHERS=(--epochs 20 --steps-per-epoch 2000 --lr 3e-4)
 else
   echo "usage: bash checkpoints/train.sh cpu|full" >&2; exit 2
+fi
+COMMON+=(--recipe "$RECIPE" --seed "$SEED")
+if [ "${ONLY_D2:-0}" = 1 ]; then
+  python -m anodfdnet train "${DATA[@]}" "${COMMON[@]}" "${D2[@]}" --depth 2 --out "$RUNS/effnet-d2-$RECIPE-s$SEED"
+  exit 0
 fi
 python -m anodfdnet train "${DATA[@]}" "${COMMON[@]}" "${D2[@]}" --depth 2 --out "$RUNS/effnet-d2"
 cp "$RUNS/effnet-d2/best.safetensors" checkpoints/anodfdnet-effnet-d2.safetensors
