@@ -78,9 +78,9 @@ class FusedConv(nn.Module):
         self.stride, self.dilation, self.groups = list(conv.stride), list(conv.dilation), conv.groups
         self.padding = list(conv.padding)
         self.output_padding = list(getattr(conv, "output_padding", (0, 0)))
-        self.crop = isinstance(conv, Conv2dSame)  # its inference form: padding lo + 2, first row/column dropped
-        if self.crop:
-            self.padding = [conv.same[0] + 2] * 2
+        self.crop = conv.crop if isinstance(conv, Conv2dSame) else None  # Conv2dSame's inference form
+        if self.crop is not None:
+            self.padding = [conv.inference_padding] * 2
         self.attr, self.scalars = attr, scalars
         self._cast: dict[torch.dtype, tuple] = {}
 
@@ -106,12 +106,12 @@ class FusedConv(nn.Module):
         else:
             y = torch.ops.mkldnn._convolution_pointwise(
                 x, w, b, self.padding, self.stride, self.dilation, self.groups, self.attr, self.scalars, "")
-        return y[:, :, 1:, 1:] if self.crop else y
+        return y if self.crop is None else self.crop(y)
 
 
 def _fusable(conv: nn.Module) -> bool:
     return (isinstance(conv, _CONVS) and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
-            and conv.weight.dim() == 4 and conv.weight.device.type == "cpu")
+            and conv.weight.dim() == 4 and conv.weight.device.type == "cpu")  # oneDNN's calls are CPU-only
 
 
 def fuse_activations(model: nn.Module) -> nn.Module:

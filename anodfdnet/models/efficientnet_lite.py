@@ -54,11 +54,20 @@ class Conv2dSame(nn.Conv2d):
         lo = (k - 2) // 2
         self.same = (lo, k - 2 - lo, lo, k - 2 - lo)
 
+    @property
+    def inference_padding(self) -> int:
+        """The symmetric padding of the inference form (its output then goes through ``crop``)."""
+        return self.same[0] + 2
+
+    @staticmethod
+    def crop(y: torch.Tensor) -> torch.Tensor:
+        """The inference form's output made SAME's: the first row and column dropped."""
+        return y[:, :, 1:, 1:]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return super().forward(F.pad(x, self.same))
-        p = self.same[0] + 2
-        return F.conv2d(x, self.weight, self.bias, 2, p, 1, self.groups)[:, :, 1:, 1:]
+        return self.crop(F.conv2d(x, self.weight, self.bias, 2, self.inference_padding, 1, self.groups))
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
