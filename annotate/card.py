@@ -104,7 +104,7 @@ def card_text(path: Path, summary_markdown: str | None = None) -> str:
         "agree less (mean pairwise IoU) than X.\n\n"
         "Each save adds one Parquet shard under `data/`; a compaction may merge shards. Read with\n"
         "`datasets.load_dataset(\"<this folder or repo>\")`, or train on it with AnoDFDNet:\n"
-        "`python -m anodfdnet retrain --labels <this folder or repo> --labels-policy consensus --from effnet-d2 --out runs/retrain`.\n"
+        "`python -m anodfdnet adapt --labels <this folder or repo> --labels-policy consensus --from effnet-d2 --out runs/adapt`.\n"
         "If a row id appears twice (an interrupted compaction), the rows are identical: keep one.\n\n"
         "License: set the `license` field above to the terms the images may be shared under.\n\n"
         f"{NOTES}" + notes

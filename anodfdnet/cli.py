@@ -1,8 +1,8 @@
-"""Command line: ``python -m anodfdnet train | evaluate | predict | export | retrain | models | specs``.
+"""Command line: ``python -m anodfdnet train | evaluate | predict | export | adapt | models | specs`` (``retrain``: adapt's former name).
 
 Parses and dispatches, nothing more: each command is a function of the library module that owns it
 (``train.train``, ``evaluate.evaluate_checkpoint``, ``predict.predict_files``,
-``inference.onnx_export.export_checkpoints``, ``retrain.retrain``, ``models.describe``,
+``inference.onnx_export.export_checkpoints``, ``adaptation.adapt``, ``models.describe``,
 ``data.spec_help``). Errors a user can cause print one sentence on stderr and exit with code 2.
 """
 from __future__ import annotations
@@ -17,6 +17,10 @@ PATH_HELP = ("inference path: auto (the fastest measured here: bf16 on CPUs with
 ALIGN_HELP = ("bring the history onto the current view first: auto (a homography, affine or similarity map from image "
               "features, used only when judged trustworthy; registered pairs are left alone), off, homography, affine, "
               "ecc (auto refined by ECC); pixels the warped history does not cover are unknown: probability 0, flagged (default auto)")
+ADAPT_DESCRIPTION = ("Fine-tune a checkpoint on a handful of labelled pairs of your own domain within a CPU-time budget (native-"
+                     "resolution crops around the labelled anomalies, a replay share of the checkpoint's own training data), "
+                     "score it against the old checkpoint and the old checkpoint with a threshold fitted to your labels on "
+                     "held-out pairs (cross-fitting over folds), and keep the best: never a model that did worse on held-out pairs.")
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
 
@@ -140,26 +144,45 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=None, help="the .onnx file (one --checkpoint only; default: beside the checkpoint, or in "
                    "$ANODFDNET_CACHE/onnx (~/.cache/anodfdnet/onnx) when that folder is read-only or the Hugging Face cache)")
 
-    r = sub.add_parser("retrain", help="fine-tune a checkpoint on the labels collected in the app")
-    r.add_argument("--labels", required=True, help="label dataset folder (the app's ANODFDNET_LABEL_DIR) or Hub dataset id")
-    r.add_argument("--from", dest="init", default="effnet-d2", help="checkpoint to start from (default effnet-d2, the app's default)")
-    r.add_argument("--out", required=True, help="run folder; the new checkpoint is OUT/best.safetensors")
-    r.add_argument("--epochs", type=int, default=20)
-    r.add_argument("--steps-per-epoch", type=int, default=None)
-    r.add_argument("--val-fraction", type=float, default=0.2)
-    r.add_argument("--size", type=_size, default=256)
-    r.add_argument("--lr", type=float, default=1e-4)
-    r.add_argument("--device", default="auto")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--name", default=None, help="also copy the new checkpoint to $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) as anodfdnet-NAME.safetensors")
-    r.add_argument("--labels-policy", choices=("latest", "consensus", "accepted"), default="latest",
-                   help="which labels train: latest (every annotator's latest answer per pair), consensus (per pair with "
-                   "--labels-per-pair answers, their per-pixel majority), accepted (masks reviewers accepted or corrected); "
-                   "default latest")
-    r.add_argument("--min-agreement", type=float, default=None, metavar="X",
-                   help="leave out pairs whose annotators' masks agree less than X (mean pairwise IoU, 0 to 1); latest and consensus")
-    r.add_argument("--labels-per-pair", type=int, default=None, metavar="K",
-                   help="answers a pair needs for a consensus (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
+    for command, help_text in (("adapt", "adapt a checkpoint to your own pairs: fine-tune on a handful of labelled pairs, "
+                                          "checked on held-out ones, never silently worse"),
+                               ("retrain", "the former name of adapt (the same command)")):
+        r = sub.add_parser(command, help=help_text, epilog=EPILOG_DATA, description=ADAPT_DESCRIPTION)
+        r.add_argument("--labels", required=True, help="the labelled pairs: a label dataset folder (the app's ANODFDNET_LABEL_DIR), "
+                       "a Hub dataset id, or any data SPEC with masks (e.g. ab:DIR)")
+        r.add_argument("--from", dest="init", default="effnet-d2", help="checkpoint to start from: path, shipped name or "
+                       "hf://OWNER/REPO/FILE (default effnet-d2, the app's default)")
+        r.add_argument("--out", required=True, help="run folder (resumable): fold-N/ and final/ runs, adapted.safetensors, "
+                       "threshold.safetensors, best.safetensors (the chosen one), report.json")
+        r.add_argument("--budget-minutes", type=float, default=5.0, help="CPU time for all of the training, all threads counted, "
+                       "shared equally by the folds and the final run (default 5)")
+        r.add_argument("--steps", type=int, default=None, help="cap on optimizer steps per run (default: the budget decides)")
+        r.add_argument("--folds", type=int, default=3, help="folds of held-out labelled pairs (leave-one-pair-out with fewer "
+                       "pairs; default 3)")
+        r.add_argument("--size", type=_size, default=128, help="crop side at native resolution, a multiple of 16 (default 128)")
+        r.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the decoder and bottleneck (default 3e-4)")
+        r.add_argument("--encoder-lr", type=float, default=0.0, help="the encoder's rate as a share of --lr; 0 freezes it (default 0)")
+        r.add_argument("--replay-share", type=float, default=0.3, help="share of training crops from the checkpoint's own training "
+                       "data, so old domains are not forgotten; 0 turns replay off (default 0.3)")
+        r.add_argument("--replay-pairs", type=int, default=128, help="pairs drawn from that data (default 128)")
+        r.add_argument("--align", choices=MODES, default="auto", help="alignment when held-out pairs are predicted, as predict "
+                       "and the app do (default auto)")
+        r.add_argument("--domain", default=None, help="name the domain's threshold is recorded under (default: the labels' folder name)")
+        r.add_argument("--name", default=None, help="install the chosen checkpoint into $ANODFDNET_CHECKPOINT_DIR (or checkpoints/) "
+                       "as anodfdnet-NAME.safetensors, where the app's model menu finds it")
+        r.add_argument("--force", action="store_true", help="with --name: install the adapted model even when it was not better "
+                       "on held-out pairs")
+        r.add_argument("--device", default="auto")
+        r.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: one per core)")
+        r.add_argument("--seed", type=int, default=0)
+        r.add_argument("--labels-policy", choices=("latest", "consensus", "accepted"), default="latest",
+                       help="which labels of a label dataset train: latest (every annotator's latest answer per pair), consensus "
+                       "(per pair with --labels-per-pair answers, their per-pixel majority), accepted (masks reviewers accepted "
+                       "or corrected); default latest")
+        r.add_argument("--min-agreement", type=float, default=None, metavar="X",
+                       help="leave out pairs whose annotators' masks agree less than X (mean pairwise IoU, 0 to 1); latest and consensus")
+        r.add_argument("--labels-per-pair", type=int, default=None, metavar="K",
+                       help="answers a pair needs for a consensus (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")
     sub.add_parser("specs", help="the data SPEC syntax")
@@ -204,12 +227,16 @@ def cmd_export(a) -> int:
     return 0
 
 
-def cmd_retrain(a) -> int:
-    from .retrain import retrain
+def cmd_adapt(a) -> int:
+    from .adaptation import AdaptConfig, adapt
 
-    retrain(labels=a.labels, init=a.init, out=a.out, epochs=a.epochs, steps_per_epoch=a.steps_per_epoch,
-            val_fraction=a.val_fraction, size=a.size, lr=a.lr, device=a.device, seed=a.seed, name=a.name,
-            labels_policy=a.labels_policy, min_agreement=a.min_agreement, labels_per_pair=a.labels_per_pair)
+    if a.command == "retrain":
+        print("note: retrain is now adapt (the same command and options).", file=sys.stderr)
+    adapt(AdaptConfig(labels=a.labels, out=a.out, init=a.init, budget_minutes=a.budget_minutes, steps=a.steps, folds=a.folds,
+                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, replay_share=a.replay_share, replay_pairs=a.replay_pairs,
+                      align=a.align, labels_policy=a.labels_policy, min_agreement=a.min_agreement,
+                      labels_per_pair=a.labels_per_pair, domain=a.domain, name=a.name, force=a.force, device=a.device,
+                      threads=a.threads, seed=a.seed))
     return 0
 
 
@@ -227,7 +254,7 @@ def cmd_specs(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "retrain": cmd_retrain,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "adapt": cmd_adapt, "retrain": cmd_adapt,
             "models": cmd_models, "specs": cmd_specs}
 
 

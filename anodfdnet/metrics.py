@@ -184,14 +184,7 @@ class PixelMetrics:
         """``pairs`` (int) and precision, recall, oa, f1, iou, auc, eer (floats in [0, 1] or nan)."""
         c = self.counts()
         tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
-        out = {
-            "pairs": self.pairs,
-            "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn),
-            "oa": _ratio(tp + tn, tp + fp + tn + fn),
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "iou": _ratio(tp, tp + fp + fn),
-        }
+        out = {"pairs": self.pairs, **scores(tp, fp, tn, fn)}
         if tp + fn == 0 or tn + fp == 0:
             out["auc"] = out["eer"] = float("nan")
         else:
@@ -218,17 +211,25 @@ class PixelMetrics:
         f1 = np.where(den > 0, 2 * tp / np.maximum(den, 1), 0.0)
         return np.arange(self.bins + 1, dtype=np.float64) / self.bins, f1
 
+    def counts_at(self, threshold: float) -> dict[str, int]:
+        """tp, fp, tn, fn at another threshold, from the histograms (at the nearest bin edge)."""
+        k = int(round(float(threshold) * self.bins))
+        tp_all, fp_all, npos, nneg = self._counts_at_edges()
+        tp, fp = int(tp_all[k]), int(fp_all[k])
+        return {"tp": tp, "fp": fp, "tn": nneg - fp, "fn": npos - tp}
+
     def at(self, threshold: float) -> dict:
         """precision, recall, oa, f1, iou at another threshold, from the histograms: exact when
         ``threshold * bins`` is an integer (any threshold with at most 4 decimals at the default bins),
         otherwise at the nearest bin edge."""
-        k = int(round(float(threshold) * self.bins))
-        tp_all, fp_all, npos, nneg = self._counts_at_edges()
-        tp, fp = int(tp_all[k]), int(fp_all[k])
-        fn, tn = npos - tp, nneg - fp
-        return {"threshold": k / self.bins, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn),
-                "oa": _ratio(tp + tn, tp + fp + tn + fn), "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-                "iou": _ratio(tp, tp + fp + fn)}
+        c = self.counts_at(threshold)
+        return {"threshold": int(round(float(threshold) * self.bins)) / self.bins, **scores(**c)}
+
+
+def scores(tp: int, fp: int, tn: int, fn: int) -> dict:
+    """precision, recall, oa, f1 and iou from pixel counts."""
+    return {"precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn), "oa": _ratio(tp + tn, tp + fp + tn + fn),
+            "f1": _ratio(2 * tp, 2 * tp + fp + fn), "iou": _ratio(tp, tp + fp + fn)}
 
 
 def best_threshold(metrics: list["PixelMetrics"], lo: float = 0.02, hi: float = 0.98) -> tuple[float, float]:

@@ -46,19 +46,20 @@ def get_recipe(name: str) -> Recipe:
 
 
 def make_optimizer(model: torch.nn.Module, recipe: Recipe, lr: float | None = None,
-                   pretrained_encoder: bool = False) -> torch.optim.Optimizer:
-    """Adam (``paper``) or AdamW (``fast``) over ``model``'s parameters, in groups that differ in decay and
-    rate; each group remembers its peak rate as ``base_lr`` for :func:`set_lr`."""
+                   encoder_lr: float = 1.0) -> torch.optim.Optimizer:
+    """Adam (``paper``) or AdamW (``fast``) over ``model``'s trainable parameters, in groups that differ in
+    decay and rate (the encoder's at ``encoder_lr`` x the peak: ``recipe.encoder_lr`` for a pretrained
+    encoder); each group remembers its peak rate as ``base_lr`` for :func:`set_lr`."""
     peak = recipe.lr if lr is None else lr
     groups: dict[tuple[bool, bool], list[torch.nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         decay = recipe.weight_decay > 0 and p.ndim > 1 and not name.endswith(".pos")
-        encoder = pretrained_encoder and name.startswith("encoder.")
+        encoder = encoder_lr != 1.0 and name.startswith("encoder.")
         groups.setdefault((decay, encoder), []).append(p)
     param_groups = [{"params": ps, "weight_decay": recipe.weight_decay if decay else 0.0,
-                     "base_lr": peak * (recipe.encoder_lr if encoder else 1.0)}
+                     "base_lr": peak * (encoder_lr if encoder else 1.0)}
                     for (decay, encoder), ps in groups.items()]
     for g in param_groups:
         g["lr"] = g["base_lr"]

@@ -246,12 +246,12 @@ def test_reviews_round_trip_and_each_policy_gives_the_expected_rows(tmp_path):
         parse_spec(f"hf:{labels}?polcy=latest")
 
 
-def test_retrain_reports_what_each_policy_kept(tmp_path):
+def test_adapt_reports_what_each_policy_kept(tmp_path):
     import torch
 
     from anodfdnet.checkpoint import read_info, save_checkpoint
     from anodfdnet.models import ModelConfig, build_model
-    from anodfdnet.retrain import retrain
+    from anodfdnet.adaptation import AdaptConfig, adapt
 
     store = LabelStore(tmp_path / "labels")
     shape = (32, 32)
@@ -269,8 +269,8 @@ def test_retrain_reports_what_each_policy_kept(tmp_path):
     init = tmp_path / "start.safetensors"
     save_checkpoint(init, build_model(ModelConfig.from_preset("lite", 0)), {"eval_size": 32})
     out = tmp_path / "run"
-    best = retrain(str(tmp_path / "labels"), str(init), str(out), epochs=1, steps_per_epoch=1, size=32, device="cpu",
-                   progress=False, labels_policy="consensus", labels_per_pair=3)
+    adapt(AdaptConfig(labels=str(tmp_path / "labels"), out=str(out), init=str(init), steps=1, budget_minutes=None, size=32,
+                      device="cpu", progress=False, labels_policy="consensus", labels_per_pair=3))
     report = json.loads((out / "report.json").read_text())
     assert report["labels_policy"] == "consensus" and report["pairs"] == 4
     assert report["labels_spec"] == f"hf:{tmp_path / 'labels'}?policy=consensus&k=3"
@@ -278,10 +278,11 @@ def test_retrain_reports_what_each_policy_kept(tmp_path):
     assert (p["latest"]["pairs_kept"], p["latest"]["items"]) == (5, 13)
     assert (p["consensus"]["pairs_kept"], p["consensus"]["left_out"]) == (4, {"fewer than k=3 labels": 1})
     assert (p["accepted"]["pairs_kept"], p["accepted"]["left_out"]) == (1, {"not reviewed": 4})
-    assert read_info(best).meta["labels_spec"] == report["labels_spec"]
-    with pytest.raises(UserError, match="gives 1 training pair.*accepted.*at least 2"):
-        retrain(str(tmp_path / "labels"), str(init), str(tmp_path / "run2"), epochs=1, steps_per_epoch=1, size=32,
-                device="cpu", progress=False, labels_policy="accepted")
+    assert read_info(out / "adapted.safetensors").meta["labels_spec"] == report["labels_spec"]
+    # The accepted policy keeps one pair: it is adapted to, but nothing can hold it out, so nothing is chosen.
+    one = adapt(AdaptConfig(labels=str(tmp_path / "labels"), out=str(tmp_path / "run2"), init=str(init), steps=1,
+                            budget_minutes=None, size=32, device="cpu", progress=False, labels_policy="accepted"))
+    assert one["pairs"] == 1 and one["choice"] == "before" and one["best"] is None
 
 
 def test_v1_shards_stay_readable_and_compaction_upgrades_them_and_refreshes_the_card(tmp_path, capsys):

@@ -43,7 +43,7 @@ def test_fast_schedule_warms_up_then_decays_and_paper_is_constant():
 
 def test_optimizer_groups_decay_only_weights_and_slow_a_pretrained_encoder():
     model = build_model(ModelConfig.from_preset("effnet", 1))
-    opt = make_optimizer(model, RECIPES["fast"], pretrained_encoder=True)
+    opt = make_optimizer(model, RECIPES["fast"], encoder_lr=RECIPES["fast"].encoder_lr)
     assert isinstance(opt, torch.optim.AdamW)
     names = {id(p): n for n, p in model.named_parameters()}
     for g in opt.param_groups:

@@ -19,7 +19,8 @@ class PairDataset(torch.utils.data.Dataset):
     zero padding for the mask when smaller), placed to contain a random anomaly pixel half of the time
     when the mask is not empty, since a 0.3%-area defect rarely falls in a uniform crop. ``augment=True``
     applies one of identity / vflip / hflip / rot180 to all three alike, and with ``nuisance=True`` (crop
-    mode) also the viewpoint, scale and photometric nuisance of ``augment.py``.
+    mode) also the viewpoint, scale and photometric nuisance of ``augment.py``, and with ``rot90=True`` (crop
+    mode, square crops) the quarter turns as well: one of the eight symmetries of the square.
 
     Random draws come from a numpy generator made per item from ``seed``, ``torch.initial_seed()``
     (which differs between DataLoader workers and between epochs' worker sets), the index and a
@@ -28,13 +29,14 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, source: Source, size: int = 256, mode: str = "resize", augment: bool = False, seed: int = 0,
-                 nuisance: bool = False):
+                 nuisance: bool = False, rot90: bool = False):
         if mode not in ("resize", "crop"):
             raise ValueError(f"mode must be 'resize' or 'crop', got {mode!r}")
         if int(size) <= 0:
             raise ValueError(f"size must be positive, got {size}")
         self.source, self.size, self.mode, self.augment, self.seed = source, int(size), mode, augment, int(seed)
         self.nuisance = bool(nuisance and augment)
+        self.rot90 = bool(rot90 and augment and mode == "crop")
         self._draws = 0
 
     def __len__(self) -> int:
@@ -67,6 +69,8 @@ class PairDataset(torch.utils.data.Dataset):
         if self.augment:
             k = int(rng.integers(4))
             h, c, m = flip(h, k), flip(c, k), flip(m, k)
+            if self.rot90 and rng.random() < 0.5:
+                h, c, m = (np.ascontiguousarray(np.rot90(a)) for a in (h, c, m))
         return dict(history=to_tensor(h), current=to_tensor(c), mask=mask_to_tensor(m), index=int(index))
 
     def _crop(self, h: np.ndarray, c: np.ndarray, m: np.ndarray, rng: np.random.Generator, s: int | None = None):

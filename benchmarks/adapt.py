@@ -1,0 +1,233 @@
+"""Adaptation to a domain the model never saw (``python -m anodfdnet adapt``), leave-one-domain-out.
+
+    python -m benchmarks adapt --run [--targets tunnel levir] [--k 1 3 5 10] [--budgets 2 5 10] [--seeds 0 1 2]
+                               [--variants default] [--jobs 2] [--work ~/runs/adapt-bench] [--base-tunnel CKPT]
+    python -m benchmarks adapt             # writes benchmarks/ADAPT.md and benchmarks/adapt.json from what has run
+
+Targets (the pairs of ``../shared/data``):
+
+- ``tunnel``: the tunnel-lining pairs (``ba:``) for a model that never saw a tunnel: ``--base-tunnel``, an
+  effnet-d2 trained like the shipped one on DeepPCB and generated pairs only (``checkpoints/train.sh`` without
+  the tunnel data; the command is in ADAPT.md). The k labelled pairs are drawn from the tunnel training side,
+  the test is the whole tunnel validation side. Reference: the shipped effnet-d2, which trained on the whole
+  tunnel training side (and the rest).
+- ``levir``: the 11 LEVIR-CD satellite crops for the shipped effnet-d2, which never saw a satellite image.
+  Per seed a permutation of the 11: the first k are labelled (k <= 5), the last 6 are the test. No model
+  trained on a LEVIR training set exists here, so there is no reference.
+
+For every (target, k, CPU budget, seed, variant): ``adapt`` with those labels (one thread, the budget in CPU
+minutes for all its runs), then on the test pairs the adapted model at its own threshold, the model the guard
+chose (``served``: the adapted one, the old weights at the domain's threshold, or the old checkpoint), the old
+checkpoint and the reference; and on the old domains (the base's validation sides, first 60 pairs each) the
+adapted model against the old one, both at the old checkpoint's threshold (the adapted checkpoint keeps it as
+its ``generic`` domain threshold): forgetting. Maps are made on the default inference path with ``--align auto``,
+as ``predict`` and the app make them. Every run's figures go to ``WORK/results.jsonl``; a run already there is
+not run again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("ANODFDNET_SHARED_DATA", REPO.parent / "shared" / "data"))
+LEVIR_TEST = 6
+
+VARIANTS = {  # AdaptConfig overrides; "default" is the command's defaults
+    "default": {},
+    "encoder-0.1": {"encoder_lr": 0.1},
+    "no-replay": {"replay_share": 0.0},
+    "lr-1e-3": {"lr": 1e-3},
+    "norm-train": {"frozen_norm": False},
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    pool: str
+    test: str | None  # None: the last LEVIR_TEST pairs of each seed's permutation of the pool
+    base: str
+    reference: str | None
+    old: tuple[str, ...]
+
+
+def targets(base_tunnel: str) -> dict[str, Target]:
+    deeppcb, tunnel = f"deeppcb:{SHARED}/deeppcb/trainval.txt", f"ba:{SHARED}/tunnel_synthetic"
+    return {
+        "tunnel": Target("tunnel", f"{tunnel}@train", f"{tunnel}@val", base_tunnel, "effnet-d2",
+                         (f"{deeppcb}@val", "synth:2000@val")),
+        "levir": Target("levir", f"ab:{SHARED}/levir_samples", None, "effnet-d2", None,
+                        (f"{deeppcb}@val", f"{tunnel}@val", "synth:2000@val")),
+    }
+
+
+def _permutation(n: int, seed: int) -> list[int]:
+    import numpy as np
+
+    return np.random.default_rng(1000 + seed).permutation(n).tolist()
+
+
+def picks(target: Target, pool_size: int, k: int, seed: int) -> tuple[list[int], list[int] | None]:
+    """(labelled pool indices, test pool indices or None when the test is its own SPEC); nested in k."""
+    order = _permutation(pool_size, seed)
+    if target.test is None:
+        if k > pool_size - LEVIR_TEST:
+            raise ValueError(f"{target.name}: k={k} leaves fewer than {LEVIR_TEST} test pairs")
+        return sorted(order[:k]), sorted(order[-LEVIR_TEST:])
+    return sorted(order[:k]), None
+
+
+def _metrics(checkpoint, source, limit=None):
+    """(PixelMetrics, threshold) of a checkpoint on a source: default path, align auto, its eval size."""
+    import torch
+
+    from anodfdnet.checkpoint import load_checkpoint
+    from anodfdnet.evaluate import accumulate
+    from anodfdnet.inference.runtime import build_runtime
+
+    dev = torch.device("cpu")
+    model, info = load_checkpoint(checkpoint, dev)
+    acc = accumulate(model, source, info.eval_size, dev, limit=limit, progress=False,
+                     forward=build_runtime(model, info.path, dev, "auto"), align="auto")
+    return acc, info.threshold
+
+
+def _at(acc, threshold: float) -> dict:
+    m = acc.compute()
+    return {"f1": acc.at(threshold)["f1"], "iou": acc.at(threshold)["iou"], "threshold": threshold, "auc": m["auc"],
+            "pairs": acc.pairs}
+
+
+def run_one(job: dict) -> dict:
+    """One adaptation and its evaluation (runs in a worker process with one thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from anodfdnet.adaptation import AdaptConfig, adapt
+    from anodfdnet.checkpoint import read_info, resolve
+    from anodfdnet.data import Subset, parse_spec
+
+    t = Target(**job["target"])
+    pool = parse_spec(t.pool)
+    labelled, test_idx = picks(t, len(pool), job["k"], job["seed"])
+    spec = f"{t.pool}#pick(k={job['k']},seed={job['seed']})"
+    source = Subset(pool, labelled, spec)
+    test = Subset(pool, test_idx, f"{t.pool}#test(seed={job['seed']})") if test_idx is not None else parse_spec(t.test)
+    out = Path(job["out"])
+    cfg = AdaptConfig(labels=spec, out=str(out), init=t.base, budget_minutes=job["budget"], seed=job["seed"], threads=1,
+                      progress=False, domain=t.name, **VARIANTS[job["variant"]])
+    t0 = time.process_time()
+    report = adapt(cfg, source=source)
+    adapt_cpu = time.process_time() - t0
+    base = read_info(resolve(t.base))
+    served = report["best"] or str(resolve(t.base))
+    acc_adapted, th_adapted = _metrics(report["adapted"], test)
+    row = {**{k: job[k] for k in ("target", "k", "budget", "seed", "variant")}, "choice": report["choice"],
+           "heldout": {k: v["f1"] for k, v in report["heldout"].items()}, "adapt_cpu_minutes": round(adapt_cpu / 60, 2),
+           "test_adapted": _at(acc_adapted, th_adapted)}
+    row["test_served"] = row["test_adapted"] if report["choice"] == "adapted" else _at(*_metrics(served, test))
+    row["old"] = {}
+    for spec_old in t.old:
+        acc, _ = _metrics(report["adapted"], parse_spec(spec_old), limit=60)
+        row["old"][spec_old] = _at(acc, base.threshold)
+    row["target"] = t.name
+    return row
+
+
+def baselines(t: Target, seeds: list[int]) -> dict:
+    """The old checkpoint and the reference on the test pairs (per seed for LEVIR) and the old one on the old domains."""
+    from anodfdnet.data import Subset, parse_spec
+
+    pool = parse_spec(t.pool)
+    out = {"test": {}, "old": {}}
+    for seed in seeds if t.test is None else [None]:
+        test = parse_spec(t.test) if seed is None else Subset(pool, picks(t, len(pool), 1, seed)[1], f"{t.pool}#test(seed={seed})")
+        key = "all" if seed is None else str(seed)
+        out["test"][key] = {"base": _at(*_metrics(t.base, test))}
+        if t.reference:
+            out["test"][key]["reference"] = _at(*_metrics(t.reference, test))
+    for spec_old in t.old:
+        out["old"][spec_old] = _at(*_metrics(t.base, parse_spec(spec_old), limit=60))
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", action="store_true", help="run the adaptations that are missing (else only write the report)")
+    p.add_argument("--targets", nargs="+", default=["tunnel", "levir"], choices=["tunnel", "levir"])
+    p.add_argument("--k", nargs="+", type=int, default=[1, 3, 5, 10], help="labelled target pairs (LEVIR: at most 5)")
+    p.add_argument("--budgets", nargs="+", type=float, default=[2, 5, 10], help="CPU minutes of adaptation")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
+    p.add_argument("--jobs", type=int, default=1, help="adaptations at once, one thread each")
+    p.add_argument("--work", default=str(Path.home() / "runs" / "adapt-bench"), help="run folders and results.jsonl")
+    p.add_argument("--base-tunnel", default=str(Path.home() / "runs" / "adapt" / "generic-notunnel-d2" / "best.safetensors"),
+                   help="the effnet-d2 trained without tunnel pairs")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "ADAPT.md"))
+
+
+def main(args) -> int:
+    from anodfdnet.errors import UserError
+
+    work = Path(args.work).expanduser()
+    work.mkdir(parents=True, exist_ok=True)
+    tg = targets(args.base_tunnel)
+    if args.run:
+        if "tunnel" in args.targets and not Path(args.base_tunnel).expanduser().is_file():
+            raise UserError(f"--base-tunnel '{args.base_tunnel}' is not a file: train it first (the command is in ADAPT.md).")
+        _run(args, work, tg)
+    results = [json.loads(line) for line in (work / "results.jsonl").read_text().splitlines()] if (work / "results.jsonl").exists() else []
+    base_figs = json.loads((work / "baselines.json").read_text()) if (work / "baselines.json").exists() else {}
+    from .adapt_report import write_report
+
+    write_report(results, base_figs, Path(args.out), args.base_tunnel)
+    return 0
+
+
+def _run(args, work: Path, tg: dict[str, Target]) -> None:
+    import multiprocessing as mp
+    from dataclasses import asdict
+
+    bl_path = work / "baselines.json"
+    base_figs = json.loads(bl_path.read_text()) if bl_path.exists() else {}
+    for name in args.targets:
+        if name not in base_figs:
+            print(f"baselines of {name} ...", flush=True)
+            base_figs[name] = baselines(tg[name], [0, 1, 2])
+            bl_path.write_text(json.dumps(base_figs, indent=1) + "\n")
+    done_path = work / "results.jsonl"
+    done = set()
+    if done_path.exists():
+        for line in done_path.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["target"], r["k"], r["budget"], r["seed"], r["variant"]))
+    jobs = []
+    for variant in args.variants:
+        for name in args.targets:
+            for k in args.k:
+                if name == "levir" and k > 11 - LEVIR_TEST:
+                    continue
+                for budget in args.budgets:
+                    for seed in args.seeds:
+                        if (name, k, budget, seed, variant) in done:
+                            continue
+                        out = work / name / variant / f"k{k}-b{budget:g}-s{seed}"
+                        jobs.append({"target": asdict(tg[name]), "k": k, "budget": budget, "seed": seed, "variant": variant, "out": str(out)})
+    print(f"{len(jobs)} adaptation(s) to run, {args.jobs} at a time", flush=True)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(max(1, args.jobs), maxtasksperchild=1) as pool, open(done_path, "a") as log:
+        for row in pool.imap_unordered(run_one, jobs):
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            print(f"{row['target']} k={row['k']} budget={row['budget']:g} seed={row['seed']} {row['variant']}: "
+                  f"adapted F1 {100 * row['test_adapted']['f1']:.1f}, served ({row['choice']}) {100 * row['test_served']['f1']:.1f}",
+                  flush=True)
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0)

@@ -1,0 +1,101 @@
+"""benchmarks/ADAPT.md and adapt.json from the adaptation benchmark's results (``benchmarks/adapt.py``)."""
+from __future__ import annotations
+
+import json
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+COMMAND = ("python -m benchmarks adapt --run --targets tunnel levir --k 1 3 5 10 --budgets 2 5 10 --seeds 0 1 2 --jobs 2\n"
+           "python -m benchmarks adapt --run --targets tunnel --k 5 --budgets 5 --seeds 0 1 2 --variants encoder-0.1 no-replay lr-1e-3 --jobs 2")
+BASE_COMMAND = ("python -m anodfdnet train --data deeppcb:../shared/data/deeppcb/trainval.txt --data synth:2000 "
+                "--data synth:1000:1:hard --preset effnet --depth 2 --size 128 --crop --batch 4 --threads 1 --workers 0 "
+                "--val-limit 60 --epochs 100 --save-every 200 --steps-per-epoch 800 --budget-minutes 45 "
+                "--out ~/runs/adapt/generic-notunnel-d2")
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "–"
+    m = statistics.fmean(values)
+    s = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * m:.1f} ± {100 * s:.1f} ({len(values)})"
+
+
+def _base_test(base_figs: dict, target: str, seed: int, who: str = "base") -> float | None:
+    tests = base_figs.get(target, {}).get("test", {})
+    fig = tests.get("all", tests.get(str(seed), {})).get(who)
+    return None if fig is None else fig["f1"]
+
+
+def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str) -> None:
+    lines = ["# Adaptation to an unseen domain (`python -m anodfdnet adapt`)", "",
+             "Written by `python -m benchmarks adapt` (`benchmarks/adapt.py` says what each figure is). Commands:", "",
+             "```", COMMAND, "```", "",
+             "The tunnel target's base model, an effnet-d2 that never saw a tunnel pair (DeepPCB and generated pairs only, "
+             "otherwise the shipped effnet-d2's command):", "", "```", BASE_COMMAND, "```", "",
+             "F1 in %, mean ± standard deviation over seeds (number of seeds in brackets), on test pairs no run labelled. "
+             "*adapted*: the adapted model at its cross-fitted threshold; *served*: what the guard chose (the adapted model, "
+             "the old weights at a threshold fitted to the labels, or the old checkpoint unchanged). Budgets are CPU minutes "
+             "for the whole `adapt` (its folds and the final run), one thread.", ""]
+    by = defaultdict(list)
+    for r in results:
+        by[(r["target"], r["variant"])].append(r)
+    summary = {}
+    for (target, variant), rows in sorted(by.items(), key=lambda kv: (kv[0][0], kv[0][1] != "default", kv[0][1])):
+        ks = sorted({r["k"] for r in rows})
+        budgets = sorted({r["budget"] for r in rows})
+        base_vals = [_base_test(base_figs, target, r["seed"]) for r in rows]
+        ref_vals = [_base_test(base_figs, target, r["seed"], "reference") for r in rows]
+        base_mean = statistics.fmean([v for v in base_vals if v is not None]) if any(v is not None for v in base_vals) else None
+        ref_mean = statistics.fmean([v for v in ref_vals if v is not None]) if any(v is not None for v in ref_vals) else None
+        test_pairs = rows[0]["test_adapted"]["pairs"]
+        lines += [f"## {target}, variant `{variant}`", ""]
+        lines.append(f"Test: {test_pairs} pairs. Unadapted model: F1 {100 * base_mean:.1f} %" if base_mean is not None else "Unadapted: –")
+        if ref_mean is not None:
+            lines[-1] += f"; reference trained on the whole target training set (the shipped effnet-d2): {100 * ref_mean:.1f} %"
+        lines[-1] += "."
+        lines.append("")
+        for what, key in (("adapted", "test_adapted"), ("served (after the guard)", "test_served")):
+            lines += [f"**{what}**", "", "| k \\ budget | " + " | ".join(f"{b:g} min" for b in budgets) + " |",
+                      "|---|" + "---:|" * len(budgets)]
+            for k in ks:
+                cells = [_ms([r[key]["f1"] for r in rows if r["k"] == k and r["budget"] == b]) for b in budgets]
+                lines.append(f"| {k} | " + " | ".join(cells) + " |")
+            lines.append("")
+        choices = defaultdict(int)
+        worse = []
+        for r in rows:
+            choices[r["choice"]] += 1
+            b = _base_test(base_figs, target, r["seed"])
+            if b is not None and r["test_served"]["f1"] < b - 0.005:
+                worse.append(f"k={r['k']} budget {r['budget']:g} seed {r['seed']}: {100 * r['test_served']['f1']:.1f} < {100 * b:.1f}")
+        lines.append("Guard: chose " + ", ".join(f"{c} {n}x" for c, n in sorted(choices.items())) + f" of {len(rows)} runs; "
+                     + (f"served model below the unadapted one on the test pairs (by > 0.5 points) in {len(worse)}: "
+                        + "; ".join(worse) if worse else "the served model was never below the unadapted one on the test pairs (by > 0.5 points)."))
+        lines.append("")
+        old_sets = sorted({s for r in rows for s in r["old"]})
+        lines += ["**Old domains** (forgetting): F1 change of the adapted model against the unadapted one at the unadapted "
+                  "checkpoint's threshold, first 60 validation pairs of each, mean over the runs of each budget", "",
+                  "| old set | unadapted F1 | " + " | ".join(f"{b:g} min" for b in budgets) + " |", "|---|---:|" + "---:|" * len(budgets)]
+        for s in old_sets:
+            base_old = base_figs.get(target, {}).get("old", {}).get(s, {}).get("f1")
+            cells = []
+            for b in budgets:
+                deltas = [r["old"][s]["f1"] - base_old for r in rows if r["budget"] == b and s in r["old"] and base_old is not None]
+                cells.append(f"{100 * statistics.fmean(deltas):+.1f}" if deltas else "–")
+            lines.append(f"| {s.split('/')[-1] if '/' in s else s} | {100 * base_old:.1f} | " + " | ".join(cells) + " |"
+                         if base_old is not None else f"| {s} | – |")
+        lines.append("")
+        k5 = [r for r in rows if r["k"] == 5 and r["budget"] <= 10]
+        if k5 and base_mean is not None:
+            best_budget = max({r["budget"] for r in k5})
+            at = [r for r in k5 if r["budget"] == best_budget]
+            gain = statistics.fmean([r["test_adapted"]["f1"] for r in at]) - base_mean
+            summary[f"{target}/{variant}"] = {"k5_budget": best_budget, "k5_adapted_f1": statistics.fmean([r["test_adapted"]["f1"] for r in at]),
+                                              "k5_served_f1": statistics.fmean([r["test_served"]["f1"] for r in at]),
+                                              "base_f1": base_mean, "reference_f1": ref_mean, "gain": gain, "served_below_base": len(worse)}
+    out.write_text("\n".join(lines).rstrip() + "\n")
+    out.with_name("adapt.json").write_text(json.dumps({"results": results, "baselines": base_figs, "summary": summary,
+                                                        "base_tunnel": base_tunnel}, indent=1) + "\n")
+    print(f"wrote {out} ({len(results)} runs)")
