@@ -64,6 +64,7 @@ import numpy as np
 
 from ..errors import UserError
 from .images import load_mask, load_rgb
+from .label_files import error_line, readable_shards
 from .label_policies import KINDS, POLICIES, RowInfo, Selection, consensus_mask, latest_per_annotator, select
 from .source import Pair, Source, load_pair
 from .spec import register_source
@@ -224,11 +225,6 @@ def labels_spec(labels: str, policy: str = "latest", min_agreement: float | None
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
 def _caused_by(e: BaseException | None, kind: type) -> bool:
     while e is not None:
         if isinstance(e, kind):
@@ -251,6 +247,7 @@ class LabelSource(Source):
 
     def __init__(self, arg: str, spec: str | None = None):
         self.spec = spec or f"hf:{arg}"
+        self.quarantined: list[tuple[str, str]] = []  # (shard name, why) moved aside while loading
         where, opts = parse_label_arg(arg, self.spec)
         self.policy = opts["policy"]
         self.k = opts["k"] if opts["k"] is not None else labels_per_pair()
@@ -296,20 +293,27 @@ class LabelSource(Source):
         path = Path(arg).expanduser()
         local = path.is_dir()
         if local:
-            if not any((path / "data").glob("*.parquet")):
-                raise UserError(f"data spec '{self.spec}': '{path}' holds no labels yet (no data/*.parquet shards).")
+            # Each shard checked first: one unreadable file is moved aside (label_files.quarantine, a logged
+            # warning naming it), not a failure of the whole folder.
+            shards, moved = readable_shards(path / "data")
+            self.quarantined.extend(moved)
+            if not shards:
+                aside = f"; {len(moved)} unreadable shard(s) moved aside to {path / 'quarantine'}" if moved else ""
+                raise UserError(f"data spec '{self.spec}': '{path}' holds no labels yet (no data/*.parquet shards{aside}).")
             target = str(path)
         elif _REPO_ID.fullmatch(arg) and not path.exists():
             target = arg
         else:
             raise UserError(f"data spec '{self.spec}': '{arg}' is neither a label folder nor a Hub dataset id (OWNER/NAME).")
-        # A local folder is loaded with an explicit data_files pattern: datasets 5.2 then keys its
+        # A local folder is loaded with an explicit list of its readable shards: datasets 5.2 then keys its
         # Arrow cache on the resolved shard list, whereas load_dataset(DIR) alone keys it on the card's
         # pattern and serves the first load's rows forever after, missing every later save.
-        kwargs = {"data_files": {"train": "data/*.parquet"}} if local else {}
+        kwargs = {"data_files": {"train": [str(p) for p in shards]}} if local else {}
         kwargs["features"] = _features()  # v1 shards load too: their v2 columns come back null
         last = None
         for attempt in range(3):
+            if local and attempt:  # listed again: a compaction may have merged shards, a bad one moved aside
+                kwargs["data_files"] = {"train": [str(p) for p in readable_shards(path / "data")[0]]}
             try:
                 return datasets.load_dataset(target, split="train", **kwargs)
             except Exception as e:  # offline, no such repo, no access, unreadable shard
@@ -319,9 +323,16 @@ class LabelSource(Source):
                     last = e
                     time.sleep(0.2 * (attempt + 1))
                     continue
+                if local and attempt < 2:
+                    # A damaged page behind a good footer: read every shard whole, move the bad ones aside.
+                    _, moved = readable_shards(path / "data", full=True)
+                    if moved:
+                        self.quarantined.extend(moved)
+                        last = e
+                        continue
                 where = "the folder" if local else "the Hub dataset"
-                raise UserError(f"data spec '{self.spec}': could not load {where} '{target}' ({_first_line(e)}).") from None
-        raise UserError(f"data spec '{self.spec}': could not load '{target}' ({_first_line(last)}).")
+                raise UserError(f"data spec '{self.spec}': could not load {where} '{target}' ({error_line(e)}).") from None
+        raise UserError(f"data spec '{self.spec}': could not load '{target}' ({error_line(last)}).")
 
     def key(self, i: int) -> str:
         return self._keys[self._index(i)]
