@@ -61,8 +61,10 @@ def schema_error(features) -> str | None:
 
 
 def error_line(e: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters, control characters as ``?``)."""
     text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+    first = "".join(ch if ch.isprintable() else "?" for ch in text[0][:200]) if text else ""
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
 
 
 def shard_problem(path: Path) -> str | None:
