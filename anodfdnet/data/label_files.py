@@ -40,8 +40,9 @@ def arrow_features(schema):
 
 def schema_error(features) -> str | None:
     """Why ``features`` is not the current label schema, or None when it is."""
-    from .labels import FEATURES
+    from .label_schema import features as label_features
 
+    FEATURES = label_features()
     if features == FEATURES:
         return None
     have, want = dict(features), dict(FEATURES)
@@ -73,7 +74,7 @@ def shard_problem(path: Path) -> str | None:
     FileNotFoundError; other I/O trouble (e.g. no permission) is reported as a problem of the file."""
     import pyarrow.parquet as pq
 
-    from .labels import V1_FEATURES
+    from .label_schema import v1_features
 
     try:
         schema = pq.read_schema(path)
@@ -86,7 +87,7 @@ def shard_problem(path: Path) -> str | None:
     except Exception as e:  # metadata that does not describe datasets features
         return f"its schema cannot be read as dataset features ({error_line(e)})"
     why = schema_error(features)
-    if why is None or features == V1_FEATURES:
+    if why is None or features == v1_features():
         return None
     return f"not in the label schema ({why})"
 

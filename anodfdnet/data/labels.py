@@ -2,7 +2,8 @@
 
 The app's brush tab (``annotate/``) writes labels with :data:`FEATURES`; the training code reads them
 back with ``parse_spec("hf:labels")`` (a local folder) or ``parse_spec("hf:OWNER/NAME")`` (a Hugging
-Face Hub dataset). Nothing else defines the columns.
+Face Hub dataset). The columns are built in ``label_schema.py`` (so that ``label_files.py``, which checks
+shards, needs nothing from this module) and described here; nothing else defines them.
 
 One row is one saved answer about one pair:
 
@@ -53,7 +54,6 @@ train/validation split (``data.split``) keeps every label of one pair on the sam
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -65,12 +65,12 @@ import numpy as np
 from ..errors import UserError
 from .images import load_mask, load_rgb
 from .label_files import error_line, readable_shards
+from .label_schema import SCHEMA_VERSION, V2_COLUMNS
+from .label_schema import features as _features, v1_features as _v1_features
 from .label_policies import KINDS, POLICIES, RowInfo, Selection, consensus_mask, latest_per_annotator, select
 from .source import Pair, Source, load_pair
 from .spec import register_source
 
-SCHEMA_VERSION = 2
-V2_COLUMNS = ("identity", "kind", "verdict", "gold_iou")
 IDENTITIES = ("hf", "name", "anonymous")
 ENV_LABELS_PER_PAIR = "ANODFDNET_LABELS_PER_PAIR"
 
@@ -79,40 +79,6 @@ __all__ = ["ANOMALY_TYPES", "IDENTITIES", "KINDS", "LabelSource", "NO_ANOMALY", 
 
 NO_ANOMALY = "no anomaly"
 ANOMALY_TYPES = ("foreign body", "missing part", "loose part", "oil leak", "scratch / crack", "other", NO_ANOMALY)
-
-
-@functools.cache
-def _features():
-    from datasets import Features, Image, Value
-
-    return Features(
-        {
-            "id": Value("string"),
-            "history": Image(),
-            "current": Image(),
-            "mask": Image(),
-            "annotator": Value("string"),
-            "anomaly_type": Value("string"),
-            "note": Value("string"),
-            "created_at": Value("string"),
-            "source": Value("string"),
-            "content_hash": Value("string"),
-            "model_checkpoint": Value("string"),
-            "schema_version": Value("int32"),
-            "identity": Value("string"),
-            "kind": Value("string"),
-            "verdict": Value("string"),
-            "gold_iou": Value("float32"),
-        }
-    )
-
-
-@functools.cache
-def _v1_features():
-    """The schema of version 1 shards (the v2 columns absent)."""
-    from datasets import Features
-
-    return Features({k: v for k, v in _features().items() if k not in V2_COLUMNS})
 
 
 def __getattr__(name: str):
