@@ -23,7 +23,8 @@ This subclass keeps the route, which the page needs, and bounds what it stores:
   grow the server's memory beyond these bounds.
 
 The storage stays Gradio's ``blob_storage`` dict of ``EditorDataBlobs`` (what ``tab.read_editor_value``
-and Gradio's own ``preprocess`` read), so nothing else changes.
+and Gradio's own ``preprocess`` read), so nothing else changes. (Gradio writes a type stub, ``editor.pyi``,
+beside any module that subclasses one of its components; it is ignored by git.)
 """
 from __future__ import annotations
 

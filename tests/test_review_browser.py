@@ -21,19 +21,11 @@ from PIL import Image
 from annotate.store import LabelStore
 from anodfdnet.data.label_policies import mask_iou
 
-from conftest import served_app
+from conftest import needs_chromium, served_app
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)"),
-    pytest.mark.filterwarnings("ignore:::gradio.queueing"),
-]
-playwright = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-
+pytestmark = [needs_chromium, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
+expect = pytest.importorskip("playwright.sync_api").expect
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHAPE = (96, 128)
 
 
@@ -75,16 +67,8 @@ def review_app(tmp_path_factory):
     mp.undo()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
 def open_review(browser, url: str, width: int):
+    ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(60_000)
     outside = []
@@ -123,9 +107,9 @@ def check_pair_on_screen(page, pairs) -> str:
     return h
 
 
-def test_review_tab_at_desktop_width(browser, review_app):
+def test_review_tab_at_desktop_width(chromium, review_app):
     url, labels, pairs = review_app
-    page, outside = open_review(browser, url, 1280)
+    page, outside = open_review(chromium, url, 1280)
     page.locator("#review-name input, #review-name textarea").first.fill("mallory")
     page.locator("#review-next").click()
     expect(page.locator("[data-testid=toast-body]", has_text="mallory is not a reviewer")).to_be_visible()
@@ -144,9 +128,9 @@ def test_review_tab_at_desktop_width(browser, review_app):
     page.close()
 
 
-def test_review_tab_at_phone_width(browser, review_app):
+def test_review_tab_at_phone_width(chromium, review_app):
     url, labels, pairs = review_app
-    page, outside = open_review(browser, url, 390)
+    page, outside = open_review(chromium, url, 390)
     page.locator("#review-name input, #review-name textarea").first.fill("rita")
     page.locator("#review-next").click()
     h = check_pair_on_screen(page, pairs)
