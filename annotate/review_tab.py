@@ -92,7 +92,7 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
     table_md = gr.Markdown(elem_id="review-table")
     with gr.Row(equal_height=False):
         editor = ImageEditor(label="Corrected mask (starts from the consensus)", type="numpy", image_mode="RGBA",
-                                format="png", sources=(), layers=False, transforms=(), height=420, elem_id="review-editor")
+                             format="png", sources=(), layers=False, transforms=(), height=420, elem_id="review-editor")
         with gr.Column():
             type_dd = gr.Dropdown(list(ANOMALY_TYPES), value=None, label="Anomaly type of the correction",
                                   elem_id="review-type")

@@ -223,9 +223,9 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         history_img = gr.Image(label="History (earlier, known good)", type="numpy", image_mode="RGB", format="png",
                                sources=("upload", "clipboard"), height=480, elem_id="label-history")
         editor = ImageEditor(label="Current: paint the anomaly", type="numpy", image_mode="RGBA", format="png",
-                                sources=("upload", "clipboard"), layers=False, transforms=(),
-                                brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
-                                eraser=gr.Eraser(), height=480, elem_id="label-editor")
+                             sources=("upload", "clipboard"), layers=False, transforms=(),
+                             brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
+                             eraser=gr.Eraser(), height=480, elem_id="label-editor")
     with gr.Row(equal_height=True):
         names = list(references)
         model_dd = gr.Dropdown([(label, label.split(" (")[0]) for label, _ in checkpoints],
