@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from anodfdnet.cli import labels_k
 from anodfdnet.errors import UserError
 
 from .hub_sync import HubSync
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--queue", default=None, metavar="SPEC",
                            help="the pairs to label, for 'labelled / total' (default $ANODFDNET_QUEUE)")
         if name in ("status", "compact", "export"):
-            s.add_argument("--k", type=int, default=None, help="labels a pair needs (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
+            s.add_argument("--k", type=labels_k, default=None,
+                           help="labels a pair needs, at least 1 (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
         if name == "compact":
             s.add_argument("--max-rows", type=int, default=1000, help="rows per merged shard at most (default 1000)")
             s.add_argument("--max-mb", type=float, default=512.0, help="size of a merged shard at most, MB (default 512)")
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.cmd == "status":
             from .summary import summarize
 
-            print(f"{store.root}: {store.size()} rows in {len(store.shards())} shards")
+            rows = store.size()  # reads every shard's index first: an unreadable one is moved aside, and listed below
+            print(f"{store.root}: {rows} rows in {len(store.shards())} shards")
             print(summarize(store, _queue(store, a.queue, a.k), HubSync(store), k=a.k).text())
         elif a.cmd == "compact":
             from .summary import compact
@@ -63,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             r = compact(store, _queue(store, a.queue, a.k), max_rows=a.max_rows, max_mb=a.max_mb)
             print(f"merged {r.removed} shards into {len(r.merged)} ({r.rows} rows); {before} -> {len(store.shards())} shards, "
                   f"{store.size()} labels; dataset card refreshed")
+            for q in store.quarantined():
+                print(f"unreadable shard moved aside, not merged: {store.root / 'quarantine' / q.name} ({q.reason})")
         elif a.cmd == "push":
             sync = HubSync(store)
             if not sync.enabled:
@@ -75,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         elif a.cmd == "export":
             from .export import export_ab
 
-            selection = export_ab(store.root, a.out, a.labels_policy, a.min_agreement, a.k)
-            print(f"wrote {len(selection.items)} pairs to {a.out} (A/, B/, label/); {selection.describe()}")
+            source = export_ab(store.root, a.out, a.labels_policy, a.min_agreement, a.k)
+            for name, why in source.quarantined:
+                print(f"unreadable shard data/{name} moved aside to {store.root / 'quarantine'}, not exported ({why})")
+            print(f"wrote {len(source.selection.items)} pairs to {a.out} (A/, B/, label/); {source.selection.describe()}")
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ from .shards import png_bytes
 
 def export_ab(labels: str | os.PathLike, out: str | os.PathLike, policy: str = "latest", min_agreement: float | None = None,
               k: int | None = None):
-    """Write the policy's pairs of the label folder ``labels`` to ``out``; returns the source's Selection."""
+    """Write the policy's pairs of the label folder ``labels`` to ``out``; returns the ``hf:`` source read (its
+    ``selection`` says what the policy kept, its ``quarantined`` which unreadable shards were moved aside)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"'{out}' exists and is not an empty folder; export into a new one.")
@@ -33,4 +34,4 @@ def export_ab(labels: str | os.PathLike, out: str | os.PathLike, policy: str = "
             tmp = final.with_name(f".{final.name}.tmp")
             tmp.write_bytes(png_bytes(image))
             os.replace(tmp, final)
-    return source.selection
+    return source

@@ -80,7 +80,7 @@ class HubSync:
     def pending(self) -> list[Path]:
         """Local shards not yet pushed, oldest first."""
         done = self.pushed()
-        return [p for p in self.store.shards() if f"data/{p.name}" not in done]
+        return [p for p in self.store.readable_shards() if f"data/{p.name}" not in done]  # never an unreadable file
 
     def card_pending(self) -> bool:
         """True when the local card differs from the last one pushed (or none was pushed)."""

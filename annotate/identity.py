@@ -15,10 +15,16 @@ sign-in, not       ``anonymous-<8 hex>``, one per browser session               
 no sign-in         the typed name (not verified: anyone can type any name)        ``name``
 =================  =============================================================  ====================
 
-``ANODFDNET_REQUIRE_LOGIN=1`` refuses every save that is not signed in (and so, where sign-in does not
-exist, every save). ``ANODFDNET_REVIEWERS`` is a comma-separated list of who may review: Hugging Face
-usernames where sign-in exists (a reviewer must be signed in), typed names elsewhere (unverified: keep
-such a deployment private).
+``ANODFDNET_REQUIRE_LOGIN=1`` makes every write come from a signed-in account: a save, a review, a queue
+hold, and any job a reviewer starts (so, where sign-in does not exist, none at all). ``ANODFDNET_REVIEWERS``
+is a comma-separated list of who may review: Hugging Face usernames where sign-in exists or login is
+required (a reviewer must then be signed in as a listed account; a typed name never matches), typed
+names elsewhere (unverified: keep such a deployment private).
+
+The gates, one per kind of request, each raising :class:`~anodfdnet.errors.UserError` with the sentence
+to show: :func:`who` (a save), :func:`queue_identity` (taking a queue pair), :func:`reviewer` (every
+reviewer action: a verdict, and any job a reviewer starts, e.g. an adaptation run). Call the gate first,
+before anything of the request is read.
 """
 from __future__ import annotations
 
@@ -53,6 +59,11 @@ class Who:
     identity: str  # hf | name | anonymous
 
     @property
+    def verified(self) -> bool:
+        """A signed-in Hugging Face account (Gradio's signed session cookie), not a typed or anonymous name."""
+        return self.identity == "hf"
+
+    @property
     def label(self) -> str:
         """How the page names this person."""
         return {"hf": f"{self.name} (signed in with Hugging Face)", "name": f"{self.name} (typed name)",
@@ -85,18 +96,38 @@ def who(profile, typed_name, session: str | None, *, oauth: bool | None = None, 
     return Who(check_annotator(typed_name), "name")
 
 
-def reviewer(profile, typed_name, *, oauth: bool | None = None) -> Who:
-    """The reviewer making this request; a UserError unless they are on the ``ANODFDNET_REVIEWERS`` list
-    (checked on the server for every review event, whatever the page shows)."""
+def queue_identity(profile, typed_name, session: str | None, *, oauth: bool | None = None,
+                   require: bool | None = None) -> Who:
+    """Who asks for a queue pair (the hold is theirs). Like :func:`who`, except that where sign-in does not
+    exist and login is not required a visitor may take a pair before typing a name (``Who("", "name")``:
+    served any pair; the name is checked at Save). With login required, nobody unsigned gets a pair."""
+    require = login_required() if require is None else require
     oauth = oauth_available() if oauth is None else oauth
+    if not oauth and not require and not (typed_name or "").strip():
+        return Who("", "name")
+    return who(profile, typed_name, session, oauth=oauth, require=require)
+
+
+def reviewer(profile, typed_name, *, oauth: bool | None = None, require: bool | None = None) -> Who:
+    """The reviewer making this request; a UserError unless they are on the ``ANODFDNET_REVIEWERS`` list.
+
+    The one check for every reviewer action, on the server, whatever the page shows: a verdict, and any job
+    a reviewer starts (e.g. an adaptation run). Where sign-in exists, or ``ANODFDNET_REQUIRE_LOGIN=1``, the
+    reviewer is the signed-in account (``identity == "hf"``, verified by Gradio's signed session cookie) and
+    the typed name is ignored; only where neither holds is a typed name matched (not verified)."""
+    oauth = oauth_available() if oauth is None else oauth
+    require = login_required() if require is None else require
     allowed = reviewers()
     if not allowed:
         raise UserError(f"reviewing is off: set {ENV_REVIEWERS} to the reviewers' "
-                        + ("Hugging Face usernames." if oauth else "names."))
+                        + ("Hugging Face usernames." if oauth or require else "names."))
     account = username(profile)
-    if oauth:
+    if oauth or require:
         if not account:
-            raise UserError("sign in with Hugging Face to review.")
+            if oauth:
+                raise UserError("sign in with Hugging Face to review.")
+            raise UserError(f"reviews need a signed-in account ({ENV_REQUIRE_LOGIN}=1), but sign-in is not available "
+                            "here (it needs a Hugging Face Space with hf_oauth: true).")
         person = Who(check_annotator(account), "hf")
     else:
         person = Who(check_annotator(typed_name, "reviewer"), "name")

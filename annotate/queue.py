@@ -19,9 +19,13 @@ reach k and their consensus sooner), then the first in queue order.
 
 **Gold pairs.** ``ANODFDNET_GOLD=SPEC`` names pairs whose masks are known (e.g. a validation split,
 ``deeppcb:LIST@val``). They are mixed into each annotator's pairs at the rate ``ANODFDNET_GOLD_RATE``
-(default 0.1: about one pair in ten, starting with one), each gold pair at most once per annotator, and
-look like any other pair. A save of a gold pair is stored as ``kind="gold"`` with the IoU of its mask
-with the gold mask, and never trains.
+(default 0.1): each request draws, with that probability and from a random source the visitor cannot
+predict, a gold pair (one this annotator has not answered, chosen at random) instead of a queue pair,
+so a gold pair may come at any position, first or not. A gold pair is held like any other, and while gold
+pairs are configured every pair is shown by the same kind of name, the first 8 hex digits of its
+content hash (:attr:`QueueItem.display_name`), so neither name, order nor holds give one away. A save of
+a gold pair is stored as ``kind="gold"`` with the IoU of its mask with the gold mask, and never trains.
+What a visitor sees of the scores and counts is ``summary.py``'s public view.
 
 A pair's hash is computed from its pixels the first time it is needed and kept; the first ``progress()``
 reads every pair once (a few seconds for a thousand 640x640 pairs), later calls are cheap.
@@ -29,6 +33,7 @@ reads every pair once (a few seconds for a thousand 640x640 pairs), later calls 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from anodfdnet.data import Pair, Source, parse_spec
+from anodfdnet.data.spec import spec_display_name
 from anodfdnet.data.labels import content_hash, labels_per_pair
 from anodfdnet.errors import UserError
 
@@ -53,11 +59,13 @@ class QueueItem:
     content_hash: str
     source: str  # "SPEC#NAME", recorded in the label's ``source`` column
     gold: bool = False
+    opaque: bool = False  # gold pairs are configured: every pair is named by its hash
 
     @property
     def display_name(self) -> str:
-        """The name the page shows: a gold pair is named by its hash, so its name does not give it away."""
-        return f"{self.content_hash[:8]}" if self.gold else self.pair.name
+        """The name the page shows: the pair's own name, or, while gold pairs are configured, the first 8 hex
+        digits of its content hash for every pair, gold or not (a file name would give a gold pair away)."""
+        return self.content_hash[:8] if self.gold or self.opaque else self.pair.name
 
 
 class _Hashed:
@@ -91,7 +99,8 @@ def _gold_rate() -> float:
 
 class LabelQueue:
     def __init__(self, store: LabelStore, spec: str | None = None, hold_s: float = 600.0, *, k: int | None = None,
-                 gold: str | None = None, gold_rate: float | None = None, take_over_s: float = 60.0):
+                 gold: str | None = None, gold_rate: float | None = None, take_over_s: float = 60.0,
+                 rng: random.Random | None = None):
         self.store = store
         self.spec = (spec if spec is not None else os.environ.get(ENV_QUEUE, "")).strip()
         self.gold_spec = (gold if gold is not None else os.environ.get(ENV_GOLD, "")).strip()
@@ -108,6 +117,7 @@ class LabelQueue:
         self._gold = _Hashed(self.gold_source) if self.gold_source is not None else None
         self._holds: dict[str, tuple[str, float]] = {}  # holder -> (content hash, monotonic time handed out)
         self._lock = threading.Lock()
+        self._rng = rng or random.SystemRandom()  # when gold comes, and which: not predictable by a visitor
 
     @property
     def enabled(self) -> bool:
@@ -115,6 +125,12 @@ class LabelQueue:
 
     def __len__(self) -> int:
         return len(self.source) if self.source is not None else 0
+
+    @property
+    def display_name(self) -> str:
+        """The queue's set name for the page (``spec_display_name``): never a server path, and never the
+        gold SPEC's name."""
+        return spec_display_name(self.spec) if self.spec else "pairs to label"
 
     # -- gold ---------------------------------------------------------------------------------------
     def gold_hashes(self) -> dict[str, int]:
@@ -142,12 +158,13 @@ class LabelQueue:
         with self._lock:
             self._holds.pop(holder, None)  # one hold per holder
             pairs = self.store.snapshot().pairs
+            now = time.monotonic()
             gold = self._next_gold(annotator, pairs, exclude)
             if gold is not None:
+                self._holds[holder] = (gold.content_hash, now)
                 return gold
             if self._pairs is None:
                 return None
-            now = time.monotonic()
             held: dict[str, list[tuple[float, str]]] = {}
             for who, (h, t) in list(self._holds.items()):
                 if now - t >= self.hold_s:
@@ -180,20 +197,22 @@ class LabelQueue:
                 return None
             _, i, h = best
             self._holds[holder] = (h, now)
-        return QueueItem(i, self.source[i], h, f"{self.spec}#{self.source.names[i]}")
+        return QueueItem(i, self.source[i], h, f"{self.spec}#{self.source.names[i]}", opaque=self._gold is not None)
 
     def _next_gold(self, annotator: str | None, pairs, exclude) -> QueueItem | None:
-        if self._gold is None or not annotator or self.gold_rate <= 0:
+        """A gold pair this annotator has not answered, drawn at the gold rate (always, with no queue); None
+        otherwise. A visitor with no name yet is drawn for too (the name given at Save decides the row)."""
+        if self._gold is None or self.gold_rate <= 0:
             return None
-        done = {h for h, p in pairs.items() if annotator in p.gold}
-        answered = sum(1 for p in pairs.values() if annotator in p.answers)
-        if self._pairs is not None and len(done) >= self.gold_rate * (len(done) + answered + 1):
+        if self._pairs is not None and self._rng.random() >= self.gold_rate:
             return None
-        for i in range(len(self._gold)):
-            h = self._gold.hash(i)
-            if h not in done and h not in exclude:
-                return QueueItem(i, self.gold_source[i], h, f"{self.gold_spec}#{self.gold_source.names[i]}", gold=True)
-        return None
+        done = {h for h, p in pairs.items() if annotator in p.gold} if annotator else set()
+        free = [i for i in range(len(self._gold)) if self._gold.hash(i) not in done and self._gold.hash(i) not in exclude]
+        if not free:
+            return None
+        i = self._rng.choice(free)
+        return QueueItem(i, self.gold_source[i], self._gold.hash(i), f"{self.gold_spec}#{self.gold_source.names[i]}",
+                         gold=True, opaque=True)
 
     def release(self, holder: str) -> None:
         """Give the holder's pair back (they skipped it, saved it, or left)."""

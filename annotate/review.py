@@ -5,7 +5,8 @@ newer than its newest answer. :meth:`ReviewQueue.next_for` serves the waiting pa
 agreement, lowest first (pairs with one answer, whose agreement is unknown, after those with two or
 more), each held for one reviewer at a time (one hold per reviewer, 10 minutes) so two reviewers do not
 judge the same pair at once. :meth:`ReviewQueue.view` gathers what the page shows: both images, every
-annotator's mask with its IoU against the consensus, the consensus, and the pairwise IoUs.
+annotator's mask with its IoU against the consensus, the consensus, the pairwise IoUs, and each of these
+annotators' gold score (mean IoU with the gold masks; only reviewers see it).
 :meth:`ReviewQueue.decide` writes the verdict as a new row (``LabelStore.save_review``): ``accept`` and
 ``reject`` store the consensus of exactly the answers the reviewer was shown (their row ids travel in
 the session's state on the server, never from the page), ``correct`` stores the reviewer's mask.
@@ -15,7 +16,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
@@ -24,6 +25,7 @@ from anodfdnet.data.label_policies import Agreement, PairLabels, agreement, cons
 from anodfdnet.errors import UserError
 
 from .store import LabelStore, SavedRow
+from .summary import gold_scores
 
 
 @dataclass
@@ -47,6 +49,7 @@ class ReviewView:
     agreement: Agreement
     source: str
     verdict: str | None  # the pair's latest verdict, if it was reviewed before
+    gold: dict[str, tuple[float | None, int]] = field(default_factory=dict)  # annotator -> (mean gold IoU, gold pairs)
 
     @property
     def row_ids(self) -> list[str]:
@@ -108,9 +111,11 @@ class ReviewQueue:
         images = self.store.read_row(rows[0].id, ("history", "current", "source"))
         answers = [Answer(r.id, r.annotator, r.identity, r.anomaly_type, m, mask_iou(m, cons)) for r, m in zip(rows, masks)]
         ag = agreement([(r.annotator, r.anomaly_type, m) for r, m in zip(rows, masks)])
+        scores = gold_scores(snap.pairs)  # the annotators' gold scores: reviewers see them, annotators never do
         return ReviewView(content_hash, _decode(images["history"]["bytes"]), _decode(images["current"]["bytes"]), answers,
                           cons, consensus_type([r.anomaly_type for r in rows], not cons.any()), ag, images["source"],
-                          pair.review.verdict if pair.review is not None else None)
+                          pair.review.verdict if pair.review is not None else None,
+                          {a.annotator: scores[a.annotator] for a in answers if a.annotator in scores})
 
     def decide(self, content_hash: str, row_ids: list[str], reviewer: str, identity: str, verdict: str,
                mask: np.ndarray | None = None, anomaly_type: str | None = None, note: str = "") -> SavedRow:

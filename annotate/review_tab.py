@@ -18,6 +18,7 @@ from anodfdnet.data.labels import ANOMALY_TYPES
 from anodfdnet.errors import UserError
 
 from . import identity
+from .editor import ImageEditor
 from .paint import composite, mask_from_layers, paint_layer
 from .review import ReviewQueue, ReviewView
 from .store import LabelStore
@@ -49,9 +50,11 @@ def _table(view: ReviewView) -> str:
              + f"; consensus type **{view.consensus_type}**."]
     if view.verdict:
         lines.append(f"Reviewed before: **{view.verdict}** (new answers arrived since).")
-    lines += ["", "| annotator | identity | type | IoU with consensus |", "|---|---|---|---:|"]
+    lines += ["", "| annotator | identity | type | IoU with consensus | gold IoU (pairs) |", "|---|---|---|---:|---:|"]
     for a in view.answers:
-        lines.append(f"| {html.escape(a.annotator, quote=False)} | {a.identity} | {a.anomaly_type} | {100 * a.iou_consensus:.1f} % |")
+        iou, n = view.gold.get(a.annotator, (None, 0))
+        gold = "" if not n else f"{'n/a' if iou is None else f'{100 * iou:.1f} %'} ({n})"  # reviewers only
+        lines.append(f"| {html.escape(a.annotator, quote=False)} | {a.identity} | {a.anomaly_type} | {100 * a.iou_consensus:.1f} % | {gold} |")
     if ag.pairwise:
         lines += ["", "| pair of annotators | IoU |", "|---|---:|"]
         lines += [f"| {html.escape(a, quote=False)} / {html.escape(b, quote=False)} | {100 * v:.1f} % |"
@@ -88,8 +91,8 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
                                elem_id="review-masks")
     table_md = gr.Markdown(elem_id="review-table")
     with gr.Row(equal_height=False):
-        editor = gr.ImageEditor(label="Corrected mask (starts from the consensus)", type="numpy", image_mode="RGBA",
-                                format="png", sources=(), layers=False, transforms=(), height=420, elem_id="review-editor")
+        editor = ImageEditor(label="Corrected mask (starts from the consensus)", type="numpy", image_mode="RGBA",
+                             format="png", sources=(), layers=False, transforms=(), height=420, elem_id="review-editor")
         with gr.Column():
             type_dd = gr.Dropdown(list(ANOMALY_TYPES), value=None, label="Anomaly type of the correction",
                                   elem_id="review-type")

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from anodfdnet.errors import UserError
+from anodfdnet.data.label_files import arrow_features, schema_error  # the one check of the label schema
 from anodfdnet.data.labels import FEATURES, V1_FEATURES, V2_COLUMNS
 
 TMP_PREFIX = ".tmp-"
@@ -109,33 +110,6 @@ def remove_if_abandoned(tmp: Path) -> int:
         return 0
     finally:
         os.close(fd)
-
-
-def schema_error(features) -> str | None:
-    """Why ``features`` is not the label schema, or None when it is."""
-    if features == FEATURES:
-        return None
-    have, want = dict(features), dict(FEATURES)
-    missing = [c for c in want if c not in have]
-    extra = [c for c in have if c not in want]
-    typed = [c for c in want if c in have and have[c] != want[c]]
-    parts = []
-    if missing:
-        parts.append("missing " + ", ".join(missing))
-    if extra:
-        parts.append("unexpected " + ", ".join(extra))
-    if typed:
-        parts.append("wrong type for " + ", ".join(f"{c} ({have[c]!r}, expected {want[c]!r})" for c in typed))
-    if not parts:
-        parts.append("columns in another order")
-    return "; ".join(parts)
-
-
-def arrow_features(schema):
-    """The datasets Features a Parquet/Arrow schema carries (its 'huggingface' metadata), else inferred."""
-    from datasets import Features
-
-    return Features.from_arrow_schema(schema)
 
 
 def upgrade_table(table):

@@ -7,6 +7,8 @@ Layout of the store's folder (``$ANODFDNET_LABEL_DIR``, default ``./labels``)::
     .compactions.jsonl        one line per compaction: the merged shard and the shards it replaced
     .compact.lock             held (flock) by the one compaction that may run at a time
     .hub_ledger.jsonl         shards pushed to the Hub (annotate/hub_sync.py)
+    quarantine/<shard>.parquet  a file found in data/ that is not a readable label shard, moved aside,
+                              with <shard>.parquet.why (``anodfdnet/data/label_files.py``)
 
 ``datasets.load_dataset(ROOT)`` loads it; the training code reads it as ``hf:ROOT``
 (:class:`anodfdnet.data.labels.LabelSource`), with the schema of :data:`anodfdnet.data.labels.FEATURES`.
@@ -30,6 +32,9 @@ Why nothing is lost:
 * **Append-only, latest answer wins.** Saving a pair again (same content hash, same annotator) adds a
   row; :meth:`LabelStore.save` reports the rows it supersedes, and the policies read each annotator's
   latest answer per pair.
+* **One bad file never stops the store.** A file in ``data/`` that is not a readable label shard (garbage,
+  a copy cut short, another schema) is moved aside to ``quarantine/`` the first time a reader meets it
+  (logged, listed by ``python -m annotate status``); reading, saving and compaction go on without it.
 * **Safe compaction.** :meth:`LabelStore.compact` writes the merged shard under a temporary name,
   fsyncs it, appends ``{"merged", "sources"}`` to ``.compactions.jsonl`` (fsynced), renames the
   merged shard into place, and only then deletes the small shards. A crash before the rename leaves
@@ -60,6 +65,7 @@ from PIL import Image
 
 from anodfdnet.errors import UserError
 from anodfdnet.data.images import load_rgb, resize_rgb
+from anodfdnet.data.label_files import QUARANTINE, Quarantined, error_line, quarantine, quarantined, shard_problem
 from anodfdnet.data.label_policies import VERDICTS, Agreement, PairLabels, RowInfo, group_rows, pair_agreement
 from anodfdnet.data.labels import FEATURES, IDENTITIES, SCHEMA_VERSION, content_hash, row_info, utc_now_iso
 
@@ -97,6 +103,7 @@ class CompactionReport:
     merged: list[str]  # new shard names
     removed: int  # small shards deleted
     rows: int  # rows now held by the new shards
+    quarantined: list[str] = ()  # unreadable shards moved aside during this compaction
 
 
 class Snapshot:
@@ -132,6 +139,7 @@ class LabelStore:
         self._index: dict[str, list[tuple]] = {}
         self._masks: OrderedDict[str, np.ndarray] = OrderedDict()
         self._agreements: dict[tuple[str, ...], Agreement] = {}
+        self._bad: dict[str, str] = {}  # shard name -> why it is not read (moved to quarantine/, or could not be)
         self._card_checked = False
         self.remove_stale_temporaries()
 
@@ -268,23 +276,52 @@ class LabelStore:
 
     # -- reading ------------------------------------------------------------------------------------
     def shards(self) -> list[Path]:
-        """The published shards, oldest first (names start with their UTC time)."""
+        """The published shards, oldest first (names start with their UTC time), less any found unreadable."""
         if not self.data_dir.is_dir():
             return []
-        return sorted(p for p in self.data_dir.glob("*.parquet") if not p.name.startswith("."))
+        return sorted(p for p in self.data_dir.glob("*.parquet") if not p.name.startswith(".") and p.name not in self._bad)
+
+    def readable_shards(self) -> list[Path]:
+        """The published shards that read as label shards (each checked once; a bad one is moved aside)."""
+        return [p for p in self.shards() if self._shard_index(p) is not None and p.name not in self._bad]
+
+    def quarantined(self) -> list[Quarantined]:
+        """The shards moved aside to ``ROOT/quarantine/`` because they could not be read (with why)."""
+        return quarantined(self.root)
+
+    def _set_aside(self, path: Path, why: str) -> str:
+        """Move an unreadable shard to quarantine/ (``anodfdnet.data.label_files``) and skip it from now on;
+        returns a sentence naming it."""
+        with self._lock:
+            self._bad[path.name] = why
+            self._index.pop(path.name, None)
+        moved = quarantine(path, why)
+        where = f"moved aside to {QUARANTINE}/{moved.name}" if moved is not None else "skipped"
+        return f"the label shard data/{path.name} is unreadable ({why}) and was {where}"
 
     def _shard_index(self, path: Path) -> list[tuple] | None:
+        """The INDEX_COLUMNS of a shard's rows (cached); None when the file vanished (a compaction merged
+        it); [] for a file that is not a readable label shard, which is moved aside (quarantine)."""
         with self._lock:
             hit = self._index.get(path.name)
+            if path.name in self._bad:
+                return []
         if hit is not None:
             return hit
         import pyarrow.parquet as pq
 
         try:
-            names = set(pq.read_schema(path).names)
-            t = pq.read_table(path, columns=[c for c in INDEX_COLUMNS if c in names])
+            why = shard_problem(path)
+            if why is None:
+                names = set(pq.read_schema(path).names)
+                t = pq.read_table(path, columns=[c for c in INDEX_COLUMNS if c in names])
         except FileNotFoundError:  # removed by a compaction since listing; its rows are in the merged shard
             return None
+        except Exception as e:  # a damaged page behind a good footer (pyarrow's errors have no common base)
+            why = f"its index columns cannot be read ({error_line(e)})"
+        if why is not None:
+            self._set_aside(path, why)
+            return []
         n = t.num_rows
         cols = [t.column(c).to_pylist() if c in names else [None] * n for c in INDEX_COLUMNS]
         entry = list(zip(*cols)) if n else []
@@ -370,6 +407,9 @@ class LabelStore:
                     t = pq.read_table(self.data_dir / shard, columns=["id", *columns], filters=pc.field("id").isin(ids))
                 except FileNotFoundError:
                     continue
+                except Exception as e:  # a damaged page: move the shard aside, name it
+                    raise UserError(self._set_aside(self.data_dir / shard, f"its rows cannot be read ({error_line(e)})")
+                                    + "; try again.") from None
                 for r in t.to_pylist():
                     out[r["id"]] = r
             if want <= set(out):
@@ -402,8 +442,9 @@ class LabelStore:
             raise UserError("compaction needs --max-rows of at least 2.")
         with self._compaction_lock():
             self._recover_locked()
+            bad_before = set(self._bad)
             groups, group, rows, size = [], [], 0, 0
-            for p in self.shards():
+            for p in self.readable_shards():
                 try:
                     n, b = pq.ParquetFile(p).metadata.num_rows, p.stat().st_size
                 except FileNotFoundError:
@@ -422,7 +463,13 @@ class LabelStore:
                     continue
                 tables, used = [], []
                 for p in group:
-                    t = upgrade_table(pq.read_table(p))
+                    try:
+                        t = upgrade_table(pq.read_table(p))
+                    except FileNotFoundError:
+                        continue
+                    except Exception as e:  # a damaged page behind a good footer: move it aside, merge the rest
+                        self._set_aside(p, f"its data cannot be read ({error_line(e)})")
+                        continue
                     if t is None:  # never merge (or delete) a shard the schema does not describe
                         continue
                     tables.append(t.replace_schema_metadata(None))
@@ -444,7 +491,7 @@ class LabelStore:
                 removed += self._remove_sources(used)
                 merged.append(name)
                 total += len(keep)
-            return CompactionReport(merged, removed, total)
+            return CompactionReport(merged, removed, total, sorted(set(self._bad) - bad_before))
 
     def recover(self) -> int:
         """Finish interrupted compactions and remove stale temporary files; returns shards removed."""

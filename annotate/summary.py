@@ -6,10 +6,23 @@ Counts come from the store's rows through the same functions the training polici
 pairs, pairs with k answers, the mean agreement over pairs with two or more answers, per annotator the
 pairs answered, gold pairs answered and mean IoU with the gold masks, reviews waiting and done, and the
 Hub push state. Gold pairs are counted apart: they never count as labelled pairs.
+
+**Two views.** Gold answers are secret to annotators: a score that moves with each save would let a
+script reconstruct a gold mask (save masks covering parts of the image, read back the IoU) and would
+single out which pairs are gold. So the *full* view (:meth:`Summary.text`, ``python -m annotate status``,
+for the owner; reviewers see each annotator's gold IoU in the Review tab) has the gold pairs answered and
+every annotator's mean gold IoU, and the *public* view (:meth:`Summary.markdown`, the Label tab's
+"Labelling so far" and the dataset card, which may be public on the Hub) has neither: an annotator's
+pairs there count their gold answers like any other, and no annotator sees a gold score, not even their
+own. :class:`PublicFigures` serves what every visitor sees (the queue's progress and the public view);
+while gold pairs are configured it recomputes them at most every :data:`PUBLIC_REFRESH_S` seconds, so the
+effect of one save (a queue pair moves the progress, a gold answer does not) cannot be read off at once.
 """
 from __future__ import annotations
 
 import html
+import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -44,6 +57,7 @@ class Summary:
     verdicts: dict[str, int] = field(default_factory=dict)  # latest verdict per pair -> pairs
     gold_pairs: int = 0
     hub: str = ""
+    quarantined: list[str] = field(default_factory=list)  # "quarantine/<file>: why" of shards moved aside
 
     def lines(self) -> list[str]:
         def pct(x):
@@ -64,24 +78,38 @@ class Summary:
             out.append(f"  {a.name} [{a.identity}]: {a.answers} pairs{gold}{rev}")
         if self.hub:
             out.append(f"Hub: {self.hub}")
+        for q in self.quarantined:
+            out.append(f"unreadable shard moved aside, not read: {q}")
         return out
 
     def text(self) -> str:
         return "\n".join(self.lines())
 
     def markdown(self) -> str:
-        """A short Markdown block; every name in it is escaped."""
-        lines = self.lines()
-        head = [html.escape(line, quote=False) for line in lines if not line.startswith("  ") and not line.startswith("Hub:")]
+        """The public view as a short Markdown block (no gold figures; see the module docstring); every
+        name in it is escaped."""
+        head = self.lines()[:3]  # counts, agreement, reviews
         table = ""
         if self.annotators:
-            rows = ["| annotator | identity | pairs | gold IoU | reviews |", "|---|---|---:|---:|---:|"]
+            rows = ["| annotator | identity | pairs | reviews |", "|---|---|---:|---:|"]
             for a in self.annotators:
-                gold = "" if a.gold_iou is None else f"{100 * a.gold_iou:.1f} % ({a.gold})"
-                rows.append(f"| {html.escape(a.name, quote=False)} | {a.identity} | {a.answers} | {gold} | {a.reviews} |")
+                rows.append(f"| {html.escape(a.name, quote=False)} | {a.identity} | {a.answers + a.gold} | {a.reviews} |")
             table = "\n\n" + "\n".join(rows)
         hub = f"\n\n{html.escape(self.hub, quote=False)}." if self.hub else ""
-        return "\n".join(f"- {line}" for line in head) + table + hub
+        return "\n".join(f"- {html.escape(line, quote=False)}" for line in head) + table + hub
+
+
+def gold_scores(pairs) -> dict[str, tuple[float | None, int]]:
+    """annotator -> (mean IoU of their latest answer to each gold pair with its gold mask, gold pairs answered),
+    from a snapshot's ``pairs``. For the owner and reviewers only (see the module docstring)."""
+    ious: dict[str, list[float]] = {}
+    counts: Counter = Counter()
+    for p in pairs.values():
+        for r in p.gold.values():
+            counts[r.annotator] += 1
+            if r.gold_iou is not None:
+                ious.setdefault(r.annotator, []).append(r.gold_iou)
+    return {name: (float(np.mean(ious[name])) if name in ious else None, n) for name, n in counts.items()}
 
 
 def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None) -> Summary:
@@ -92,23 +120,19 @@ def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None) -> 
     snap = store.snapshot()
     pairs = snap.pairs
     people: dict[str, AnnotatorStats] = {}
-    gold_ious: dict[str, list[float]] = {}
     labelled = [p for p in pairs.values() if p.answers and not p.is_gold]
     verdicts: Counter = Counter()
     for p in pairs.values():
         for r in p.answers.values():
             people.setdefault(r.annotator, AnnotatorStats(r.annotator, r.identity)).answers += 1
         for r in p.gold.values():
-            a = people.setdefault(r.annotator, AnnotatorStats(r.annotator, r.identity))
-            a.gold += 1
-            if r.gold_iou is not None:
-                gold_ious.setdefault(r.annotator, []).append(r.gold_iou)
+            people.setdefault(r.annotator, AnnotatorStats(r.annotator, r.identity))
         for r in p.reviews:
             people.setdefault(r.annotator, AnnotatorStats(r.annotator, r.identity)).reviews += 1
         if p.review is not None and not p.is_gold:
             verdicts[p.review.verdict] += 1
-    for name, ious in gold_ious.items():
-        people[name].gold_iou = float(np.mean(ious))
+    for name, (iou, n) in gold_scores(pairs).items():
+        people[name].gold, people[name].gold_iou = n, iou
     agreements = [snap.agreement(p) for p in labelled if len(p.answers) >= 2]
     mask_ag = [a.mask for a in agreements if a.mask is not None]
     type_ag = [a.type for a in agreements if a.type is not None]
@@ -122,7 +146,45 @@ def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None) -> 
         agreement_pairs=len(mask_ag), annotators=sorted(people.values(), key=lambda a: (-a.answers, a.name)),
         pending_reviews=sum(p.review_pending and len(p.answers) >= k for p in labelled), verdicts=dict(verdicts),
         gold_pairs=sum(1 for p in pairs.values() if p.is_gold), hub=hub.status_text() if hub is not None else "",
+        quarantined=[f"quarantine/{q.name}: {q.reason}" for q in store.quarantined()],
     )
+
+
+PUBLIC_REFRESH_S = 300.0
+
+
+class PublicFigures:
+    """What every visitor sees: ``(labelled, with k, total)`` of the queue, the dataset's row count, and the
+    public summary; while the queue mixes in gold pairs, recomputed at most every ``refresh_s`` seconds
+    (default :data:`PUBLIC_REFRESH_S`; live without gold)."""
+
+    def __init__(self, store: LabelStore, queue=None, hub=None, refresh_s: float | None = None, clock=time.monotonic):
+        self.store, self.queue, self.hub, self._clock = store, queue, hub, clock
+        gold = queue is not None and getattr(queue, "gold_source", None) is not None
+        self.refresh_s = (PUBLIC_REFRESH_S if gold else 0.0) if refresh_s is None else refresh_s
+        self._lock = threading.Lock()
+        self._cached: dict[str, tuple[float, object]] = {}
+
+    def _get(self, what: str, compute):
+        now = self._clock()
+        with self._lock:
+            hit = self._cached.get(what)
+        if hit is not None and now - hit[0] < self.refresh_s:
+            return hit[1]
+        value = compute()
+        with self._lock:
+            self._cached[what] = (now, value)
+        return value
+
+    def progress(self) -> tuple[int, int, int, int]:
+        """(queue pairs with a label, queue pairs with k labels, queue pairs, rows in the dataset)."""
+        def compute():
+            counts = self.queue.counts() if self.queue is not None else (0, 0, 0)
+            return (*counts, self.store.size())
+        return self._get("progress", compute)
+
+    def summary_markdown(self) -> str:
+        return self._get("summary", lambda: summarize(self.store, self.queue, self.hub).markdown())
 
 
 def compact(store: LabelStore, queue=None, hub=None, **kwargs) -> CompactionReport:

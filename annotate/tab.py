@@ -36,12 +36,14 @@ from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY
 from anodfdnet.data.label_policies import mask_iou
 
 from . import identity
+from .editor import ImageEditor
 from .hub_sync import HubSync
 from .paint import BRUSH_ALPHA, BRUSH_RGB, composite, mask_from_layers, paint_layer
 from .queue import LabelQueue
+from .rate_limit import SaveLimit
 from .checks import MAX_SIDE, MIN_SIDE
 from .store import LabelStore
-from .summary import summarize
+from .summary import PublicFigures
 
 BRUSH_SIZE = 6  # radius in image pixels; the brush menu changes it
 BRUSH = f"rgba({BRUSH_RGB[0]}, {BRUSH_RGB[1]}, {BRUSH_RGB[2]}, {BRUSH_ALPHA})"
@@ -186,22 +188,25 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     predictor = predictor or _Predictors()
     oauth = identity.oauth_available() if oauth is None else oauth
     references = {label.split(" (")[0]: ref for label, ref in checkpoints}  # model name -> server-side reference
+    save_limit = SaveLimit()  # ANODFDNET_SAVES_PER_MINUTE per identity and per session
     upload_root = gr.utils.get_upload_folder
+
+    figures = PublicFigures(store, queue, hub)  # what every visitor sees: no gold scores, delayed with gold pairs
 
     def progress_text(on_screen: str | None = None) -> str:
         if not queue.enabled:
             return f"No queue is set (ANODFDNET_QUEUE): upload a pair. The dataset holds **{store.size()}** labels."
-        some, done, total = queue.counts()
-        spec = html.escape(queue.spec or queue.gold_spec, quote=False)
-        text = f"Queue `{spec}`: **{done} / {total}** pairs labelled"
+        some, done, total, rows = figures.progress()
+        text = f"Queue `{html.escape(queue.display_name, quote=False)}`: **{done} / {total}** pairs labelled"
         if queue.k > 1:
             text += f" by {queue.k} people ({some} by at least one)"
-        text += f". The dataset holds **{store.size()}** labels."
+        text += f". The dataset holds **{rows}** labels"
+        text += f" (figures updated every {figures.refresh_s / 60:g} minutes)." if figures.refresh_s else "."
         return text + (f" On screen: pair `{html.escape(on_screen, quote=False)}`." if on_screen else "")
 
     def summary_text() -> str:
         try:
-            return summarize(store, queue, hub).markdown()
+            return figures.summary_markdown()
         except UserError as e:
             return html.escape(f"No summary: {e}", quote=False)
 
@@ -217,10 +222,10 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     with gr.Row(equal_height=False):
         history_img = gr.Image(label="History (earlier, known good)", type="numpy", image_mode="RGB", format="png",
                                sources=("upload", "clipboard"), height=480, elem_id="label-history")
-        editor = gr.ImageEditor(label="Current: paint the anomaly", type="numpy", image_mode="RGBA", format="png",
-                                sources=("upload", "clipboard"), layers=False, transforms=(),
-                                brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
-                                eraser=gr.Eraser(), height=480, elem_id="label-editor")
+        editor = ImageEditor(label="Current: paint the anomaly", type="numpy", image_mode="RGBA", format="png",
+                             sources=("upload", "clipboard"), layers=False, transforms=(),
+                             brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
+                             eraser=gr.Eraser(), height=480, elem_id="label-editor")
     with gr.Row(equal_height=True):
         names = list(references)
         model_dd = gr.Dropdown([(label, label.split(" (")[0]) for label, _ in checkpoints],
@@ -268,8 +273,10 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
 
     def save_label(history, current_editor, annotator, anomaly_type, note, pair, assisted,
                    profile: gr.OAuthProfile | None, request: gr.Request):
+        slots = ()
         try:
             who = identity.who(profile, _text(annotator, "annotator name"), _session(request), oauth=oauth)
+            slots = save_limit.take(f"{who.identity}:{who.name}", f"session:{_session(request)}")
             current, layers = read_editor(current_editor)
             if current is None:
                 raise UserError("there is no current image: upload one into the editor (or take the next pair from the queue).")
@@ -290,6 +297,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             row = store.save(history, current, mask, who.name, anomaly_type, note, source, checkpoint,
                              identity=who.identity, kind=kind, gold_iou=gold_iou)
         except UserError as e:
+            save_limit.give_back(slots)
             raise _error(f"Not saved: {e}", duration=None) from None
         queue.release(holder_of(who, request))
         hub.notify()
@@ -310,18 +318,15 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
 
     def load_next(annotator, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         try:
-            typed = _text(annotator, "annotator name")
-            if not oauth and not typed.strip():  # no name yet: any pair (the name given at Save is checked then)
-                who, name = identity.Who("", "name"), None
-            else:
-                who = identity.who(profile, typed, _session(request), oauth=oauth)
-                name = who.name
+            # No name yet and no login needed: any pair (the name given at Save is checked then).
+            who = identity.queue_identity(profile, _text(annotator, "annotator name"), _session(request), oauth=oauth)
+            name = who.name or None
         except UserError as e:
             raise _error(str(e)) from None
         holder = holder_of(who, request)
         item = queue.next_for(name, holder, exclude=skipped or [])
         if item is None:
-            done, total = queue.progress()
+            _, done, total, _ = figures.progress()
             held = queue.held_elsewhere(holder)
             why = [f"{done} / {total} have their {queue.k} label{'s' if queue.k > 1 else ''}"]
             if skipped:

@@ -38,6 +38,17 @@ def _size(text: str) -> int | None | str:
     return v
 
 
+def labels_k(text: str) -> int:
+    """k, the labels a pair needs: a whole number of at least 1 (``annotate``'s commands use it too)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"k must be at least 1 (a pair needs at least one label), got {v}")
+    return v
+
+
 def _threshold(text: str) -> float:
     try:
         v = float(text)
@@ -181,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "or corrected); default latest")
         r.add_argument("--min-agreement", type=float, default=None, metavar="X",
                        help="leave out pairs whose annotators' masks agree less than X (mean pairwise IoU, 0 to 1); latest and consensus")
-        r.add_argument("--labels-per-pair", type=int, default=None, metavar="K",
+        r.add_argument("--labels-per-pair", type=labels_k, default=None, metavar="K",
                        help="answers a pair needs for a consensus (default $ANODFDNET_LABELS_PER_PAIR, else 1)")
 
     sub.add_parser("models", help="parameter counts and FLOPs of every preset and depth")

@@ -106,3 +106,21 @@ def served_app(tmp: Path, checkpoint_dir: Path, env: dict | None = None):
         blocks.close()
         mp.undo()
 
+
+
+# --- A real browser (Debian chromium driven by Playwright), for browser tests that add no setup of their own ---
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+needs_chromium = pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """A headless Chromium for the module (never `playwright install`: no download)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

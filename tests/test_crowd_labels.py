@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -143,18 +144,19 @@ def test_one_hold_per_holder_and_a_grabbed_queue_is_taken_over(tmp_path):
 
 def test_gold_pairs_are_served_scored_and_never_trained(tmp_path):
     gold_dir = write_tiny_pairs(tmp_path / "gold", n=2, size=32, seed=7)
-    queue_dir = write_tiny_pairs(tmp_path / "queue", n=4, size=32)
+    queue_dir = write_tiny_pairs(tmp_path / "queue", n=6, size=32)
     store = LabelStore(tmp_path / "labels")
-    queue = LabelQueue(store, f"pairs:{queue_dir}", k=1, gold=f"pairs:{gold_dir}", gold_rate=0.5)
+    queue = LabelQueue(store, f"pairs:{queue_dir}", k=2, gold=f"pairs:{gold_dir}", gold_rate=0.5, rng=random.Random(3))
     gold_src = parse_spec(f"pairs:{gold_dir}")
     ious = {"ann": [], "bob": []}
-    kinds = []
+    served = {"ann": [], "bob": []}
     for name, shift in (("ann", 0), ("bob", 3)):
-        for _ in range(4):
-            item = queue.next_for(name, holder=name)
+        while (item := queue.next_for(name, holder=name)) is not None:
             m = np.roll(item.pair.mask, shift, axis=1)
             known = queue.gold_mask(item.content_hash)
-            kinds.append((name, item.gold))
+            served[name].append((item.gold, item.content_hash))
+            # Every pair, gold or not, is shown by the first 8 hex digits of its hash: the name gives nothing away.
+            assert item.display_name == item.content_hash[:8]
             if item.gold:
                 assert known is not None and np.array_equal(known, gold_src[item.index].mask)
                 ious[name].append(hand_iou(m, known))
@@ -162,18 +164,42 @@ def test_gold_pairs_are_served_scored_and_never_trained(tmp_path):
             else:
                 assert known is None
                 store.save(item.pair.history, item.pair.current, m, name, "other")
-    # Gold first, then at the rate: gold, label, gold, label (rate 0.5); each gold pair once per person.
-    assert [g for n, g in kinds if n == "ann"] == [True, False, True, False]
+    for name in ("ann", "bob"):  # every queue pair and each gold pair once per person, gold mixed in at random
+        golds = [h for g, h in served[name] if g]
+        assert len(golds) == len(set(golds)) == 2 and sum(not g for g, _ in served[name]) == 6
     s = summarize(store, queue)
     people = {a.name: a for a in s.annotators}
     assert people["ann"].gold == 2 and people["ann"].gold_iou == pytest.approx(1.0)
     assert people["bob"].gold_iou == pytest.approx(np.mean(ious["bob"])) and people["bob"].gold_iou < 0.9
-    assert s.gold_pairs == 2 and s.pairs == 4
+    assert s.gold_pairs == 2 and s.pairs == 6
     for policy in ("latest", "consensus&k=1"):
         src = parse_spec(f"hf:{tmp_path / 'labels'}?policy={policy}")
         gold_hashes = set(queue.gold_hashes())
         assert not any(src.key(i) in gold_hashes for i in range(len(src)))
         assert src.selection.left_out["gold pair (it scores annotators and never trains)"] == 2
+    # The public view (the Label tab, the dataset card) has no gold figure; an annotator's pairs count gold
+    # answers like any other. The owner's view (status) has them.
+    public = s.markdown()
+    assert "gold" not in public.lower() and "| ann | name | 8 |" in public
+    assert "gold IoU 100.0 % over 2" in s.text()
+
+
+def test_gold_comes_at_random_positions_and_at_its_rate(tmp_path):
+    """Gold pairs are not served first (or at any fixed place): over 60 new annotators the first pair is gold
+    for about the gold rate of them; over many requests the share of gold is about the rate."""
+    gold_dir = write_tiny_pairs(tmp_path / "gold", n=3, size=32, seed=7)
+    queue_dir = write_tiny_pairs(tmp_path / "queue", n=5, size=32)
+    store = LabelStore(tmp_path / "labels")
+    queue = LabelQueue(store, f"pairs:{queue_dir}", k=1, gold=f"pairs:{gold_dir}", gold_rate=0.25, rng=random.Random(11))
+    first = []
+    for i in range(60):
+        first.append(queue.next_for(f"new person {i}", holder="h").gold)  # "h" asks again: its hold is given back
+    assert 5 <= sum(first) <= 25  # binomial(60, 0.25): mean 15; never all first, never none
+    draws = [queue.next_for(None, holder="anon", exclude=()).gold for _ in range(400)]
+    assert 0.18 <= sum(draws) / len(draws) <= 0.32  # a visitor without a name is drawn for too
+    plain = LabelQueue(store, f"pairs:{queue_dir}", k=1, gold="")  # no gold configured: pairs keep their names
+    assert plain.next_for("x", holder="x").display_name.startswith("pair")
+    assert queue.display_name == "queue" and str(tmp_path) not in queue.display_name
 
 
 def _three_annotators(store: LabelStore, seed: int, masks, types=("foreign body",) * 3):

@@ -269,6 +269,145 @@ def test_compact_and_status_commands(tmp_path, capsys, monkeypatch):
     assert "holds no labels" in capsys.readouterr().err
 
 
+# --- One corrupt shard never stops the store (issue 22) --------------------------------------------------
+
+
+BAD = {"20000101T000000000000Z-truncated.parquet": "not a readable Parquet file",
+       "20000101T000000000001Z-other-schema.parquet": "not in the label schema (missing"}
+
+
+def damaged_folder(tmp_path: Path, name: str, rows: int = 3) -> tuple[Path, list[str]]:
+    """A label folder with ``rows`` good rows, a shard cut in half and a Parquet shard of another schema
+    (what a crashed copy tool or a stray export leaves in data/)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labels = tmp_path / name
+    store = LabelStore(labels)
+    ids = [store.save(*make_pair(i), "ann", "other").id for i in range(rows)]
+    good = store.shards()[0]
+    (labels / "data" / "20000101T000000000000Z-truncated.parquet").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    pq.write_table(pa.table({"id": ["y" * 32], "annotator": [None], "score": [0.5]}),
+                   labels / "data" / "20000101T000000000001Z-other-schema.parquet")
+    return labels, ids
+
+
+def assert_set_aside(labels: Path, text: str) -> None:
+    """Both bad files are in quarantine/ (not data/), and ``text`` names each with why."""
+    assert {p.name for p in (labels / "quarantine").glob("*.parquet")} == set(BAD)
+    assert not set(BAD) & {p.name for p in (labels / "data").glob("*.parquet")}
+    for name, why in BAD.items():
+        assert name in text and why in text, (name, text)
+
+
+def test_status_and_saving_go_on_with_a_corrupt_and_a_wrong_schema_shard(tmp_path, capsys):
+    from annotate.__main__ import main
+
+    labels, ids = damaged_folder(tmp_path, "labels")
+    assert main(["status", "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "3 rows in 3 shards" in out and "3 pairs labelled" in out and "None" not in out
+    assert_set_aside(labels, out)
+    assert (labels / "quarantine" / f"{next(iter(BAD))}.why").read_text().startswith("not a readable Parquet file")
+    store = LabelStore(labels)
+    new = store.save(*make_pair(9), "after", "other")  # saving goes on
+    assert store.size() == 4 and sorted(parse_spec(f"hf:{labels}").names) == sorted([*ids, new.id])
+    assert main(["status", "--labels", str(labels)]) == 0  # later runs still list what was moved aside
+    assert_set_aside(labels, capsys.readouterr().out)
+
+
+def test_compact_sets_a_corrupt_shard_aside_and_names_it(tmp_path, capsys):
+    from annotate.__main__ import main
+
+    labels, ids = damaged_folder(tmp_path, "labels")
+    assert main(["compact", "--labels", str(labels), "--max-rows", "10"]) == 0
+    out = capsys.readouterr().out
+    assert "merged 3 shards into 1 (3 rows)" in out
+    assert_set_aside(labels, out)
+    assert sorted(parse_spec(f"hf:{labels}").names) == sorted(ids)
+
+
+def test_export_and_the_hf_reader_set_a_corrupt_shard_aside_and_name_it(tmp_path, capsys, caplog):
+    from annotate.__main__ import main
+
+    labels, ids = damaged_folder(tmp_path, "labels")
+    assert main(["export", "--format", "ab", str(tmp_path / "out"), "--labels", str(labels)]) == 0
+    out = capsys.readouterr().out
+    assert "wrote 3 pairs" in out and len(os.listdir(tmp_path / "out" / "label")) == 3
+    assert_set_aside(labels, out)
+    # The reader evaluate, train and retrain use (hf:DIR): the warning in the log names each file.
+    labels2, ids2 = damaged_folder(tmp_path, "labels2")
+    with caplog.at_level("WARNING", logger="anodfdnet.data.label_files"):
+        src = parse_spec(f"hf:{labels2}?policy=consensus&k=1")
+    assert len(src) == 3 and {n for n, _ in src.quarantined} == set(BAD)
+    assert_set_aside(labels2, caplog.text)
+
+
+def test_evaluate_on_hf_labels_with_a_corrupt_shard_names_it_and_runs(tmp_path):
+    import torch
+
+    from anodfdnet.checkpoint import save_checkpoint
+    from anodfdnet.models import ModelConfig, build_model
+
+    labels, _ = damaged_folder(tmp_path, "labels")
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.safetensors"
+    save_checkpoint(ckpt, build_model(ModelConfig.from_preset("lite", 0)), {"note": "untrained stand-in for tests"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_DATASETS_CACHE": str(tmp_path / "hf-cache")}
+    r = subprocess.run([sys.executable, "-m", "anodfdnet", "evaluate", "--checkpoint", str(ckpt), "--data", f"hf:{labels}",
+                        "--device", "cpu", "--size", "64", "--align", "off"], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert_set_aside(labels, r.stderr)
+
+
+def test_a_damaged_page_behind_a_good_footer_is_found_when_read(tmp_path, caplog):
+    """A shard whose footer reads but whose mask column's page is damaged: the store moves it aside when a
+    mask of it is read (saying so, naming it), and the hf: reader when its load fails."""
+    import pyarrow.parquet as pq
+
+    def damage(path: Path) -> None:
+        rg = pq.ParquetFile(path).metadata.row_group(0)
+        off = next(rg.column(i).data_page_offset for i in range(rg.num_columns) if rg.column(i).path_in_schema == "mask.bytes")
+        b = bytearray(path.read_bytes())
+        b[off:off + 24] = b"\xff" * 24
+        path.write_bytes(bytes(b))
+
+    labels = tmp_path / "labels"
+    store = LabelStore(labels)
+    rows = [store.save(*make_pair(i), "ann", "other") for i in range(3)]
+    damage(labels / "data" / rows[1].shard)
+    fresh = LabelStore(labels)
+    assert fresh.size() == 3  # its footer and index columns read
+    with pytest.raises(UserError, match=rf"label shard data/{rows[1].shard} is unreadable .* moved aside to quarantine/"):
+        fresh.masks([rows[1].id])
+    assert fresh.size() == 2 and [q.name for q in fresh.quarantined()] == [rows[1].shard]
+    (labels / "quarantine" / rows[1].shard).rename(labels / "data" / rows[1].shard)  # back, for the reader
+    with caplog.at_level("WARNING", logger="anodfdnet.data.label_files"):
+        src = parse_spec(f"hf:{labels}")
+    assert sorted(src.names) == sorted([rows[0].id, rows[2].id]) and rows[1].shard in caplog.text
+
+
+@pytest.mark.parametrize("argv", [["status"], ["compact"], ["export", "--format", "ab", "OUT"]])
+@pytest.mark.parametrize("k", ["0", "-1", "two"])
+def test_k_below_one_is_refused_everywhere(tmp_path, capsys, argv, k):
+    from annotate.__main__ import main
+
+    labels, _ = damaged_folder(tmp_path, "labels", rows=1)
+    argv = [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--labels", str(labels), "--k", k])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--k" in err and ("at least 1" in err or "not a whole number" in err), err
+
+
+def test_retrain_labels_per_pair_below_one_is_refused(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([sys.executable, "-m", "anodfdnet", "retrain", "--labels", str(tmp_path), "--from", "x", "--out",
+                        str(tmp_path / "o"), "--labels-policy", "consensus", "--labels-per-pair", "0"],
+                       capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 2 and "k must be at least 1" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
 # --- Issue 10: what is stored is what training reads; a pair saved again; killed writers ---------------
 
 

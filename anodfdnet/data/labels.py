@@ -2,7 +2,8 @@
 
 The app's brush tab (``annotate/``) writes labels with :data:`FEATURES`; the training code reads them
 back with ``parse_spec("hf:labels")`` (a local folder) or ``parse_spec("hf:OWNER/NAME")`` (a Hugging
-Face Hub dataset). Nothing else defines the columns.
+Face Hub dataset). The columns are built in ``label_schema.py`` (so that ``label_files.py``, which checks
+shards, needs nothing from this module) and described here; nothing else defines them.
 
 One row is one saved answer about one pair:
 
@@ -53,7 +54,6 @@ train/validation split (``data.split``) keeps every label of one pair on the sam
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -64,12 +64,13 @@ import numpy as np
 
 from ..errors import UserError
 from .images import load_mask, load_rgb
+from .label_files import error_line, readable_shards
+from .label_schema import SCHEMA_VERSION, V2_COLUMNS
+from .label_schema import features as _features, v1_features as _v1_features
 from .label_policies import KINDS, POLICIES, RowInfo, Selection, consensus_mask, latest_per_annotator, select
 from .source import Pair, Source, load_pair
 from .spec import register_source
 
-SCHEMA_VERSION = 2
-V2_COLUMNS = ("identity", "kind", "verdict", "gold_iou")
 IDENTITIES = ("hf", "name", "anonymous")
 ENV_LABELS_PER_PAIR = "ANODFDNET_LABELS_PER_PAIR"
 
@@ -78,40 +79,6 @@ __all__ = ["ANOMALY_TYPES", "IDENTITIES", "KINDS", "LabelSource", "NO_ANOMALY", 
 
 NO_ANOMALY = "no anomaly"
 ANOMALY_TYPES = ("foreign body", "missing part", "loose part", "oil leak", "scratch / crack", "other", NO_ANOMALY)
-
-
-@functools.cache
-def _features():
-    from datasets import Features, Image, Value
-
-    return Features(
-        {
-            "id": Value("string"),
-            "history": Image(),
-            "current": Image(),
-            "mask": Image(),
-            "annotator": Value("string"),
-            "anomaly_type": Value("string"),
-            "note": Value("string"),
-            "created_at": Value("string"),
-            "source": Value("string"),
-            "content_hash": Value("string"),
-            "model_checkpoint": Value("string"),
-            "schema_version": Value("int32"),
-            "identity": Value("string"),
-            "kind": Value("string"),
-            "verdict": Value("string"),
-            "gold_iou": Value("float32"),
-        }
-    )
-
-
-@functools.cache
-def _v1_features():
-    """The schema of version 1 shards (the v2 columns absent)."""
-    from datasets import Features
-
-    return Features({k: v for k, v in _features().items() if k not in V2_COLUMNS})
 
 
 def __getattr__(name: str):
@@ -224,11 +191,6 @@ def labels_spec(labels: str, policy: str = "latest", min_agreement: float | None
 _REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
 def _caused_by(e: BaseException | None, kind: type) -> bool:
     while e is not None:
         if isinstance(e, kind):
@@ -251,6 +213,7 @@ class LabelSource(Source):
 
     def __init__(self, arg: str, spec: str | None = None):
         self.spec = spec or f"hf:{arg}"
+        self.quarantined: list[tuple[str, str]] = []  # (shard name, why) moved aside while loading
         where, opts = parse_label_arg(arg, self.spec)
         self.policy = opts["policy"]
         self.k = opts["k"] if opts["k"] is not None else labels_per_pair()
@@ -296,20 +259,27 @@ class LabelSource(Source):
         path = Path(arg).expanduser()
         local = path.is_dir()
         if local:
-            if not any((path / "data").glob("*.parquet")):
-                raise UserError(f"data spec '{self.spec}': '{path}' holds no labels yet (no data/*.parquet shards).")
+            # Each shard checked first: one unreadable file is moved aside (label_files.quarantine, a logged
+            # warning naming it), not a failure of the whole folder.
+            shards, moved = readable_shards(path / "data")
+            self.quarantined.extend(moved)
+            if not shards:
+                aside = f"; {len(moved)} unreadable shard(s) moved aside to {path / 'quarantine'}" if moved else ""
+                raise UserError(f"data spec '{self.spec}': '{path}' holds no labels yet (no data/*.parquet shards{aside}).")
             target = str(path)
         elif _REPO_ID.fullmatch(arg) and not path.exists():
             target = arg
         else:
             raise UserError(f"data spec '{self.spec}': '{arg}' is neither a label folder nor a Hub dataset id (OWNER/NAME).")
-        # A local folder is loaded with an explicit data_files pattern: datasets 5.2 then keys its
+        # A local folder is loaded with an explicit list of its readable shards: datasets 5.2 then keys its
         # Arrow cache on the resolved shard list, whereas load_dataset(DIR) alone keys it on the card's
         # pattern and serves the first load's rows forever after, missing every later save.
-        kwargs = {"data_files": {"train": "data/*.parquet"}} if local else {}
+        kwargs = {"data_files": {"train": [str(p) for p in shards]}} if local else {}
         kwargs["features"] = _features()  # v1 shards load too: their v2 columns come back null
         last = None
         for attempt in range(3):
+            if local and attempt:  # listed again: a compaction may have merged shards, a bad one moved aside
+                kwargs["data_files"] = {"train": [str(p) for p in readable_shards(path / "data")[0]]}
             try:
                 return datasets.load_dataset(target, split="train", **kwargs)
             except Exception as e:  # offline, no such repo, no access, unreadable shard
@@ -319,9 +289,16 @@ class LabelSource(Source):
                     last = e
                     time.sleep(0.2 * (attempt + 1))
                     continue
+                if local and attempt < 2:
+                    # A damaged page behind a good footer: read every shard whole, move the bad ones aside.
+                    _, moved = readable_shards(path / "data", full=True)
+                    if moved:
+                        self.quarantined.extend(moved)
+                        last = e
+                        continue
                 where = "the folder" if local else "the Hub dataset"
-                raise UserError(f"data spec '{self.spec}': could not load {where} '{target}' ({_first_line(e)}).") from None
-        raise UserError(f"data spec '{self.spec}': could not load '{target}' ({_first_line(last)}).")
+                raise UserError(f"data spec '{self.spec}': could not load {where} '{target}' ({error_line(e)}).") from None
+        raise UserError(f"data spec '{self.spec}': could not load '{target}' ({error_line(last)}).")
 
     def key(self, i: int) -> str:
         return self._keys[self._index(i)]

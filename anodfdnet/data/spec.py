@@ -53,6 +53,25 @@ def spec_help() -> str:
     return "\n".join(lines)
 
 
+def spec_display_name(spec: str) -> str:
+    """A short name for the set a SPEC names that shows no server path: the last part of its argument
+    without folders or extension, with its split, e.g. ``ab:/srv/data/levir_samples@val`` ->
+    ``levir_samples@val``, ``deeppcb:/d/deeppcb/trainval.txt`` -> ``trainval``, ``synth:200:3`` -> ``synth:200:3``.
+    For pages that strangers see; the SPEC itself stays on the server."""
+    spec = str(spec).strip()
+    m = _SPLIT_SUFFIX.match(spec)
+    side = ""
+    if m and ":" in m["base"]:
+        spec, side = m["base"], f"@{m['side']}"
+    scheme, _, arg = spec.partition(":")
+    arg = arg.split("?", 1)[0].rstrip("/\\")
+    if scheme == "synth" or not arg:
+        return f"{spec}{side}" if scheme == "synth" else f"{scheme}{side}"
+    last = re.split(r"[/\\]", arg)[-1]
+    stem = last.rsplit(".", 1)[0] if "." in last.strip(".") else last
+    return f"{stem or scheme}{side}"
+
+
 def parse_spec(spec: str) -> Source:
     """Build the source a SPEC names; a bad SPEC is a ``UserError`` that says what is wrong."""
     spec = str(spec).strip()

@@ -15,7 +15,9 @@ the upload folder or reaching out of it through ``..`` or a symlink, a folder) i
 :class:`UploadRefused` and one neutral sentence per role that is the same whatever exists on disk,
 so an error never tells a visitor whether some file exists.
 
-An accepted image is then checked before it is decoded: the file size against ``max_bytes``, the
+An accepted image is then checked before it is decoded: its format from the header (exactly
+:data:`FORMATS`: only those plugins of Pillow look at the bytes; anything else is refused with the
+sentence that lists them), the file size against ``max_bytes``, the
 width and height *from the header* against ``max_pixels`` (and ``min_side`` / ``max_side``), so a
 9000 x 9000 image is refused in milliseconds instead of being decoded first. Messages are one
 sentence naming the role and the file's original name (which is the visitor's text: a page that
@@ -39,6 +41,9 @@ from .images import _oriented, _pil_to_array, load_rgb  # the package's one read
 
 FILE_META = {"_type": "gradio.FileData"}
 FORMATS = "PNG, JPEG, BMP, TIFF or WebP"
+# Exactly the formats FORMATS names, as Pillow's plugins call them: Image.open tries only these, so no other
+# of Pillow's decoders (TGA, ICO, PCX, SGI, PPM, GIF, XBM, IM, DDS...) ever parses a stranger's bytes.
+PIL_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
 
 
 class UploadRefused(UserError):
@@ -174,7 +179,7 @@ def decode_checked(source: bytes | Path, role: str, name: str, limits: Limits) -
     label = f"the {role} image{_named(name)}"
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
-        im = Image.open(stream)  # reads the header only
+        im = Image.open(stream, formats=PIL_FORMATS)  # reads the header only, with these formats' plugins only
     except Image.DecompressionBombError:
         raise UserError(f"{label} is too large; images up to {limits.max_pixels / 1e6:g} megapixels are accepted.") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
