@@ -15,7 +15,8 @@ still save, and the pair then has k + 1 labels. With ``ANODFDNET_REQUIRE_LOGIN=1
 accounts get pairs, one hold each.
 
 Among the free pairs the queue serves the one with the fewest holds, then the most labels (so pairs
-reach k and their consensus sooner), then the first in queue order.
+reach k and their consensus sooner), then the first in queue order, or, when asked to (``uncertainty``), the
+one the model is least sure about (``uncertainty.py``).
 
 **Gold pairs.** ``ANODFDNET_GOLD=SPEC`` names pairs whose masks are known (e.g. a validation split,
 ``deeppcb:LIST@val``). They are mixed into each annotator's pairs at the rate ``ANODFDNET_GOLD_RATE``
@@ -150,10 +151,12 @@ class LabelQueue:
         return mask
 
     # -- serving ------------------------------------------------------------------------------------
-    def next_for(self, annotator: str | None, holder: str, exclude=()) -> QueueItem | None:
+    def next_for(self, annotator: str | None, holder: str, exclude=(), uncertainty=None) -> QueueItem | None:
         """The next pair for ``annotator`` (None if unknown), held for ``holder``; None when none is free.
 
-        exclude: content hashes not to serve (e.g. the ones this annotator skipped)."""
+        exclude: content hashes not to serve (e.g. the ones this annotator skipped). uncertainty: an
+        ``uncertainty.UncertaintyScores``: among equally held and labelled free pairs, the one its model is least
+        sure about first (pairs it has not scored yet after, in queue order) instead of queue order."""
         exclude = set(exclude)
         with self._lock:
             self._holds.pop(holder, None)  # one hold per holder
@@ -183,7 +186,7 @@ class LabelQueue:
                     continue
                 holds = held.get(h, [])
                 if len(answers) + len(holds) < self.k:
-                    key = (len(holds), -len(answers), i)
+                    key = (len(holds), -len(answers), uncertainty.rank(h) if uncertainty is not None else (), i)
                     if best is None or key < best[0]:
                         best = (key, i, h)
                 else:
@@ -198,6 +201,11 @@ class LabelQueue:
             _, i, h = best
             self._holds[holder] = (h, now)
         return QueueItem(i, self.source[i], h, f"{self.spec}#{self.source.names[i]}", opaque=self._gold is not None)
+
+    def pair_at(self, i: int) -> tuple[str, np.ndarray, np.ndarray]:
+        """(content hash, history, current) of queue pair i (for scoring it)."""
+        pair = self.source[i]
+        return self._pairs.hash(i), pair.history, pair.current
 
     def _next_gold(self, annotator: str | None, pairs, exclude) -> QueueItem | None:
         """A gold pair this annotator has not answered, drawn at the gold rate (always, with no queue); None

@@ -18,6 +18,7 @@ from anodfdnet.data.labels import ANOMALY_TYPES
 from anodfdnet.errors import UserError
 
 from . import identity
+from .adapt_panel import build_adapt_panel
 from .editor import ImageEditor
 from .paint import composite, mask_from_layers, paint_layer
 from .review import ReviewQueue, ReviewView
@@ -101,6 +102,7 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
             reject_btn = gr.Button("Reject", variant="stop", elem_id="review-reject")
             correct_btn = gr.Button("Save correction", variant="secondary", elem_id="review-correct")
     state = gr.State(None)  # {"hash", "rows"}: the pair on screen and the answers shown, kept on the server
+    adapt = build_adapt_panel(store, reviewer_tb, oauth)
 
     def show(view: ReviewView | None, message: str):
         if view is None:
@@ -169,4 +171,4 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
     correct_btn.click(correct, [reviewer_tb, editor, type_dd, note_tb, state], outputs, api_visibility="private",
                       preprocess=False)
     return {"next": next_btn, "accept": accept_btn, "reject": reject_btn, "correct": correct_btn, "status": status_md,
-            "editor": editor, "queue": queue, "store": store}
+            "editor": editor, "queue": queue, "store": store, "adapt": adapt}

@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--size", type=_size, default=128, help="crop side at native resolution, a multiple of 16 (default 128)")
         r.add_argument("--lr", type=float, default=3e-4, help="peak learning rate of the decoder and bottleneck (default 3e-4)")
         r.add_argument("--encoder-lr", type=float, default=0.0, help="the encoder's rate as a share of --lr; 0 freezes it (default 0)")
+        r.add_argument("--frozen-norm", action="store_true", help="keep the checkpoint's BatchNorm statistics instead of letting "
+                       "them follow the adaptation mix (measured worse on the target domain: benchmarks/ADAPT.md)")
         r.add_argument("--replay-share", type=float, default=0.3, help="share of training crops from the checkpoint's own training "
                        "data, so old domains are not forgotten; 0 turns replay off (default 0.3)")
         r.add_argument("--replay-pairs", type=int, default=128, help="pairs drawn from that data (default 128)")
@@ -244,7 +246,7 @@ def cmd_adapt(a) -> int:
     if a.command == "retrain":
         print("note: retrain is now adapt (the same command and options).", file=sys.stderr)
     adapt(AdaptConfig(labels=a.labels, out=a.out, init=a.init, budget_minutes=a.budget_minutes, steps=a.steps, folds=a.folds,
-                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, replay_share=a.replay_share, replay_pairs=a.replay_pairs,
+                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs,
                       align=a.align, labels_policy=a.labels_policy, min_agreement=a.min_agreement,
                       labels_per_pair=a.labels_per_pair, domain=a.domain, name=a.name, force=a.force, device=a.device,
                       threads=a.threads, seed=a.seed))

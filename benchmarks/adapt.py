@@ -40,12 +40,13 @@ LEVIR_TEST = 6
 
 VARIANTS = {  # AdaptConfig overrides; "default" is the command's defaults
     "default": {},
-    "encoder-0.1": {"encoder_lr": 0.1},
-    "no-replay": {"replay_share": 0.0},
     "lr-1e-3": {"lr": 1e-3},
-    "norm-train": {"frozen_norm": False},
+    "replay-0.15": {"replay_share": 0.15},
+    "frozen-norm": {"frozen_norm": True},
+    "frozen-norm-encoder-0.1": {"frozen_norm": True, "encoder_lr": 0.1},
+    "frozen-norm-no-replay": {"frozen_norm": True, "replay_share": 0.0},
+    "frozen-norm-lr-1e-3": {"frozen_norm": True, "lr": 1e-3},
 }
-
 
 @dataclass(frozen=True)
 class Target:

@@ -56,7 +56,8 @@ class AdaptConfig:
     batch: int = 4
     lr: float = 3e-4
     encoder_lr: float = 0.0  # the encoder's rate as a share of lr; 0 = frozen
-    frozen_norm: bool = True  # BatchNorm statistics kept from the checkpoint (train.keep_norm_statistics)
+    frozen_norm: bool = False  # True: BatchNorm statistics kept from the checkpoint (train.keep_norm_statistics);
+    #                           by default they follow the adaptation mix (measured better: benchmarks/ADAPT.md)
     replay_share: float = 0.3
     replay_pairs: int = 128
     align: str = "auto"  # alignment when the held-out pairs are predicted (as served)
