@@ -84,6 +84,9 @@ def build_adapt_panel(store, reviewer_name: gr.Textbox, oauth: bool, job: AdaptJ
         st = job.status()
         return _render(st), gr.Timer(active=st.state == "running"), gr.Dropdown(choices=_listed())
 
-    start_btn.click(start_adaptation, [reviewer_name, base_dd, budget_nb, policy_rd], [status_md, timer], api_visibility="private")
+    # preprocess=False: every value is checked here, so a crafted one gets this panel's own sentence, never
+    # Gradio's (which would echo it back with the list of choices).
+    start_btn.click(start_adaptation, [reviewer_name, base_dd, budget_nb, policy_rd], [status_md, timer], api_visibility="private",
+                    preprocess=False)
     timer.tick(adaptation_status, [reviewer_name], [status_md, timer, base_dd], api_visibility="private", show_progress="hidden")
     return {"start": start_btn, "status": status_md, "timer": timer, "base": base_dd, "job": job}

@@ -178,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--replay-share", type=float, default=0.3, help="share of training crops from the checkpoint's own training "
                        "data, so old domains are not forgotten; 0 turns replay off (default 0.3)")
         r.add_argument("--replay-pairs", type=int, default=128, help="pairs drawn from that data (default 128)")
+        r.add_argument("--check-old", type=int, default=20, metavar="N", help="report forgetting: F1 before and after on the first N "
+                       "validation pairs of each old domain the checkpoint trained on that can be read here (0: skip; default 20)")
         r.add_argument("--align", choices=MODES, default="auto", help="alignment when held-out pairs are predicted, as predict "
                        "and the app do (default auto)")
         r.add_argument("--domain", default=None, help="name the domain's threshold is recorded under (default: the labels' folder name)")
@@ -246,7 +248,7 @@ def cmd_adapt(a) -> int:
     if a.command == "retrain":
         print("note: retrain is now adapt (the same command and options).", file=sys.stderr)
     adapt(AdaptConfig(labels=a.labels, out=a.out, init=a.init, budget_minutes=a.budget_minutes, steps=a.steps, folds=a.folds,
-                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs,
+                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs, check_old=a.check_old,
                       align=a.align, labels_policy=a.labels_policy, min_agreement=a.min_agreement,
                       labels_per_pair=a.labels_per_pair, domain=a.domain, name=a.name, force=a.force, device=a.device,
                       threads=a.threads, seed=a.seed))

@@ -159,7 +159,7 @@ def test_guard_keeps_the_old_model_when_adaptation_is_made_worse_on_purpose(tmp_
     pairs show it, so nothing is installed and the old checkpoint stays the default."""
     out = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "anodfdnet", "adapt", "--labels", "synth:4:11", "--from", "effnet-d2",
-                        "--out", str(out), "--steps", "4", "--lr", "30", "--replay-share", "0", "--size", "64",
+                        "--out", str(out), "--steps", "4", "--lr", "30", "--replay-share", "0", "--size", "64", "--check-old", "0",
                         "--name", "wrecked", "--device", "cpu"],
                        cwd=ROOT, capture_output=True, text=True, timeout=600,
                        env={**__import__("os").environ, "ANODFDNET_CHECKPOINT_DIR": str(tmp_path / "ckpts")})
@@ -190,6 +190,8 @@ def test_adapted_checkpoints_carry_their_domain_threshold_and_the_old_ones(tmp_p
     assert adapted.meta["domain_thresholds"] == {"generic": 0.3, "site-b": adapted.threshold}
     assert adapted.meta["adaptation"]["pairs"] == 4 and adapted.meta["val_metrics"]["site-b"]["kind"] == "held-out labelled pairs"
     assert any("synth:20@train" in n for n in report["replay"])
+    old = report["old_domains"]["synth:20"]  # forgetting, on the old domain's validation side
+    assert old["pairs"] == len(parse_spec("synth:20@val")) and 0.0 <= old["before"] <= 1.0 and 0.0 <= old["adapted"] <= 1.0
     only_threshold = read_info(tmp_path / "run" / "threshold.safetensors")
     a, b = load_checkpoint(init)[0].state_dict(), load_checkpoint(only_threshold.path)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the threshold-only candidate keeps the weights

@@ -48,6 +48,22 @@ def replay_pool(specs: list[str], pairs: int, seed: int = 0, exclude: set[str] |
     return (drawn[0] if len(drawn) == 1 else ConcatSource(drawn)), notes
 
 
+def old_domains(specs: list[str], pairs: int, exclude: set[str] | None = None) -> dict[str, Source]:
+    """The validation sides (``SPEC@val``, never trained on) of the checkpoint's readable training SPECs, the first
+    ``pairs`` of each: where forgetting is measured."""
+    out = {}
+    for spec in specs:
+        if (exclude and spec in exclude) or pairs <= 0:
+            continue
+        try:
+            src = parse_spec(f"{spec}@val")
+        except UserError:
+            continue
+        if len(src):
+            out[spec] = cached(Subset(src, list(range(min(pairs, len(src)))), f"{src.spec}#first{pairs}"))
+    return out
+
+
 class Mixture(Source):
     """The target pairs repeated to make ``1 - share`` of the items, then the replay pairs (``share`` of them)."""
 

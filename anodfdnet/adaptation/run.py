@@ -37,8 +37,8 @@ from ..evaluate import accumulate
 from ..inference.runtime import build_runtime
 from ..metrics import PixelMetrics
 from ..train import TrainConfig, train
-from .choice import CANDIDATES, MIN_GAIN, HeldOut, choose, cross_fitted, fitted_threshold
-from .replay import Mixture, replay_pool
+from .choice import CANDIDATES, MIN_GAIN, HeldOut, choose, cross_fitted, fitted_threshold, pooled
+from .replay import Mixture, old_domains, replay_pool
 from .targets import labelled_pairs, make_folds, subset, target_spec
 
 STEPS_PER_EPOCH = 50  # steps between the saves a run resumes from
@@ -60,6 +60,7 @@ class AdaptConfig:
     #                           by default they follow the adaptation mix (measured better: benchmarks/ADAPT.md)
     replay_share: float = 0.3
     replay_pairs: int = 128
+    check_old: int = 20  # validation pairs of each old domain on which forgetting is reported (0: none)
     align: str = "auto"  # alignment when the held-out pairs are predicted (as served)
     labels_policy: str = "latest"
     min_agreement: float | None = None
@@ -109,6 +110,19 @@ def _train_run(cfg: AdaptConfig, init_path: Path, source, indices: list[int], re
     info = read_info(init_path)
     tcfg.arch, tcfg.preset, tcfg.depth = info.config.arch, info.config.preset, info.config.depth
     return train(tcfg, sources=(mix, {}))
+
+
+def _forgetting(before_ref, after_ref, threshold: float, sets: dict, device, align: str) -> dict:
+    """F1 of the old and the adapted model on each old domain's validation pairs, both at the old threshold
+    (the adapted checkpoint keeps it as the ``generic`` domain's)."""
+    out = {}
+    for spec, src in sets.items():
+        figs = {}
+        for who, ref in (("before", before_ref), ("adapted", after_ref)):
+            acc = _per_pair(ref, src, range(len(src)), "checkpoint", device, align)
+            figs[who] = pooled(list(acc.values())).at(threshold)["f1"]
+        out[spec] = {**figs, "pairs": len(src), "threshold": threshold}
+    return out
 
 
 def _write(model_ref, path: Path, meta_update: dict) -> Path:
@@ -189,9 +203,12 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         choice, t_domain, t_adapted = "before", base.threshold, 0.5
 
     thresholds = dict(base.meta.get("domain_thresholds") or {"generic": base.threshold})
+    forgetting = _forgetting(init_path, final, base.threshold, old_domains(list(base.meta.get("data", [])), cfg.check_old, {spec}),
+                             device, cfg.align)
     summary = {"domain": domain, "from": str(cfg.init), "labels": cfg.labels, "labels_spec": spec,
                "labels_policy": getattr(raw, "policy", None), "pairs": n,
-               "folds": len(folds), "choice": choice, "heldout": {k: v.as_dict() for k, v in results.items()}}
+               "folds": len(folds), "choice": choice, "heldout": {k: v.as_dict() for k, v in results.items()},
+               "old_domains": forgetting}
     common = {"domain": domain, "adaptation": summary, "retrained_from": str(cfg.init), "labels": cfg.labels, "labels_spec": spec,
               **cfg.extra_meta}
     heldout_metrics = lambda name, t: ({domain: {"f1": results[name].f1, "iou": results[name].iou,  # noqa: E731
@@ -249,6 +266,10 @@ def describe(report: dict, base_name: str) -> str:
                 h = held[name]
                 lines.append(f"  {labels[name]:<36} F1 {100 * h['f1']:5.1f} %  (± {100 * h['fold_f1_std']:.1f})  "
                              f"precision {100 * h['precision']:5.1f}  recall {100 * h['recall']:5.1f}")
+    if report.get("old_domains"):
+        lines.append("old domains (forgetting), F1 on their validation pairs at the old threshold:")
+        for spec, f in report["old_domains"].items():
+            lines.append(f"  {spec}: {100 * f['before']:.1f} % -> {100 * f['adapted']:.1f} % ({f['pairs']} pairs)")
     choice = report["choice"]
     if not held:
         lines.append(f"1 labelled pair: nothing to hold out, so nothing shows the adapted model is better; {base_name} stays the "
