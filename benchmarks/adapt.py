@@ -170,6 +170,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-tunnel", default=str(Path.home() / "runs" / "adapt" / "generic-notunnel-d2" / "best.safetensors"),
                    help="the effnet-d2 trained without tunnel pairs")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "ADAPT.md"))
+    p.add_argument("--design-work", default=str(Path.home() / "runs" / "adapt-design"),
+                   help="the design ablation's work folder (run with --variants and --base-tunnel set to the early snapshot)")
+    p.add_argument("--design-base", default="generic-notunnel-d2, step 2,400", help="what the design runs started from")
 
 
 def main(args) -> int:
@@ -186,7 +189,12 @@ def main(args) -> int:
     base_figs = json.loads((work / "baselines.json").read_text()) if (work / "baselines.json").exists() else {}
     from .adapt_report import write_report
 
-    write_report(results, base_figs, Path(args.out), args.base_tunnel)
+    design = None
+    if args.design_work and (Path(args.design_work).expanduser() / "results.jsonl").exists():
+        d = Path(args.design_work).expanduser()
+        design = ([json.loads(line) for line in (d / "results.jsonl").read_text().splitlines()],
+                  json.loads((d / "baselines.json").read_text()), args.design_base)
+    write_report(results, base_figs, Path(args.out), args.base_tunnel, design)
     return 0
 
 

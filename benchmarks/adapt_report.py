@@ -28,7 +28,52 @@ def _base_test(base_figs: dict, target: str, seed: int, who: str = "base") -> fl
     return None if fig is None else fig["f1"]
 
 
-def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str) -> None:
+DESIGN_VARIANTS = {
+    "frozen-norm": "encoder frozen, BatchNorm statistics kept, replay 0.3, lr 3e-4 (the first design)",
+    "frozen-norm-encoder-0.1": "as above, the encoder learning at 0.1x (fp32: no bf16 with encoder gradients)",
+    "frozen-norm-no-replay": "as the first design, no replay",
+    "frozen-norm-lr-1e-3": "as the first design, lr 1e-3",
+    "default": "encoder frozen, BatchNorm statistics follow the adaptation mix, replay 0.3, lr 3e-4 (the default)",
+    "lr-1e-3": "the default with lr 1e-3",
+    "replay-0.15": "the default with replay 0.15",
+}
+
+
+def design_section(results: list[dict], base_figs: dict, base_name: str) -> list[str]:
+    """The design ablation: every variant on the same picks (tunnel, k=5, 5 CPU-minutes), paired by seed."""
+    if not results:
+        return []
+    base = base_figs.get("tunnel", {})
+    b_test = base.get("test", {}).get("all", {})
+    old_sets = sorted({s for r in results for s in r["old"]})
+    short = {s: s.split("/")[-1] for s in old_sets}
+    lines = ["## Design: which layers learn, norms, replay, rate", "",
+             f"Tunnel target, k = 5, 5 CPU-minutes, seeds 0 and 1 (the same labelled pairs for every variant), from an "
+             f"earlier snapshot of the no-tunnel model (`{base_name}`: 10.9 CPU-minutes of the run above), whose tunnel F1 is "
+             f"{100 * b_test.get('base', {}).get('f1', float('nan')):.1f} % (the reference: "
+             f"{100 * b_test.get('reference', {}).get('f1', float('nan')):.1f} %). Old domains: F1 at the old threshold on "
+             "the first 60 validation pairs; the unadapted model has " + ", ".join(
+                 f"{short[s]} {100 * base.get('old', {}).get(s, {}).get('f1', float('nan')):.1f} %" for s in old_sets) + ".", "",
+             "| variant | tunnel F1, seed 0 / 1 | " + " | ".join(f"{short[s]} F1 change" for s in old_sets) + " |",
+             "|---|---:|" + "---:|" * len(old_sets)]
+    by = defaultdict(dict)
+    for r in results:
+        by[r["variant"]][r["seed"]] = r
+    for variant in DESIGN_VARIANTS:
+        rows = by.get(variant)
+        if not rows:
+            continue
+        seeds = sorted(rows)
+        cells = [" / ".join(f"{100 * rows[sd]['test_adapted']['f1']:.1f}" for sd in seeds)]
+        for s in old_sets:
+            b = base.get("old", {}).get(s, {}).get("f1")
+            cells.append(" / ".join(f"{100 * (rows[sd]['old'][s]['f1'] - b):+.1f}" for sd in seeds) if b is not None else "–")
+        lines.append(f"| {DESIGN_VARIANTS[variant]} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str, design: tuple | None = None) -> None:
     lines = ["# Adaptation to an unseen domain (`python -m anodfdnet adapt`)", "",
              "Written by `python -m benchmarks adapt` (`benchmarks/adapt.py` says what each figure is). Commands:", "",
              "```", COMMAND, "```", "",
@@ -95,6 +140,8 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
             summary[f"{target}/{variant}"] = {"k5_budget": best_budget, "k5_adapted_f1": statistics.fmean([r["test_adapted"]["f1"] for r in at]),
                                               "k5_served_f1": statistics.fmean([r["test_served"]["f1"] for r in at]),
                                               "base_f1": base_mean, "reference_f1": ref_mean, "gain": gain, "served_below_base": len(worse)}
+    if design is not None:
+        lines += design_section(*design)
     out.write_text("\n".join(lines).rstrip() + "\n")
     out.with_name("adapt.json").write_text(json.dumps({"results": results, "baselines": base_figs, "summary": summary,
                                                         "base_tunnel": base_tunnel}, indent=1) + "\n")
