@@ -165,8 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "hf://OWNER/REPO/FILE (default effnet-d2, the app's default)")
         r.add_argument("--out", required=True, help="run folder (resumable): fold-N/ and final/ runs, adapted.safetensors, "
                        "threshold.safetensors, best.safetensors (the chosen one), report.json")
-        r.add_argument("--budget-minutes", type=float, default=5.0, help="CPU time for all of the training, all threads counted, "
-                       "shared equally by the folds and the final run (default 5)")
+        r.add_argument("--budget-minutes", type=float, default=5.0, help="CPU time for all of the training, all threads counted: "
+                       "--final-share of it for the final run, the rest shared by the folds (default 5)")
+        r.add_argument("--final-share", type=float, default=0.5, help="share of the budget for the final run, the model that is "
+                       "served; the folds, which only score held-out pairs, share the rest (default 0.5)")
         r.add_argument("--steps", type=int, default=None, help="cap on optimizer steps per run (default: the budget decides)")
         r.add_argument("--folds", type=int, default=3, help="folds of held-out labelled pairs (leave-one-pair-out with fewer "
                        "pairs; default 3)")
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
         r.add_argument("--replay-share", type=float, default=0.3, help="share of training crops from the checkpoint's own training "
                        "data, so old domains are not forgotten; 0 turns replay off (default 0.3)")
         r.add_argument("--replay-pairs", type=int, default=128, help="pairs drawn from that data (default 128)")
+        r.add_argument("--calibrate-old", type=int, default=20, metavar="N", help="refit the adapted model's threshold for the "
+                       "old domains ('generic') on N training pairs of each that replay did not use (0: keep the old one; default 20)")
         r.add_argument("--check-old", type=int, default=20, metavar="N", help="report forgetting: F1 before and after on the first N "
                        "validation pairs of each old domain the checkpoint trained on that can be read here (0: skip; default 20)")
         r.add_argument("--align", choices=MODES, default="auto", help="alignment when held-out pairs are predicted, as predict "
@@ -249,6 +253,7 @@ def cmd_adapt(a) -> int:
         print("note: retrain is now adapt (the same command and options).", file=sys.stderr)
     adapt(AdaptConfig(labels=a.labels, out=a.out, init=a.init, budget_minutes=a.budget_minutes, steps=a.steps, folds=a.folds,
                       size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs, check_old=a.check_old,
+                      final_share=a.final_share, calibrate_old=a.calibrate_old,
                       align=a.align, labels_policy=a.labels_policy, min_agreement=a.min_agreement,
                       labels_per_pair=a.labels_per_pair, domain=a.domain, name=a.name, force=a.force, device=a.device,
                       threads=a.threads, seed=a.seed))

@@ -19,8 +19,8 @@ For every (target, k, CPU budget, seed, variant): ``adapt`` with those labels (o
 minutes for all its runs), then on the test pairs the adapted model at its own threshold, the model the guard
 chose (``served``: the adapted one, the old weights at the domain's threshold, or the old checkpoint), the old
 checkpoint and the reference; and on the old domains (the base's validation sides, first 60 pairs each) the
-adapted model against the old one, both at the old checkpoint's threshold (the adapted checkpoint keeps it as
-its ``generic`` domain threshold): forgetting. Maps are made on the default inference path with ``--align auto``,
+adapted model at its refitted ``generic`` threshold (and at the old one) against the old model at the old
+threshold: forgetting. Maps are made on the default inference path with ``--align auto``,
 as ``predict`` and the app make them. Every run's figures go to ``WORK/results.jsonl``; a run already there is
 not run again.
 """
@@ -40,6 +40,7 @@ LEVIR_TEST = 6
 
 VARIANTS = {  # AdaptConfig overrides; "default" is the command's defaults
     "default": {},
+    "equal-split": {"final_share": 0.25, "calibrate_old": 0},  # the first design: 4 equal runs, old threshold kept
     "lr-1e-3": {"lr": 1e-3},
     "replay-0.15": {"replay_share": 0.15},
     "frozen-norm": {"frozen_norm": True},
@@ -134,9 +135,10 @@ def run_one(job: dict) -> dict:
            "test_adapted": _at(acc_adapted, th_adapted)}
     row["test_served"] = row["test_adapted"] if report["choice"] == "adapted" else _at(*_metrics(served, test))
     row["old"] = {}
+    generic = read_info(report["adapted"]).meta.get("domain_thresholds", {}).get("generic", base.threshold)
     for spec_old in t.old:
         acc, _ = _metrics(report["adapted"], parse_spec(spec_old), limit=60)
-        row["old"][spec_old] = _at(acc, base.threshold)
+        row["old"][spec_old] = {**_at(acc, generic), "f1_at_old_threshold": acc.at(base.threshold)["f1"]}
     row["target"] = t.name
     return row
 

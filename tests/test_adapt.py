@@ -12,7 +12,7 @@ from PIL import Image
 
 from anodfdnet.adaptation import AdaptConfig, adapt
 from anodfdnet.adaptation.choice import choose, cross_fitted, fitted_threshold
-from anodfdnet.adaptation.replay import Mixture, replay_pool
+from anodfdnet.adaptation.replay import Mixture, calibration_pool, replay_pool
 from anodfdnet.adaptation.run import domain_name
 from anodfdnet.adaptation.targets import make_folds, target_spec
 from anodfdnet.checkpoint import load_checkpoint, read_info, save_checkpoint
@@ -187,11 +187,18 @@ def test_adapted_checkpoints_carry_their_domain_threshold_and_the_old_ones(tmp_p
     assert report["folds"] == 3 and set(report["heldout"]) == {"before", "threshold", "adapted"}
     adapted = read_info(tmp_path / "run" / "adapted.safetensors")
     assert adapted.meta["domain"] == "site-b"
-    assert adapted.meta["domain_thresholds"] == {"generic": 0.3, "site-b": adapted.threshold}
+    # the old domains' threshold is fitted again for the adapted model, on old training pairs that replay did not use
+    refit = report["threshold"]["generic_adapted"]
+    assert adapted.meta["domain_thresholds"] == {"generic": refit, "site-b": adapted.threshold}
+    cal = calibration_pool(["synth:20"], 20, 4, 0)
+    replayed, _ = replay_pool(["synth:20"], 4, 0)
+    assert len(cal) == len(parse_spec("synth:20@train")) - 4
+    assert not {cal.key(i) for i in range(len(cal))} & {replayed.key(i) for i in range(len(replayed))}
     assert adapted.meta["adaptation"]["pairs"] == 4 and adapted.meta["val_metrics"]["site-b"]["kind"] == "held-out labelled pairs"
     assert any("synth:20@train" in n for n in report["replay"])
     old = report["old_domains"]["synth:20"]  # forgetting, on the old domain's validation side
     assert old["pairs"] == len(parse_spec("synth:20@val")) and 0.0 <= old["before"] <= 1.0 and 0.0 <= old["adapted"] <= 1.0
+    assert old["refit_threshold"] == refit and old["threshold"] == 0.3
     only_threshold = read_info(tmp_path / "run" / "threshold.safetensors")
     a, b = load_checkpoint(init)[0].state_dict(), load_checkpoint(only_threshold.path)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the threshold-only candidate keeps the weights

@@ -21,9 +21,8 @@ from ..data.pair_cache import cached
 from ..errors import UserError
 
 
-def replay_pool(specs: list[str], pairs: int, seed: int = 0, exclude: set[str] | None = None) -> tuple[Source | None, list[str]]:
-    """Up to ``pairs`` pairs drawn evenly from the training sides of ``specs``; returns (source or None,
-    notes saying what was used and what could not be read). ``exclude``: SPECs not to replay (the target's)."""
+def _training_sides(specs: list[str], exclude: set[str] | None) -> tuple[list[Source], list[str]]:
+    """The readable training sides (``SPEC@train``) of ``specs``, and notes naming those that cannot be read."""
     parts, notes = [], []
     for spec in specs:
         if exclude and spec in exclude:
@@ -36,16 +35,46 @@ def replay_pool(specs: list[str], pairs: int, seed: int = 0, exclude: set[str] |
             notes.append(f"replay: left out '{spec}' ({str(e).rstrip('.')})")
             continue
         parts.append(src)
+    return parts, notes
+
+
+def _draw(n: int, each: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=min(each, n), replace=False)).tolist()
+
+
+def replay_pool(specs: list[str], pairs: int, seed: int = 0, exclude: set[str] | None = None) -> tuple[Source | None, list[str]]:
+    """Up to ``pairs`` pairs drawn evenly from the training sides of ``specs``; returns (source or None,
+    notes saying what was used and what could not be read). ``exclude``: SPECs not to replay (the target's)."""
+    parts, notes = _training_sides(specs, exclude)
     if not parts or pairs <= 0:
         return None, notes + ([] if pairs <= 0 else ["replay: none of the checkpoint's training data can be read here"])
-    rng = np.random.default_rng(seed)
     each = max(1, pairs // len(parts))
     drawn = []
-    for src in parts:
-        idx = np.sort(rng.choice(len(src), size=min(each, len(src)), replace=False)).tolist()
+    for k, src in enumerate(parts):
+        idx = _draw(len(src), each, seed * 1000 + k)
         drawn.append(cached(Subset(src, idx, f"{src.spec}#replay")))
         notes.append(f"replay: {len(idx)} pairs of {src.spec}")
     return (drawn[0] if len(drawn) == 1 else ConcatSource(drawn)), notes
+
+
+def calibration_pool(specs: list[str], pairs: int, replay_pairs: int, seed: int = 0,
+                     exclude: set[str] | None = None) -> Source | None:
+    """``pairs`` pairs of each old domain's training side that the replay pool (same ``replay_pairs``, ``seed``)
+    did not draw: where the adapted model's threshold for the old domains (``generic``) is fitted again, since
+    adaptation shifts the probabilities (measured: the old domains' AUC stays, F1 at the old threshold drops)."""
+    parts, _ = _training_sides(specs, exclude)
+    if not parts or pairs <= 0:
+        return None
+    each = max(1, replay_pairs // len(parts)) if replay_pairs > 0 else 0
+    drawn = []
+    for k, src in enumerate(parts):
+        taken = set(_draw(len(src), each, seed * 1000 + k)) if each else set()
+        free = [i for i in range(len(src)) if i not in taken]
+        pick = [free[j] for j in _draw(len(free), pairs, seed * 1000 + k + 500)] if free else []
+        if pick:
+            drawn.append(cached(Subset(src, pick, f"{src.spec}#calibration")))
+    return (drawn[0] if len(drawn) == 1 else ConcatSource(drawn)) if drawn else None
 
 
 def old_domains(specs: list[str], pairs: int, exclude: set[str] | None = None) -> dict[str, Source]:

@@ -10,8 +10,13 @@
 4. ``choice`` scores the candidates (``before``, ``threshold``, ``adapted``) on held-out pairs by
    cross-fitting, fits the adapted model's threshold on all held-out maps, and chooses.
 
-The CPU-time budget covers the training of all runs (``folds + 1`` of them, each an equal share); the
-run folder resumes (each run from its ``resume.pt``) when the same command is run again. Outputs in ``out``:
+5. The old domains' threshold (``generic``) is fitted again for the adapted model on training pairs of the old
+   domains that replay did not use (``calibration_pool``): adaptation shifts the probabilities the old
+   threshold was fitted to.
+
+The CPU-time budget covers the training of all runs: the final run takes ``final_share`` of it (half by
+default) and the folds share the rest equally, so the served model trains longest and the held-out scores come
+from shorter fold runs (a conservative estimate of it); the run folder resumes (each run from its ``resume.pt``) when the same command is run again. Outputs in ``out``:
 ``adapted.safetensors`` (the fine-tuned model, its threshold and per-domain thresholds in the metadata),
 ``threshold.safetensors`` (the old weights with the domain's threshold), ``report.json`` and, unless the
 old checkpoint was kept, ``best.safetensors``: the chosen one. ``name`` installs the chosen one where the
@@ -38,7 +43,7 @@ from ..inference.runtime import build_runtime
 from ..metrics import PixelMetrics
 from ..train import TrainConfig, train
 from .choice import CANDIDATES, MIN_GAIN, HeldOut, choose, cross_fitted, fitted_threshold, pooled
-from .replay import Mixture, old_domains, replay_pool
+from .replay import Mixture, calibration_pool, old_domains, replay_pool
 from .targets import labelled_pairs, make_folds, subset, target_spec
 
 STEPS_PER_EPOCH = 50  # steps between the saves a run resumes from
@@ -60,6 +65,8 @@ class AdaptConfig:
     #                           by default they follow the adaptation mix (measured better: benchmarks/ADAPT.md)
     replay_share: float = 0.3
     replay_pairs: int = 128
+    final_share: float = 0.5  # of the budget, for the final run when there are folds (the folds share the rest)
+    calibrate_old: int = 20  # training pairs of each old domain, unused by replay, that refit the generic threshold (0: keep it)
     check_old: int = 20  # validation pairs of each old domain on which forgetting is reported (0: none)
     align: str = "auto"  # alignment when the held-out pairs are predicted (as served)
     labels_policy: str = "latest"
@@ -112,16 +119,16 @@ def _train_run(cfg: AdaptConfig, init_path: Path, source, indices: list[int], re
     return train(tcfg, sources=(mix, {}))
 
 
-def _forgetting(before_ref, after_ref, threshold: float, sets: dict, device, align: str) -> dict:
-    """F1 of the old and the adapted model on each old domain's validation pairs, both at the old threshold
-    (the adapted checkpoint keeps it as the ``generic`` domain's)."""
+def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dict, device, align: str) -> dict:
+    """F1 of the old model at the old threshold and of the adapted one at its refitted ``generic`` threshold
+    (and at the old one) on each old domain's validation pairs."""
     out = {}
     for spec, src in sets.items():
-        figs = {}
-        for who, ref in (("before", before_ref), ("adapted", after_ref)):
-            acc = _per_pair(ref, src, range(len(src)), "checkpoint", device, align)
-            figs[who] = pooled(list(acc.values())).at(threshold)["f1"]
-        out[spec] = {**figs, "pairs": len(src), "threshold": threshold}
+        before = pooled(list(_per_pair(before_ref, src, range(len(src)), "checkpoint", device, align).values()))
+        after = pooled(list(_per_pair(after_ref, src, range(len(src)), "checkpoint", device, align).values()))
+        out[spec] = {"before": before.at(threshold)["f1"], "adapted": after.at(refit)["f1"],
+                     "adapted_at_old_threshold": after.at(threshold)["f1"], "pairs": len(src), "threshold": threshold,
+                     "refit_threshold": refit}
     return out
 
 
@@ -141,6 +148,8 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         raise UserError(f"--replay-share must lie in [0, 1), got {cfg.replay_share}.")
     if cfg.folds < 2:
         raise UserError(f"--folds must be at least 2, got {cfg.folds}.")
+    if not 0.0 < cfg.final_share < 1.0:
+        raise UserError(f"--final-share must lie in (0, 1), got {cfg.final_share}.")
     if cfg.size <= 0 or cfg.size % 16:
         raise UserError(f"--size must be a positive multiple of 16, got {cfg.size}.")
     spec = target_spec(cfg.labels, cfg.labels_policy, cfg.min_agreement, cfg.labels_per_pair) if source is None else cfg.labels
@@ -162,13 +171,16 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
     pair_keys = {source.key(i) for i in range(n)}
     folds = make_folds(source, cfg.folds) if len(pair_keys) >= 2 else []
     runs = len(folds) + 1
-    minutes = (cfg.budget_minutes or 0) / runs
+    budget = cfg.budget_minutes or 0
+    final_minutes = budget * cfg.final_share if folds else budget
+    minutes = (budget - final_minutes) / len(folds) if folds else budget  # each fold's
     replay, notes = replay_pool(list(base.meta.get("data", [])), cfg.replay_pairs, cfg.seed, exclude={spec})
     if cfg.replay_share == 0:
         replay, notes = None, ["replay: off (--replay-share 0)"]
     say = print if cfg.progress else (lambda *a, **k: None)
     say(f"adapting {base.name} to '{domain}': {n} labelled pair(s) of {spec}; {len(folds)} fold(s) + the final run, "
-        + (f"{minutes:.2f} CPU-minutes each" if minutes else f"{cfg.steps} steps each")
+        + (f"{minutes:.2f} CPU-minutes each fold, {final_minutes:.2f} the final run" if folds and budget else
+           f"{final_minutes:.2f} CPU-minutes" if budget else f"{cfg.steps} steps each")
         + f"; encoder {'frozen' if cfg.encoder_lr == 0 else f'at {cfg.encoder_lr:g}x the rate'}, replay share {cfg.replay_share:g}")
     for sel in selections.values():  # the policy in use is starred
         say(("* " if sel.policy == raw.policy else "  ") + sel.describe())
@@ -179,7 +191,8 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
     before = _per_pair(init_path, source, range(n), "checkpoint", device, cfg.align)
     adapted: dict[int, PixelMetrics] = {}
     progress = lambda run, folder: (out / "progress.json").write_text(json.dumps(  # noqa: E731  (read by the app's job view)
-        {"run": run, "runs": runs, "folder": folder, "minutes_per_run": minutes, "steps_per_run": cfg.steps}) + "\n")
+        {"run": run, "runs": runs, "folder": folder, "minutes_per_run": minutes if run < runs else final_minutes,
+         "steps_per_run": cfg.steps}) + "\n")
     for f, held in enumerate(folds):
         train_idx = [i for g, fold in enumerate(folds) if g != f for i in fold]
         progress(f + 1, f"fold-{f + 1}")
@@ -188,7 +201,7 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         adapted.update(_per_pair(best, source, held, "checkpoint", device, cfg.align))
     progress(runs, "final")
     say(f"run {runs}/{runs}: the final model, training on all {n} pair(s)")
-    final = _train_run(cfg, init_path, source, list(range(n)), replay, out / "final", minutes, "final", spec)
+    final = _train_run(cfg, init_path, source, list(range(n)), replay, out / "final", final_minutes, "final", spec)
 
     results: dict[str, HeldOut] = {}
     if folds:
@@ -203,7 +216,14 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         choice, t_domain, t_adapted = "before", base.threshold, 0.5
 
     thresholds = dict(base.meta.get("domain_thresholds") or {"generic": base.threshold})
-    forgetting = _forgetting(init_path, final, base.threshold, old_domains(list(base.meta.get("data", [])), cfg.check_old, {spec}),
+    old_specs = list(base.meta.get("data", []))
+    calibration = calibration_pool(old_specs, cfg.calibrate_old, cfg.replay_pairs, cfg.seed, {spec})
+    t_generic = thresholds.get("generic", base.threshold)
+    if calibration is not None:
+        say(f"refitting the old domains' threshold on {len(calibration)} of their training pairs not replayed")
+        t_generic = fitted_threshold(list(_per_pair(final, calibration, range(len(calibration)), "checkpoint", device,
+                                                    cfg.align).values()))
+    forgetting = _forgetting(init_path, final, base.threshold, t_generic, old_domains(old_specs, cfg.check_old, {spec}),
                              device, cfg.align)
     summary = {"domain": domain, "from": str(cfg.init), "labels": cfg.labels, "labels_spec": spec,
                "labels_policy": getattr(raw, "policy", None), "pairs": n,
@@ -216,7 +236,8 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
                                                  "pairs": n, "threshold": t, "kind": "held-out labelled pairs"}}
                                        if name in results else {})
     adapted_path = _write(final, out / "adapted.safetensors",
-                          {**common, "threshold": t_adapted, "domain_thresholds": {**thresholds, domain: t_adapted},
+                          {**common, "threshold": t_adapted,
+                           "domain_thresholds": {**thresholds, "generic": t_generic, domain: t_adapted},
                            "val_metrics": heldout_metrics("adapted", t_adapted), "candidate": "adapted"})
     threshold_path = None
     if folds:
@@ -240,7 +261,8 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         shutil.copyfile(install, tmp)
         os.replace(tmp, served)  # the app lists the folder: it never sees half a file
 
-    report = {**summary, "threshold": {"before": base.threshold, "domain": t_domain, "adapted": t_adapted},
+    report = {**summary, "threshold": {"before": base.threshold, "domain": t_domain, "adapted": t_adapted,
+                                       "generic_adapted": t_generic},
               "label_policies": {p: sel.as_dict() for p, sel in selections.items()}, "budget_cpu_minutes": cfg.budget_minutes, "runs": runs, "replay": notes,
               "cpu_minutes": round((time.process_time() - cpu0) / 60, 2), "wall_minutes": round((time.perf_counter() - wall0) / 60, 2),
               "adapted": str(adapted_path), "threshold_only": str(threshold_path) if threshold_path else None,
@@ -267,9 +289,12 @@ def describe(report: dict, base_name: str) -> str:
                 lines.append(f"  {labels[name]:<36} F1 {100 * h['f1']:5.1f} %  (± {100 * h['fold_f1_std']:.1f})  "
                              f"precision {100 * h['precision']:5.1f}  recall {100 * h['recall']:5.1f}")
     if report.get("old_domains"):
-        lines.append("old domains (forgetting), F1 on their validation pairs at the old threshold:")
+        t = report["threshold"]
+        lines.append(f"old domains (forgetting), F1 on their validation pairs, old model @ {t['before']:.2f} -> adapted model "
+                     f"@ {t['generic_adapted']:.2f} (its refitted 'generic' threshold; at the old one in brackets):")
         for spec, f in report["old_domains"].items():
-            lines.append(f"  {spec}: {100 * f['before']:.1f} % -> {100 * f['adapted']:.1f} % ({f['pairs']} pairs)")
+            lines.append(f"  {spec}: {100 * f['before']:.1f} % -> {100 * f['adapted']:.1f} % "
+                         f"({100 * f['adapted_at_old_threshold']:.1f} %; {f['pairs']} pairs)")
     choice = report["choice"]
     if not held:
         lines.append(f"1 labelled pair: nothing to hold out, so nothing shows the adapted model is better; {base_name} stays the "
