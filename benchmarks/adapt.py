@@ -43,6 +43,7 @@ VARIANTS = {  # AdaptConfig overrides; "default" is the command's defaults
     "equal-split": {"final_share": 0.25, "calibrate_old": 0},  # the first design: 4 equal runs, old threshold kept
     "lr-1e-3": {"lr": 1e-3},
     "replay-0.15": {"replay_share": 0.15},
+    "replay-0.5": {"replay_share": 0.5},
     "frozen-norm": {"frozen_norm": True},
     "frozen-norm-encoder-0.1": {"frozen_norm": True, "encoder_lr": 0.1},
     "frozen-norm-no-replay": {"frozen_norm": True, "replay_share": 0.0},
