@@ -1,0 +1,36 @@
+"""The adaptation benchmark's report: the targets table says met or missed from the figures it is given."""
+from benchmarks.adapt_report import _short, targets_section, write_report
+
+OLD = "deeppcb:/x/deeppcb/trainval.txt@val"
+
+
+def _row(seed: int, served: float, old: float, k: int = 5, budget: float = 10, choice: str = "adapted") -> dict:
+    fig = {"f1": served, "iou": 0.0, "threshold": 0.3, "auc": 0.9, "pairs": 17}
+    return {"target": "tunnel", "k": k, "budget": budget, "seed": seed, "variant": "default", "choice": choice,
+            "heldout": {}, "adapt_cpu_minutes": budget, "test_adapted": fig, "test_served": fig,
+            "old": {OLD: {"f1": old, "iou": 0.0, "threshold": 0.3, "auc": 0.9, "pairs": 60, "f1_at_old_threshold": old - 0.1}}}
+
+
+BASE = {"tunnel": {"test": {"all": {"base": {"f1": 0.20}, "reference": {"f1": 0.46}}}, "old": {OLD: {"f1": 0.80}}}}
+
+
+def test_targets_met_and_missed_follow_the_figures():
+    met = "\n".join(targets_section([_row(s, 0.40, 0.79) for s in range(3)], BASE))
+    assert "| tunnel | 10 min | 3 | 20.0 | 40.0 | +20.0 (met) | 46.0 | 6.0 (met) | -1.0 DeepPCB@val (met) | never below in 3 runs (met) |" in met
+    # A smaller gain, a larger gap, forgetting and one served model below the unadapted one: every column missed.
+    rows = [_row(0, 0.30, 0.70), _row(1, 0.30, 0.70), _row(2, 0.15, 0.70, choice="before")]
+    missed = "\n".join(targets_section(rows, BASE))
+    assert "+5.0 (missed)" in missed and "21.0 (missed)" in missed and "-10.0 DeepPCB@val (missed)" in missed
+    assert "below in 1 of 3 runs (missed)" in missed
+    # The largest budget <= 10 decides; k other than 5 and budgets above 10 do not count.
+    mixed = [_row(0, 0.9, 0.8, k=3), _row(0, 0.9, 0.8, budget=20), _row(0, 0.25, 0.8, budget=5)]
+    assert "| tunnel | 5 min | 1 | 20.0 | 25.0 | +5.0 (missed)" in "\n".join(targets_section(mixed, BASE))
+
+
+def test_report_names_old_sets_and_shows_both_thresholds(tmp_path):
+    out = tmp_path / "ADAPT.md"
+    write_report([_row(s, 0.40, 0.79) for s in range(3)], BASE, out, "base.safetensors")
+    text = out.read_text()
+    assert _short(OLD) == "DeepPCB@val" and _short("synth:2000@val") == "synth:2000@val"
+    assert "| DeepPCB@val | 80.0 | -1.0 (-11.0) |" in text
+    assert (tmp_path / "adapt.json").exists() and "## Targets" in text
