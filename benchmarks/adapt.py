@@ -3,6 +3,7 @@
     python -m benchmarks adapt --run [--targets tunnel levir] [--k 1 3 5 10] [--budgets 2 5 10] [--seeds 0 1 2]
                                [--variants default] [--jobs 2] [--work ~/runs/adapt-bench] [--base-tunnel CKPT]
     python -m benchmarks adapt             # writes benchmarks/ADAPT.md and benchmarks/adapt.json from what has run
+    python -m benchmarks adapt --interpolate levir/default/k5-b10-s0 [--alphas 1 0.5 0.3]
 
 Targets (the pairs of ``../shared/data``):
 
@@ -23,6 +24,12 @@ adapted model at its refitted ``generic`` threshold (and at the old one) against
 threshold: forgetting. Maps are made on the default inference path with ``--align auto``,
 as ``predict`` and the app make them. Every run's figures go to ``WORK/results.jsonl``; a run already there is
 not run again.
+
+``--interpolate RUN`` (a run folder under ``--work``): the adapted model's weights interpolated toward the old
+checkpoint's (``alpha`` * adapted + (1 - alpha) * old, BatchNorm statistics too; WiSE-FT), evaluated like a run
+(the run's test pairs at the adapted threshold; the old domains, first 60 validation pairs, at the refitted
+``generic`` threshold): how much of the target's gain survives for how much of the forgetting.
+Appends to ``WORK/interpolate.jsonl``.
 """
 from __future__ import annotations
 
@@ -161,6 +168,48 @@ def baselines(t: Target, seeds: list[int]) -> dict:
     return out
 
 
+def interpolate(work: Path, run: str, alphas: list[float], tg: dict[str, Target]) -> None:
+    """WiSE-FT rows for one run folder (``target/variant/kK-bB-sS``): see the module's docstring."""
+    import re
+
+    import torch
+
+    from anodfdnet.checkpoint import load_checkpoint, read_info
+    from anodfdnet.data import Subset, parse_spec
+    from anodfdnet.errors import UserError
+
+    m = re.fullmatch(r"(tunnel|levir)/([\w.-]+)/k(\d+)-b([\d.]+)-s(\d+)", run.strip("/"))
+    folder = work / run
+    if m is None or not (folder / "adapted.safetensors").is_file():
+        raise UserError(f"--interpolate '{run}': expected a finished run folder TARGET/VARIANT/kK-bB-sS under {work}.")
+    t, k, seed = tg[m.group(1)], int(m.group(3)), int(m.group(5))
+    pool = parse_spec(t.pool)
+    test_idx = picks(t, len(pool), k, seed)[1]
+    test = Subset(pool, test_idx, f"{t.pool}#test(seed={seed})") if test_idx is not None else parse_spec(t.test)
+    info = read_info(folder / "adapted.safetensors")
+    generic = info.meta.get("domain_thresholds", {}).get("generic", info.threshold)
+    old_model, _ = load_checkpoint(t.base)
+    adapted, _ = load_checkpoint(folder / "adapted.safetensors")
+    sa, so = adapted.state_dict(), old_model.state_dict()
+    for alpha in alphas:
+        mixed = {n: (alpha * sa[n].float() + (1 - alpha) * so[n].float()).to(so[n].dtype) if so[n].is_floating_point()
+                 else sa[n] for n in so}
+        path = folder / f"interpolated-{alpha:g}.safetensors"
+        from anodfdnet.checkpoint import save_checkpoint
+
+        adapted.load_state_dict(mixed)
+        save_checkpoint(path, adapted, dict(info.meta))
+        row = {"run": run, "alpha": alpha, "test": _at(_metrics(path, test)[0], info.threshold), "old": {}}
+        for spec_old in t.old:
+            acc, _ = _metrics(path, parse_spec(spec_old), limit=60)
+            row["old"][spec_old] = _at(acc, generic)
+        path.unlink()
+        with open(work / "interpolate.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(f"{run} alpha {alpha:g}: test F1 {100 * row['test']['f1']:.1f}; old "
+              + ", ".join(f"{s.split('/')[-1]} {100 * v['f1']:.1f}" for s, v in row["old"].items()), flush=True)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="store_true", help="run the adaptations that are missing (else only write the report)")
     p.add_argument("--targets", nargs="+", default=["tunnel", "levir"], choices=["tunnel", "levir"])
@@ -173,6 +222,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-tunnel", default=str(Path.home() / "runs" / "adapt" / "generic-notunnel-d2" / "best.safetensors"),
                    help="the effnet-d2 trained without tunnel pairs")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "ADAPT.md"))
+    p.add_argument("--interpolate", metavar="RUN", help="a run folder under --work (TARGET/VARIANT/kK-bB-sS): its adapted "
+                   "weights interpolated toward the old checkpoint's at each --alphas (WiSE-FT), evaluated like a run")
+    p.add_argument("--alphas", nargs="+", type=float, default=[1.0, 0.5, 0.3], help="weights of the adapted model")
     p.add_argument("--design-work", default=str(Path.home() / "runs" / "adapt-design"),
                    help="the design ablation's work folder (run with --variants and --base-tunnel set to the early snapshot)")
     p.add_argument("--design-base", default="generic-notunnel-d2, step 2,400", help="what the design runs started from")
@@ -184,6 +236,8 @@ def main(args) -> int:
     work = Path(args.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
     tg = targets(args.base_tunnel)
+    if args.interpolate:
+        interpolate(work, args.interpolate, args.alphas, tg)
     if args.run:
         if "tunnel" in args.targets and not Path(args.base_tunnel).expanduser().is_file():
             raise UserError(f"--base-tunnel '{args.base_tunnel}' is not a file: train it first (the command is in ADAPT.md).")
@@ -197,7 +251,8 @@ def main(args) -> int:
         d = Path(args.design_work).expanduser()
         design = ([json.loads(line) for line in (d / "results.jsonl").read_text().splitlines()],
                   json.loads((d / "baselines.json").read_text()), args.design_base)
-    write_report(results, base_figs, Path(args.out), args.base_tunnel, design)
+    interp = [json.loads(line) for line in (work / "interpolate.jsonl").read_text().splitlines()] if (work / "interpolate.jsonl").exists() else []
+    write_report(results, base_figs, Path(args.out), args.base_tunnel, design, interp)
     return 0
 
 

@@ -141,7 +141,34 @@ def design_section(results: list[dict], base_figs: dict, base_name: str) -> list
     return lines
 
 
-def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str, design: tuple | None = None) -> None:
+def interpolation_section(rows: list[dict], base_figs: dict) -> list[str]:
+    """WiSE-FT: the adapted weights moved back toward the old checkpoint's (``adapt.interpolate``)."""
+    if not rows:
+        return []
+    old_sets = sorted({s for r in rows for s in r["old"]})
+    lines = ["## Interpolating toward the old weights (WiSE-FT)", "",
+             "alpha * adapted + (1 - alpha) * old, every weight and BatchNorm statistic; target test pairs at the "
+             "adapted threshold, old domains (first 60 validation pairs) at the refitted `generic` threshold; in "
+             "brackets the change against the unadapted model. Command: `python -m benchmarks adapt --interpolate RUN "
+             "--alphas 1 0.5 0.3`.", "",
+             "| run | alpha | target F1 | " + " | ".join(_short(s) for s in old_sets) + " |",
+             "|---|---:|---:|" + "---:|" * len(old_sets)]
+    for r in rows:
+        target = r["run"].split("/")[0]
+        seed = int(r["run"].rsplit("-s", 1)[1])
+        b = _base_test(base_figs, target, seed)
+        cells = [f"{100 * r['test']['f1']:.1f}" + (f" ({100 * (r['test']['f1'] - b):+.1f})" if b is not None else "")]
+        for s in old_sets:
+            bo = base_figs.get(target, {}).get("old", {}).get(s, {}).get("f1")
+            v = r["old"].get(s)
+            cells.append("–" if v is None else f"{100 * v['f1']:.1f}" + (f" ({100 * (v['f1'] - bo):+.1f})" if bo is not None else ""))
+        lines.append(f"| {r['run']} | {r['alpha']:g} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str, design: tuple | None = None,
+                 interp: list[dict] | None = None) -> None:
     lines = ["# Adaptation to an unseen domain (`python -m anodfdnet adapt`)", "",
              "Written by `python -m benchmarks adapt` (`benchmarks/adapt.py` says what each figure is). Commands:", "",
              "```", COMMAND, "```", "",
@@ -216,6 +243,7 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
                                               "base_f1": base_mean, "reference_f1": ref_mean, "gain": gain, "served_below_base": len(worse)}
     if design is not None:
         lines += design_section(*design)
+    lines += interpolation_section(interp or [], base_figs)
     lines += HISTORY.splitlines()
     out.write_text("\n".join(lines).rstrip() + "\n")
     out.with_name("adapt.json").write_text(json.dumps({"results": results, "baselines": base_figs, "summary": summary,

@@ -34,3 +34,12 @@ def test_report_names_old_sets_and_shows_both_thresholds(tmp_path):
     assert _short(OLD) == "DeepPCB@val" and _short("synth:2000@val") == "synth:2000@val"
     assert "| DeepPCB@val | 80.0 | -1.0 (-11.0) |" in text
     assert (tmp_path / "adapt.json").exists() and "## Targets" in text
+
+
+def test_interpolation_rows_show_the_change_against_the_unadapted_model(tmp_path):
+    from benchmarks.adapt_report import interpolation_section
+
+    fig = lambda f1: {"f1": f1, "iou": 0.0, "threshold": 0.3, "auc": 0.9, "pairs": 6}  # noqa: E731
+    rows = [{"run": "tunnel/default/k5-b10-s0", "alpha": 0.5, "test": fig(0.30), "old": {OLD: fig(0.75)}}]
+    text = "\n".join(interpolation_section(rows, BASE))
+    assert "| tunnel/default/k5-b10-s0 | 0.5 | 30.0 (+10.0) | 75.0 (-5.0) |" in text
