@@ -9,7 +9,8 @@ What "without anomalies" means depends on the source:
 - any other source (``ab:``, ``pairs:``, ``hf:``, ...): its pairs whose mask is empty or absent; an ``ab:``
   folder reads only its label files to decide, the others read each pair once when the SPEC is opened.
 
-Every pair's mask is empty. Keys are the inner source's with a ``normal:`` prefix, so cached pairs never mix.
+Every pair's mask is empty. Keys are the inner source's, so ``normal:SPEC@train`` holds the training side of
+``SPEC@train`` (the decoded-pair cache tells the two apart by the SPEC).
 """
 from __future__ import annotations
 
@@ -58,7 +59,7 @@ class NormalSource(Source):
         return mask is None or not mask.any()
 
     def key(self, i: int) -> str:
-        return PREFIX + self.inner.key(self.indices[self._index(i)])
+        return self.inner.key(self.indices[self._index(i)])
 
     def _load(self, i: int) -> Pair:
         j = self.indices[i]
@@ -69,7 +70,7 @@ class NormalSource(Source):
         elif self.kind == "template":
             hist_path = self.inner.files[j][0]
             hist = load_rgb(hist_path)
-            rng = _rng(self.key(i))
+            rng = _rng(PREFIX + self.key(i))
             cur = photometric(misregister(hist, rng), rng)
             pair = Pair(self.inner.names[j], hist, cur, None)
         else:
