@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "default transformer, or --init's")
     t.add_argument("--objective", choices=("supervised", "normal"), default="supervised", help="supervised: learn from the "
                    "masks; normal: learn from pairs without anomalies only (each --data SPEC read as normal:SPEC: generated "
-                   "pairs with the anomaly off, DeepPCB templates against altered copies, pairs with empty masks), i2c only, "
+                   "pairs with the anomaly off, pairs with empty masks as they are, a pair with an anomaly as its history against an altered copy), i2c only, "
                    "encoder frozen, anomaly map = the discrepancy score; --val SPEC --val-limit 5 calibrates the threshold "
                    "on 5 labelled pairs, none keeps the score's own scale (default supervised)")
     t.add_argument("--size", type=_size, default=256, help="training input size, a multiple of 16 (default 256)")

@@ -3,7 +3,7 @@
 ``supervised``  the masks teach the decoder: BCE (+ Dice) on its logits; an ``i2c`` model adds FOD's
                 correlation-target loss and entropy constraint (``models/i2c.py``, weights 0.5 and 0.5).
 ``normal``      FOD's unsupervised set-up for a user with many normal pairs and no masks: training sees only
-                pairs without anomalies (every ``--data`` SPEC is read as ``normal:SPEC``) and learns the
+                pairs without anomalies (every ``--data`` SPEC is read as ``normal:SPEC``, data/normal.py) and learns the
                 I2Correlation bottleneck with the patch discrepancy (each current patch reconstructed from the
                 history's features through the inter attention) plus the correlation-target loss and the
                 entropy constraint. The encoder stays frozen (as FOD's backbone), so the features the patch

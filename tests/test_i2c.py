@@ -162,17 +162,18 @@ def _write_ab(root, pairs):
     return root
 
 
-def test_normal_spec_keeps_pairs_without_anomalies_only(tmp_path):
+def test_normal_spec_gives_pairs_without_anomalies(tmp_path):
     pairs = [generate_pair(i, 64, anomaly="none") for i in range(3)] + [generate_pair(9, 64, anomaly="foreign_body")]
     root = _write_ab(tmp_path / "ab", pairs)
-    src = parse_spec(f"normal:ab:{root}")
-    assert src.names == ["p0", "p1", "p2"]
-    assert all(not p.mask.any() for p in src) and src.key(0) == parse_spec(f"ab:{root}").key(0)  # the same split sides
+    src, plain = parse_spec(f"normal:ab:{root}"), parse_spec(f"ab:{root}")
+    assert src.names == ["p0", "p1", "p2", "p3"] and src.key(0) == plain.key(0)  # the same split sides
+    assert all(not p.mask.any() for p in src)
+    assert np.array_equal(src[0].current, plain[0].current)  # a pair with an empty label stays as it is
+    anomalous = src[3]  # a pair with an anomaly: its history against an altered copy of itself
+    assert np.array_equal(anomalous.history, plain[3].history) and not np.array_equal(anomalous.current, plain[3].current)
     synth = parse_spec("normal:synth:3:4")
     assert all(p.mask is not None and not p.mask.any() for p in synth)
     assert synth[0].history.shape == (256, 256, 3)
-    with pytest.raises(UserError, match="no pair without an anomaly"):
-        parse_spec(f"normal:ab:{_write_ab(tmp_path / 'bad', pairs[3:])}")
 
 
 def test_move_spec_shifts_the_history_by_the_given_amount():
