@@ -180,6 +180,10 @@ def format_report(results: dict, sets: list[EvalSet], aligns: list[str], command
     """results: {method key: {seed: {set key: {align: figures}}}} (the baseline under CLASSICAL, seed 0)."""
     labels = {m.key: m.label for m in METHODS} | {CLASSICAL: "registered difference (classical, no training)"}
     lines = ["# I2Correlation (FOD) in AnoDFDNet: the ablation", "",
+             "The question: does cross-attention from the current image to the history (the I2Correlation bottleneck) make "
+             "the model robust to the viewpoint changes registration misses; and how far does training on normal pairs "
+             "only get against the supervised models and the classical registered difference? An i2c checkpoint ships "
+             "only where it beats today's at an equal budget on a set that matters.", "",
              f"Command: `{command}`", "",
              f"Protocol: `benchmarks/i2c.py` (effnet preset, {budget:g} CPU-minutes of training per run, seeds "
              f"{', '.join(map(str, seeds))}); F1 at a threshold calibrated on {CALIBRATION_PAIRS} labelled pairs of the same kind, "
