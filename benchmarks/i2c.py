@@ -263,7 +263,8 @@ def main(a: argparse.Namespace) -> int:
     if a.only is None or CLASSICAL in a.only:
         print("evaluating the classical baseline", file=sys.stderr, flush=True)
         results[CLASSICAL] = {0: score_method(None, sets, a.aligns, a.eval_limit)}
-    command = "python -m benchmarks i2c --work DIR --run" + (f" --budget-minutes {a.budget_minutes:g}" if a.budget_minutes != BUDGET_MINUTES else "")
+    args = ["DIR" if x == a.work else x for x in sys.argv[1:]] if sys.argv[1:2] == ["i2c"] else ["i2c", "--work", "DIR"]
+    command = "python -m benchmarks " + " ".join(args)  # the command as given, the work folder as DIR
     report = format_report(results, sets, a.aligns, command, a.budget_minutes, a.seeds)
     out = Path(a.out)
     out.write_text(report + "\n")
