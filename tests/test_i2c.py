@@ -204,3 +204,21 @@ def test_a_tiny_unsupervised_run_on_empty_label_pairs(tmp_path):
     with torch.no_grad():
         p = torch.sigmoid(model(h, c))
     assert p.shape == (1, 1, 64, 64) and torch.isfinite(p).all()
+
+
+def test_the_i2c_benchmark_report_is_written_from_what_has_run():
+    from benchmarks.cli import build_parser
+    from benchmarks.i2c import CLASSICAL, eval_sets, format_report, train_command, METHODS
+
+    a = build_parser().parse_args(["i2c", "--work", "/tmp/w", "--shifts", "0", "16", "--rotations", "5"])
+    assert a.budget_minutes == 8 and a.seeds == [0, 1, 2] and a.aligns == ["off", "auto"]
+    sets = eval_sets([0, 16], [5])
+    assert [s.spec for s in sets][-2:] == ["move:0:5:synth:2000@val", "move:16:5:synth:2000@val"]
+    normal = next(m for m in METHODS if m.normal)
+    cmd = train_command(normal, 1, __import__("pathlib").Path("/tmp/w"), 8)
+    assert "--objective" in cmd and all(d.endswith("@train") for d in cmd[cmd.index("--data") + 1::2][:1])
+    assert "Nothing has run yet" in format_report({}, sets, ["off"], "python -m benchmarks i2c --work DIR", 8, [0])
+    fig = {"f1_cal": 0.5, "auc": 0.9, "threshold": 0.3, "pairs": 5}
+    per_set = {s.key: {"off": fig} for s in sets}
+    report = format_report({"i2c-d2": {0: per_set, 1: per_set}, CLASSICAL: {0: per_set}}, sets, ["off"], "cmd", 8, [0, 1])
+    assert "| I2Correlation d2 | 2 | 50.0 ± 0.0" in report and "registered difference (classical, no training) | 1 | 50.0" in report
