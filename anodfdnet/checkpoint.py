@@ -48,6 +48,22 @@ class CheckpointInfo:
         return str(self.meta.get("align", "off"))
 
     @property
+    def bottleneck(self) -> str:
+        """"transformer" (the paper's; every older checkpoint) or "i2c" (FOD's I2Correlation)."""
+        return self.config.bottleneck
+
+    @property
+    def objective(self) -> str:
+        """"supervised" (trained on masks) or "normal" (on pairs without anomalies; the map is the discrepancy score)."""
+        return self.config.objective
+
+    @property
+    def model_summary(self) -> str:
+        """The bottleneck, depth and objective in words, e.g. "Transformer depth 2", "I2Correlation depth 2, unsupervised"."""
+        kind = "I2Correlation" if self.bottleneck == "i2c" else "Transformer"
+        return f"{kind} depth {self.config.depth}" + (", unsupervised" if self.objective == "normal" else "")
+
+    @property
     def val_f1(self) -> float | None:
         f1s = [m["f1"] for m in self.meta.get("val_metrics", {}).values() if isinstance(m, dict) and "f1" in m]
         return sum(f1s) / len(f1s) if f1s else None

@@ -82,7 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-fraction", type=float, default=0.2, help="fraction of each --data source held out for validation, by seed (default 0.2)")
     t.add_argument("--arch", default=None, help="anodfdnet, or a baseline: unet-cat, deeplabv3plus-cat, fc-siam-diff (default anodfdnet)")
     t.add_argument("--preset", choices=sorted(PRESETS), default=None, help="widths (default lite, or --init's)")
-    t.add_argument("--depth", type=int, default=None, help=f"Transformer layers, usually one of {DEPTHS} (default 2, or --init's)")
+    t.add_argument("--depth", type=int, default=None, help=f"bottleneck layers, usually one of {DEPTHS} (default 2, or --init's)")
+    t.add_argument("--bottleneck", choices=("transformer", "i2c"), default=None, help="on the deepest features: transformer (the "
+                   "paper's, over |e5(current) - e5(history)|) or i2c (FOD's I2Correlation: intra-correlation of the current "
+                   "image's tokens, inter-correlation to the history's as the reference, their discrepancy maps to the decoder); "
+                   "default transformer, or --init's")
+    t.add_argument("--objective", choices=("supervised", "normal"), default="supervised", help="supervised: learn from the "
+                   "masks; normal: learn from pairs without anomalies only (each --data SPEC read as normal:SPEC: generated "
+                   "pairs with the anomaly off, pairs with empty masks as they are, a pair with an anomaly as its history against an altered copy), i2c only, "
+                   "encoder frozen, anomaly map = the discrepancy score; --val SPEC --val-limit 5 calibrates the threshold "
+                   "on 5 labelled pairs, none keeps the score's own scale (default supervised)")
     t.add_argument("--size", type=_size, default=256, help="training input size, a multiple of 16 (default 256)")
     t.add_argument("--crop", action="store_true", help="train on --size crops at native resolution instead of resizing whole pairs")
     t.add_argument("--eval-size", type=_size, default=None, help="validation input long side or 'native' (default: native with --crop, else --size)")
@@ -211,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(a) -> int:
     from .train import TrainConfig, model_choice, train
 
-    arch, preset, depth = model_choice(a.arch, a.preset, a.depth, a.init)
+    arch, preset, depth, bottleneck = model_choice(a.arch, a.preset, a.depth, a.init, a.bottleneck)
     cfg = TrainConfig(data=a.data, out=a.out, val=a.val, val_fraction=a.val_fraction, arch=arch, preset=preset, depth=depth,
+                      bottleneck=bottleneck, objective=a.objective,
                       size=a.size, mode="crop" if a.crop else "resize", eval_size=a.eval_size, epochs=a.epochs,
                       steps_per_epoch=a.steps_per_epoch, batch=a.batch, recipe=a.recipe, lr=a.lr, loss=a.loss, init=a.init,
                       pretrained=a.pretrained, prior=a.prior, precision=a.precision, cache=a.cache, budget_minutes=a.budget_minutes,

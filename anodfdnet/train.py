@@ -9,6 +9,10 @@ rare; ``budget_minutes`` stops a run after that much CPU time of training (the s
 After each validation the threshold that maximises the mean validation F1 over the sources is computed
 from the pixel histograms and stored in the checkpoint as its calibrated ``threshold``.
 
+The bottleneck (``bottleneck``: the paper's Transformer or FOD's I2Correlation) and the objective
+(``objective``: supervised on masks, or ``normal``: pairs without anomalies only, the anomaly map being the
+I2Correlation discrepancy score; ``anodfdnet/objective.py``) are recorded in the checkpoint.
+
 Runs single-process or unchanged under ``torchrun --nproc_per_node N`` (DDP; gloo on CPU, NCCL on GPU).
 The run folder holds ``best.safetensors``, ``last.safetensors``, ``resume.pt`` (optimizer and progress)
 and ``log.jsonl``; running the same command again resumes from ``resume.pt``.
@@ -37,7 +41,9 @@ from .errors import UserError
 from .data.pair_cache import cached
 from .evaluate import accumulate
 from .metrics import best_threshold
+from .data.normal import normal_spec
 from .models import ModelConfig, build_model, count_parameters
+from .objective import auxiliary_loss, calibrate_score, check_objective, normal_loss
 from .recipes import get_recipe, make_optimizer, set_lr
 
 
@@ -50,6 +56,8 @@ class TrainConfig:
     arch: str = "anodfdnet"
     preset: str = "lite"
     depth: int = 2
+    bottleneck: str = "transformer"  # "transformer" (the paper's) or "i2c" (FOD's I2Correlation, models/i2c.py)
+    objective: str = "supervised"  # "supervised" (masks) or "normal" (pairs without anomalies only; objective.py)
     size: int = 256  # training input size
     mode: str = "resize"  # "resize" whole pairs to size, or "crop" size x size at native resolution
     eval_size: int | None = None  # validation input long side; None = native (crop) or `size` (resize)
@@ -87,13 +95,25 @@ class TrainConfig:
         return None if self.mode == "crop" else self.size
 
 
-def model_choice(arch: str | None, preset: str | None, depth: int | None, init: str | None) -> tuple[str, str, int]:
-    """(arch, preset, depth) to train: as given; what is not given comes from the ``init`` checkpoint when there
-    is one, else anodfdnet, lite and depth 2 (the ``train`` command's --arch, --preset, --depth and --init)."""
+def model_choice(arch: str | None, preset: str | None, depth: int | None, init: str | None,
+                 bottleneck: str | None = None) -> tuple[str, str, int, str]:
+    """(arch, preset, depth, bottleneck) to train: as given; what is not given comes from the ``init`` checkpoint
+    when there is one, else anodfdnet, lite, depth 2 and the Transformer (the ``train`` command's --arch,
+    --preset, --depth, --bottleneck and --init)."""
     if init:
         cfg0 = read_info(resolve(init)).config
         arch, preset, depth = arch or cfg0.arch, preset or cfg0.preset, cfg0.depth if depth is None else depth
-    return arch or "anodfdnet", preset or "lite", 2 if depth is None else depth
+        bottleneck = bottleneck or cfg0.bottleneck
+    return arch or "anodfdnet", preset or "lite", 2 if depth is None else depth, bottleneck or "transformer"
+
+
+def model_config(cfg: "TrainConfig") -> ModelConfig:
+    """The ModelConfig a training run builds (a UserError for a combination that does not exist)."""
+    check_objective(cfg.objective, cfg.bottleneck, cfg.arch)
+    try:
+        return ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch, bottleneck=cfg.bottleneck, objective=cfg.objective)
+    except ValueError as e:
+        raise UserError(f"{e}.") from None
 
 
 class EpochBatches(torch.utils.data.Sampler):
@@ -149,7 +169,7 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
         return "bf16"
     from .inference.runtime import native_cpu_bf16
 
-    encoder = ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch).encoder
+    encoder = model_config(cfg).encoder
     frozen = cfg.encoder_lr == 0  # no backward through the depthwise convolutions: bf16 is faster then (adaptation)
     return "bf16" if native_cpu_bf16() and (encoder != "efficientnet-lite0" or frozen) else "fp32"
 
@@ -201,9 +221,17 @@ def _dist_setup(device_arg: str) -> tuple[int, int, torch.device]:
 
 
 def build_sources(cfg: TrainConfig):
-    """Training source and the validation sources ({spec: source}), split deterministically by seed."""
+    """Training source and the validation sources ({spec: source}), split deterministically by seed.
+
+    The normal objective reads every --data SPEC as ``normal:SPEC`` and validates only on the labelled --val
+    SPECs given (none: no validation), whose pairs then calibrate the threshold."""
     train_parts, val_sources = [], {}
-    for spec in cfg.data:
+    data = cfg.data
+    if cfg.objective == "normal":
+        data = [normal_spec(s) for s in cfg.data]
+        if cfg.val is None:
+            cfg.val = []
+    for spec in data:
         src = parse_spec(spec)
         if cfg.val is None:
             tr, va = split(src, cfg.val_fraction, 0)  # seed 0, as SPECs' @train / @val: held-out pairs stay held out
@@ -224,7 +252,7 @@ def build_sources(cfg: TrainConfig):
 
 
 def _initial_model(cfg: TrainConfig) -> torch.nn.Module:
-    model = build_model(ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch))
+    model = build_model(model_config(cfg))
     if cfg.pretrained and not cfg.init and getattr(model.config, "encoder", None) == "efficientnet-lite0":
         from .models.efficientnet_lite import load_imagenet
 
@@ -261,7 +289,9 @@ def encoder_rate(cfg: TrainConfig, recipe) -> float:
         if not 0.0 <= cfg.encoder_lr <= 10.0:
             raise UserError(f"the encoder's rate share must lie in [0, 10], got {cfg.encoder_lr}.")
         return float(cfg.encoder_lr)
-    pretrained = cfg.pretrained and not cfg.init and ModelConfig.from_preset(cfg.preset, cfg.depth, arch=cfg.arch).encoder != "dcgan"
+    if cfg.objective == "normal":
+        return 0.0  # frozen, as FOD's backbone: the patch discrepancy compares its features, which must not collapse
+    pretrained = cfg.pretrained and not cfg.init and model_config(cfg).encoder != "dcgan"
     return recipe.encoder_lr if pretrained else 1.0
 
 
@@ -318,7 +348,7 @@ def train(cfg: TrainConfig, sources: tuple | None = None) -> Path:
     if enc_rate == 0:
         freeze_encoder(model)
     prior = None
-    if not cfg.init and cfg.prior != "none":
+    if not cfg.init and cfg.prior != "none" and cfg.objective == "supervised":
         share = anomaly_prior(train_source) if cfg.prior == "auto" else float(cfg.prior)
         prior = set_prior(model, share)
     model = model.to(device, memory_format=memory_format)
@@ -334,13 +364,14 @@ def train(cfg: TrainConfig, sources: tuple | None = None) -> Path:
         state = {**state, **ckpt["state"]}
         if rank == 0:
             print(f"resuming from {resume}: epoch {state['epoch'] + 1}, step {state['step']}", flush=True)
-    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+              find_unused_parameters=cfg.objective == "normal") if world > 1 else model  # normal: no decoder
     eval_size = cfg.resolved_eval_size()
     per_epoch = cfg.steps_per_epoch or len(dataset) // (cfg.batch * world)
     total_steps = max(cfg.epochs * per_epoch, 1)
     budget = cfg.budget_minutes * 60 if cfg.budget_minutes else None
     meta_base = {
-        "arch": cfg.arch, "data": cfg.data, "val": list(val_sources), "eval_size": eval_size, "align": cfg.align,
+        "arch": cfg.arch, "bottleneck": cfg.bottleneck, "objective": cfg.objective, "data": cfg.data, "val": list(val_sources), "eval_size": eval_size, "align": cfg.align,
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("out", "progress", "extra_meta")},
         "recipe": recipe.name, "precision": precision, "prior_bias": prior, "encoder_lr": enc_rate, "frozen_norm": cfg.frozen_norm,
         "parameters": count_parameters(model), **cfg.extra_meta,
@@ -364,7 +395,10 @@ def train(cfg: TrainConfig, sources: tuple | None = None) -> Path:
     val_threshold = state["threshold"]
     log = open(out / "log.jsonl", "a") if rank == 0 else None
     if rank == 0:
-        print(f"training {cfg.arch} {cfg.preset} depth {cfg.depth} ({count_parameters(model) / 1e6:.2f}M parameters) on "
+        print(f"training {cfg.arch} {cfg.preset} depth {cfg.depth}"
+              + (f" {cfg.bottleneck} bottleneck" if cfg.arch == "anodfdnet" else "")
+              + (", objective normal (pairs without anomalies)" if cfg.objective == "normal" else "")
+              + f" ({count_parameters(model) / 1e6:.2f}M parameters) on "
               f"{len(dataset)} pairs, " + (f"validating on {', '.join(f'{s} ({len(v)})' for s, v in val_sources.items())}"
                                             if val_sources else "no validation (the last state is kept)") + f"; device {device}, "
               f"world {world}, recipe {recipe.name}, {precision}{' channels-last' if channels_last else ''}, "
@@ -393,7 +427,13 @@ def train(cfg: TrainConfig, sources: tuple | None = None) -> Path:
                 set_lr(opt, recipe, progress())
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     logits = net(h, c)
-                loss = loss_fn(logits.float(), m, loss_kind)
+                if cfg.objective == "normal":
+                    loss = normal_loss(model)
+                else:
+                    loss = loss_fn(logits.float(), m, loss_kind)
+                    aux = auxiliary_loss(model)
+                    if aux is not None:
+                        loss = loss + aux
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -413,6 +453,9 @@ def train(cfg: TrainConfig, sources: tuple | None = None) -> Path:
             if world > 1:  # BatchNorm running statistics drift apart per rank after the last step: take rank 0's
                 for buf in model.buffers():
                     dist.broadcast(buf, 0)
+            if cfg.objective == "normal":  # the score's logit scale, from normal training pairs
+                calibrate_score(model, DataLoader(PairDataset(train_source, size=cfg.size, mode=cfg.mode, augment=False,
+                                                              seed=cfg.seed), batch_size=cfg.batch), device)
             if val_sources:
                 val, val_threshold, mean_f1 = _validate(model, val_sources, eval_size, device, cfg)
             else:  # nothing to validate on: the last state is the one kept, its threshold the starting one

@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt``
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | i2c``
 (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
@@ -10,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, adapt, align, budget, paths, slider, speed, training
+from . import accuracy, adapt, align, budget, i2c, paths, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -23,6 +23,7 @@ def build_parser() -> Parser:
     training.add_arguments(sub.add_parser("training", help="training steps/s and pairs/s before and after the CPU-hour work; write benchmarks/TRAINING.md"))
     slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))
     adapt.add_arguments(sub.add_parser("adapt", help="adaptation to a domain the model never saw (k labels, CPU budgets, seeds, forgetting); write benchmarks/ADAPT.md"))
+    i2c.add_arguments(sub.add_parser("i2c", help="FOD's I2Correlation against the Transformer and none, unsupervised against supervised and the classical baseline, under controlled viewpoint changes; write benchmarks/I2C.md"))
     align.add_arguments(sub.add_parser("align", help="alignment's time, geometry and F1 with --align off against auto; write benchmarks/ALIGN.md"))
     return p
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
-                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main}[args.which](args)
+                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main, "i2c": i2c.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

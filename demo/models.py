@@ -66,7 +66,7 @@ def label(info: CheckpointInfo) -> str:
     """What the model menu shows: name, Transformer depth, validation F1 per source (short names) and size."""
     per = val_f1_by_source(info)
     f1 = ("val F1 " + ", ".join(f"{name} {100 * v:.1f}%" for name, v in per)) if per else "no val F1 recorded"
-    return f"{info.name} · Transformer depth {info.config.depth} · {f1} · {info.size_mb:.1f} MB"
+    return f"{info.name} · {info.model_summary} · {f1} · {info.size_mb:.1f} MB"
 
 
 def default_choice(infos: list[CheckpointInfo]) -> CheckpointInfo | None:

@@ -116,6 +116,7 @@ def _train_run(cfg: AdaptConfig, init_path: Path, source, indices: list[int], re
                        extra_meta={"adaptation_run": tag, "replay_share": round(mix.replay_share, 3)})
     info = read_info(init_path)
     tcfg.arch, tcfg.preset, tcfg.depth = info.config.arch, info.config.preset, info.config.depth
+    tcfg.bottleneck = info.config.bottleneck  # the objective is supervised: adaptation learns from the labels
     return train(tcfg, sources=(mix, {}))
 
 

@@ -50,9 +50,19 @@ def view_homography(w: int, h: int, level: float, rng: np.random.Generator) -> n
     return cv2.getPerspectiveTransform(corners, moved).astype(np.float64)
 
 
+def fixed_homography(w: int, h: int, shift_px: float, rotation_deg: float, rng: np.random.Generator) -> np.ndarray:
+    """A shift of exactly ``shift_px`` pixels in a random direction and a rotation of exactly ``rotation_deg``
+    degrees with a random sign about the view's centre (``move:``)."""
+    a = rng.uniform(0.0, 2 * math.pi)
+    tx, ty = shift_px * math.cos(a), shift_px * math.sin(a)
+    m = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(rotation_deg * rng.choice((-1.0, 1.0))), 1.0)
+    m[:, 2] += (tx, ty)
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
 class WarpedSource(Source):
-    def __init__(self, level: float, inner: Source, spec: str):
-        self.level, self.inner, self.spec = level, inner, spec
+    def __init__(self, level: float, inner: Source, spec: str, fixed: tuple[float, float] | None = None):
+        self.level, self.inner, self.spec, self.fixed = level, inner, spec, fixed
         self.names = inner.names
 
     def key(self, i: int) -> str:
@@ -61,7 +71,8 @@ class WarpedSource(Source):
     def _geometry(self, i: int, h: int, w: int) -> tuple[int, int, int, int, np.ndarray]:
         y0, x0 = int(round(h * MARGIN)), int(round(w * MARGIN))
         vh, vw = h - 2 * y0, w - 2 * x0
-        H = view_homography(vw, vh, self.level, _rng(f"{self.spec}\n{self.inner.key(i)}"))
+        rng = _rng(f"{self.spec}\n{self.inner.key(i)}")
+        H = fixed_homography(vw, vh, *self.fixed, rng) if self.fixed else view_homography(vw, vh, self.level, rng)
         return y0, x0, vh, vw, H
 
     def homography(self, i: int) -> np.ndarray:
@@ -97,3 +108,20 @@ def _factory(arg: str, spec: str) -> Source:
 
 register_source("warp", _factory, "warp:LEVEL:SPEC  SPEC's pairs with the history seen from another viewpoint (LEVEL 1: up to "
                 "10 % shift, 10 degrees, 15 % scale, mild perspective); central 60 % of the current")
+
+
+def _move_factory(arg: str, spec: str) -> Source:
+    fields = arg.split(":", 2)
+    try:
+        px, deg = float(fields[0]), float(fields[1])
+        ok = len(fields) == 3 and fields[2] and 0 <= px <= 64 and 0 <= deg <= 30
+    except (ValueError, IndexError):
+        ok = False
+    if not ok:
+        raise UserError(f"data spec '{spec}': write move:PIXELS:DEGREES:SPEC with a shift of 0 to 64 pixels, a rotation of "
+                        "0 to 30 degrees and the SPEC of the pairs to move.")
+    return WarpedSource(0.0, parse_spec(fields[2]), spec, fixed=(px, deg))
+
+
+register_source("move", _move_factory, "move:PX:DEG:SPEC SPEC's pairs with the history shifted by exactly PX pixels (random "
+                "direction) and rotated by DEG degrees; central 60 % of the current, as warp:")

@@ -5,6 +5,8 @@ Reads top to bottom like the paper's figure:
     history, current --(shared CNN encoder)--> e1, e_el, e2, e3, e4, e5 for each image
     D_k = |e_k(current) - e_k(history)|                      (symmetric in the two inputs)
     D5 --(1x1 conv, tokens + position embedding, L pre-LN Transformer blocks)--> bottleneck
+        (or, with ``bottleneck="i2c"``, FOD's I2Correlation on e5(current) with e5(history) as the reference,
+        whose per-token discrepancy maps also join every decoder stage: models/i2c.py)
     bottleneck --(U-Net decoder, concatenating D4, D3, D2, D_el, D1)--> one-channel logit map
 
 The model returns logits; probabilities are ``torch.sigmoid(logits)``.
@@ -20,6 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import ENCODERS, ModelConfig, check_input
+from .i2c import I2CBottleneck
+from .tokens import resize_position_embedding
 
 
 def conv_bn_act(cin: int, cout: int, k: int, s: int, act: nn.Module | None, bn: bool = True) -> nn.Sequential:
@@ -95,13 +99,7 @@ class DifferenceTransformer(nn.Module):
         self.ln = nn.LayerNorm(cfg.hidden, eps=1e-6)
 
     def position_embedding(self, h: int, w: int) -> torch.Tensor:
-        # While exporting (ONNX), h and w are symbolic: always resize, so the graph serves every input size
-        # (a bicubic resize to the same size is the identity).
-        if (h, w) == (self.grid, self.grid) and not torch.compiler.is_exporting():
-            return self.pos
-        pos = self.pos.transpose(1, 2).reshape(1, -1, self.grid, self.grid)
-        pos = F.interpolate(pos, size=(h, w), mode="bicubic", align_corners=False)
-        return pos.flatten(2).transpose(1, 2)
+        return resize_position_embedding(self.pos, self.grid, h, w)
 
     def forward(self, d5: torch.Tensor) -> torch.Tensor:
         x = self.embed(d5)  # hidden x H/16 x W/16
@@ -115,25 +113,33 @@ class DifferenceTransformer(nn.Module):
 class Decoder(nn.Module):
     """U-Net decoder over the difference taps; each stage concatenates the matching skip and outputs
     the width of the next skip (so with the DCGAN encoder's taps (ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf)
-    the widths are the paper's: 8ndf, 4ndf, 2ndf, ndf, ndf)."""
+    the widths are the paper's: 8ndf, 4ndf, 2ndf, ndf, ndf). ``extra`` > 0 channels of bottleneck maps
+    (the i2c discrepancy maps) are resized to every stage and concatenated beside its skip."""
 
-    def __init__(self, cin: int, taps: tuple[int, ...]):
+    def __init__(self, cin: int, taps: tuple[int, ...], extra: int = 0):
         super().__init__()
         c1, c_el, c2, c3, c4, _ = taps
-        self.d5 = convT_bn_relu(cin, c4, 3, 1)  # c4 x H/16
-        self.d4 = convT_bn_relu(2 * c4, c3, 4, 2)  # cat D4 -> c3 x H/8
-        self.d3 = convT_bn_relu(2 * c3, c2, 4, 2)  # cat D3 -> c2 x H/4
-        self.d2 = convT_bn_relu(2 * c2, c_el, 4, 2)  # cat D2 -> c_el x H/2
-        self.d_el = conv_bn_act(2 * c_el, c1, 3, 1, nn.ReLU(True))  # cat D_el -> c1 x H/2
-        self.head = nn.ConvTranspose2d(2 * c1, 1, 4, 2, 1)  # cat D1 -> 1 x H (logits)
+        self.d5 = convT_bn_relu(cin + extra, c4, 3, 1)  # c4 x H/16
+        self.d4 = convT_bn_relu(2 * c4 + extra, c3, 4, 2)  # cat D4 -> c3 x H/8
+        self.d3 = convT_bn_relu(2 * c3 + extra, c2, 4, 2)  # cat D3 -> c2 x H/4
+        self.d2 = convT_bn_relu(2 * c2 + extra, c_el, 4, 2)  # cat D2 -> c_el x H/2
+        self.d_el = conv_bn_act(2 * c_el + extra, c1, 3, 1, nn.ReLU(True))  # cat D_el -> c1 x H/2
+        self.head = nn.ConvTranspose2d(2 * c1 + extra, 1, 4, 2, 1)  # cat D1 -> 1 x H (logits)
 
-    def forward(self, x: torch.Tensor, d1, d_el, d2, d3, d4) -> torch.Tensor:
-        x = self.d5(x)
-        x = self.d4(torch.cat([x, d4], 1))
-        x = self.d3(torch.cat([x, d3], 1))
-        x = self.d2(torch.cat([x, d2], 1))
-        x = self.d_el(torch.cat([x, d_el], 1))
-        return self.head(torch.cat([x, d1], 1))
+    def forward(self, x: torch.Tensor, d1, d_el, d2, d3, d4, maps: torch.Tensor | None = None) -> torch.Tensor:
+        def cat(*parts):
+            if maps is None:
+                return torch.cat(parts, 1)
+            m = maps if maps.shape[-2:] == parts[0].shape[-2:] else F.interpolate(
+                maps, size=parts[0].shape[-2:], mode="bilinear", align_corners=False)
+            return torch.cat([*parts, m.to(parts[0].dtype)], 1)
+
+        x = self.d5(cat(x))
+        x = self.d4(cat(x, d4))
+        x = self.d3(cat(x, d3))
+        x = self.d2(cat(x, d2))
+        x = self.d_el(cat(x, d_el))
+        return self.head(cat(x, d1))
 
 
 class AnoDFDNet(nn.Module):
@@ -142,8 +148,14 @@ class AnoDFDNet(nn.Module):
         self.config = cfg
         self.encoder = build_encoder(cfg)
         taps = self.encoder.channels
-        self.transformer = DifferenceTransformer(taps[-1], cfg) if cfg.depth > 0 else None
-        self.decoder = Decoder(cfg.hidden if cfg.depth > 0 else taps[-1], taps)
+        self.transformer = self.i2c = None
+        if cfg.bottleneck == "i2c":  # FOD's I2Correlation with the history as the reference (models/i2c.py)
+            self.i2c = I2CBottleneck(taps[-1], cfg)
+            self.decoder = Decoder(cfg.hidden, taps, extra=I2CBottleneck.MAPS)
+        else:
+            self.transformer = DifferenceTransformer(taps[-1], cfg) if cfg.depth > 0 else None
+            self.decoder = Decoder(cfg.hidden if cfg.depth > 0 else taps[-1], taps)
+        self.i2c_out = None  # the last training forward's I2COutput (its losses need the correlations)
         self.apply(_init_weights)
 
     def forward(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
@@ -154,8 +166,15 @@ class AnoDFDNet(nn.Module):
         # network is exactly symmetric in its two inputs in training as well as in evaluation.
         taps = self.encoder(torch.cat([history, current], 0))
         d1, d_el, d2, d3, d4, d5 = (torch.abs(t[b:] - t[:b]) for t in taps)
-        x = self.transformer(d5) if self.transformer is not None else d5
-        return self.decoder(x, d1, d_el, d2, d3, d4)
+        if self.i2c is None:
+            x = self.transformer(d5) if self.transformer is not None else d5
+            return self.decoder(x, d1, d_el, d2, d3, d4)
+        # I2Correlation: current tokens attend to themselves and to the history's (not symmetric).
+        out = self.i2c(taps[-1][:b], taps[-1][b:], d5)
+        self.i2c_out = out if self.training else None
+        if self.config.objective == "normal":  # the anomaly map is the discrepancy score
+            return self.i2c.score_logits(out.score, *d5.shape[-2:], history.shape[-2:])
+        return self.decoder(out.features, d1, d_el, d2, d3, d4, maps=out.maps)
 
 
 def build_encoder(cfg: ModelConfig) -> nn.Module:

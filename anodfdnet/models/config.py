@@ -23,6 +23,13 @@ PRESETS: dict[str, dict] = {
     "effnet": dict(encoder="efficientnet-lite0", ndf=16, hidden=256, heads=8, mlp=512),
 }
 ENCODERS = ("dcgan", "efficientnet-lite0")
+# The bottleneck on the deepest features: the paper's Transformer over |e5(current) - e5(history)|, or FOD's
+# I2Correlation (models/i2c.py: intra-correlation over the current image's tokens, inter-correlation from them
+# to the history's tokens, the history being the reference).
+BOTTLENECKS = ("transformer", "i2c")
+# What the model's logits are: "supervised" (the decoder's map, trained on masks) or "normal" (the I2Correlation
+# discrepancy score, trained on pairs without anomalies only; anodfdnet/objective.py).
+OBJECTIVES = ("supervised", "normal")
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,7 @@ class ModelConfig:
     arch: str = "anodfdnet"  # a name of anodfdnet.models.registry.ARCHS: "anodfdnet" or a baseline
     preset: str = "lite"
     encoder: str = "dcgan"  # "dcgan" (the paper's, from scratch) or "efficientnet-lite0" (ImageNet-pretrained)
-    depth: int = 2  # Transformer layers on the deepest difference; 0 = no Transformer module
+    depth: int = 2  # bottleneck layers on the deepest features; 0 = no Transformer (i2c: one correlation, no MLP)
     ndf: int = 16  # encoder base width; taps have ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf channels
     hidden: int = 256  # Transformer width
     heads: int = 8
@@ -38,6 +45,8 @@ class ModelConfig:
     img_size: int = 256  # size at which the position embedding is learned
     embed_dropout: float = 0.2
     block_dropout: float = 0.1
+    bottleneck: str = "transformer"  # one of BOTTLENECKS; older checkpoints have no field: the Transformer
+    objective: str = "supervised"  # one of OBJECTIVES; "normal" needs the i2c bottleneck
 
     @classmethod
     def from_preset(cls, preset: str = "lite", depth: int = 2, arch: str = "anodfdnet", **overrides):
@@ -48,6 +57,14 @@ class ModelConfig:
         cfg = cls(arch=arch, preset=preset, depth=depth, **{**PRESETS[preset], **overrides})
         if cfg.encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {cfg.encoder!r}; choose one of {ENCODERS}")
+        if cfg.bottleneck not in BOTTLENECKS:
+            raise ValueError(f"unknown bottleneck {cfg.bottleneck!r}; choose one of {BOTTLENECKS}")
+        if cfg.objective not in OBJECTIVES:
+            raise ValueError(f"unknown objective {cfg.objective!r}; choose one of {OBJECTIVES}")
+        if cfg.bottleneck == "i2c" and cfg.arch != "anodfdnet":
+            raise ValueError(f"the i2c bottleneck is AnoDFDNet's; {cfg.arch!r} has none")
+        if cfg.objective == "normal" and cfg.bottleneck != "i2c":
+            raise ValueError("the normal objective scores by the I2Correlation discrepancy: it needs the i2c bottleneck")
         return cfg
 
     def to_dict(self) -> dict:
