@@ -350,7 +350,12 @@ CSS = """
 #model-choice input, #align-choice input { text-overflow: ellipsis; min-width: 0; }
 #model-choice .wrap-inner, #align-choice .wrap-inner { min-width: 0; }
 #model-choice .secondary-wrap, #align-choice .secondary-wrap { min-width: 0; padding-right: 2.2em; }
-#compare img { object-fit: contain; }
+/* The comparison slider (gr.ImageSlider, Gradio 6.31) draws the history in the flow of a flex box and the
+   current absolutely over it, both width 100% with an inline max-height of 500 px: in the 400 px box the
+   history then starts at the top and the current is centred 50 px higher (issue 23). Both fill the same box
+   and are contained in it, which is also what the slider assumes when it places the handle and the clip. */
+#compare img { width: 100% !important; height: 100% !important; max-height: none !important;
+               object-fit: contain; margin: 0 !important; }
 @media (max-width: 640px) {
   #anodfdnet-run { width: 100%; }
 }

@@ -158,3 +158,99 @@ def test_phone_width_nothing_overlaps_and_no_left_right(browser, app_server, mov
     assert wide == [], wide
     page.screenshot(path=str(ARTIFACTS / "detect-3-phone.png"), full_page=True)
     page.close()
+
+
+# --- The comparison slider in register (issue 23): both images in one box, the halves row for row ---
+
+STRIPES = [(18, 30), (52, 60), (75, 115), (150, 158), (190, 230), (262, 270), (290, 312)]  # rows of a 320-row pair
+HIST_RGB = ((40, 40, 40), (235, 235, 235))  # (background, stripe)
+CUR_RGB = ((30, 30, 110), (240, 200, 30))
+
+
+@pytest.fixture(scope="module")
+def striped_pair(tmp_path_factory) -> tuple[str, str]:
+    """The same horizontal stripes (irregular, so a shift shows) in two colourings, 480 x 320."""
+    d = tmp_path_factory.mktemp("striped")
+    for name, (bg, fg) in (("history", HIST_RGB), ("current", CUR_RGB)):
+        img = np.empty((320, 480, 3), np.uint8)
+        img[:] = bg
+        for y0, y1 in STRIPES:
+            img[y0:y1] = fg
+        Image.fromarray(img).save(d / f"{name}.png")
+    return str(d / "history.png"), str(d / "current.png")
+
+
+def _stripe_row(r: float) -> bool | None:
+    """Whether image row r (fractional) lies in a stripe; None within a row of an edge (interpolated)."""
+    for y0, y1 in STRIPES:
+        if y0 + 1 <= r <= y1 - 1:
+            return True
+        if y0 - 1 < r < y0 + 1 or y1 - 1 < r < y1 + 1:
+            return None
+    return False
+
+
+def _nearest(px, colours) -> int | None:
+    """Index of the colour px is (within 40 per channel) among colours, else None."""
+    for i, c in enumerate(colours):
+        if np.abs(px.astype(int) - np.array(c)).max() <= 40:
+            return i
+    return None
+
+
+def check_comparison_in_register(page) -> dict:
+    """Both <img> of the comparison share one box inside the container, the whole picture is visible, and the
+    screen's rows beside the boundary (history before it, current after it) are the stripes of the images sent."""
+    imgs = page.locator("#compare img")
+    expect(imgs).to_have_count(2)
+    page.locator("#compare").scroll_into_view_if_needed()  # the images load lazily, once in view
+    page.wait_for_function("() => [...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_timeout(300)  # the slider's ResizeObserver places the handle after layout
+    geo = page.evaluate("""() => {
+        const box = e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+        const imgs = [...document.querySelectorAll('#compare img')];
+        const clip = getComputedStyle(imgs[1]).clipPath;
+        const wrap = imgs[0].closest('.wrap') || imgs[0].parentElement.parentElement;
+        return {imgs: imgs.map(box), natural: [imgs[0].naturalWidth, imgs[0].naturalHeight],
+                fit: imgs.map(i => getComputedStyle(i).objectFit), clip, wrap: box(wrap),
+                handle: box(document.querySelector('#compare .outer .inner'))};
+    }""")
+    a, b = geo["imgs"]
+    assert all(abs(a[k] - b[k]) <= 0.5 for k in "xywh"), f"the history and current images are drawn in different boxes: {a} vs {b}"
+    assert geo["fit"] == ["contain", "contain"], geo["fit"]
+    wrap = geo["wrap"]
+    assert a["y"] >= wrap["y"] - 0.5 and a["y"] + a["h"] <= wrap["y"] + wrap["h"] + 0.5, (a, wrap)
+    assert a["x"] >= wrap["x"] - 0.5 and a["x"] + a["w"] <= wrap["x"] + wrap["w"] + 0.5, (a, wrap)
+    # Where object-fit: contain puts the picture inside the element's box.
+    nw, nh = geo["natural"]
+    s = min(a["w"] / nw, a["h"] / nh)
+    pw, ph = nw * s, nh * s
+    px, py = a["x"] + (a["w"] - pw) / 2, a["y"] + (a["h"] - ph) / 2
+    m = re.search(r"inset\(0(?:px)? 0(?:px)? 0(?:px)? ([\d.]+)%\)", geo["clip"])
+    assert m, geo["clip"]
+    boundary = a["x"] + float(m.group(1)) / 100 * a["w"]
+    assert px + 30 < boundary < px + pw - 30, (boundary, px, pw)
+    assert abs(geo["handle"]["x"] - boundary) <= 2, f"the handle ({geo['handle']['x']}) is not at the boundary ({boundary})"
+    shot = np.array(Image.open(__import__("io").BytesIO(page.screenshot())).convert("RGB"))
+    checked = 0
+    for side, x, colours in (("history", boundary - 26, HIST_RGB), ("current", boundary + 26, CUR_RGB)):
+        for y in range(int(np.ceil(py)) + 1, int(py + ph) - 1):
+            want = _stripe_row((y + 0.5 - py) / s)
+            if want is None:
+                continue
+            got = _nearest(shot[y, int(x)], colours)
+            assert got == int(want), (f"{side} at screen row {y} (image row {(y + 0.5 - py) / s:.1f}): expected "
+                                      f"{'stripe' if want else 'background'} {colours[int(want)]}, the screen shows {tuple(shot[y, int(x)])}")
+            checked += 1
+    assert checked > 2 * 0.8 * ph, checked
+    return {"box": a, "picture": (px, py, pw, ph), "boundary": boundary}
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_comparison_halves_line_up_with_the_images_sent(browser, app_server, striped_pair, width):
+    page = open_page(browser, app_server, width, 900)
+    choose(page, "align-choice", "off: use the photos as they are")  # the images as sent, not warped
+    run_pair(page, striped_pair)
+    check_comparison_in_register(page)
+    page.locator("#compare").screenshot(path=str(ARTIFACTS / f"detect-4-compare-{width}.png"))
+    page.close()
