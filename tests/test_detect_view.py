@@ -1,8 +1,10 @@
 """The Detect tab shows a person the pair (issue 12), in a real browser (Debian chromium, Playwright):
 the aligned history against the current in a comparison slider with the alignment's verdict and the
 uncovered area; the heat map over the current image with an opacity slider, a legend in its colours and
-numbered region boxes; a new model or alignment re-runs at once; the model menu names depth and
-validation F1 per set; at phone width (390 px) nothing overflows or overlaps and no text says left/right.
+numbered region boxes; a new model or alignment re-runs at once; the model menu names depth and size and
+the line under it the checkpoint's recorded validation F1 per set; at phone width (390 px) nothing overflows or
+overlaps, the menus' text is not clipped and no text says left/right; the comparison slider's halves line up
+with the images sent (1280 and 390 px).
 Screenshots go to tests/artifacts/detect-*.png."""
 from __future__ import annotations
 
@@ -92,6 +94,9 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
     assert options and all("Transformer depth" in o for o in options)
     assert all("/" not in o for o in options), options
     page.keyboard.press("Escape")
+    figures_line = page.locator("#model-figures")
+    expect(figures_line).to_contain_text("validation F1 recorded in the checkpoint at")
+    expect(figures_line).to_contain_text("pairs")
     run_pair(page, moved_pair)
     verdict = page.locator("#alignment")
     expect(verdict).to_contain_text(re.compile(r"aligned: homography, \d+ inliers, \d+\.\d px"))
@@ -121,12 +126,19 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
     # A new model re-runs at once, without Run.
     choose(page, "model-choice", "Transformer depth 0")
     expect(figures).to_contain_text("Transformer depth 0")
+    expect(page.locator("#model-figures")).to_contain_text(re.compile(r"-d0\b"))  # the line follows the menu
     expect(verdict).to_contain_text("not aligned: alignment is off")  # the alignment choice is kept
     page.close()
 
 
 def test_phone_width_nothing_overlaps_and_no_left_right(browser, app_server, moved_pair):
     page = open_page(browser, app_server, 390, 844)
+    # Before Run, "Results appear here after Run" once; the model menu's shown text is not clipped.
+    expect(page.get_by_text("Results appear here after")).to_have_count(1)
+    expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth"))
+    for elem in ("model-choice", "align-choice"):
+        sw, cw = page.locator(f"#{elem} input").evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert sw <= cw, f"{elem}: the shown text is clipped ({sw} px of text in {cw} px)"
     intro = page.locator("#component-0, .prose").first.inner_text() + page.get_by_text("known-good").first.inner_text()
     assert not re.search(r"\b(left|right)\b", intro, re.IGNORECASE), intro
     run_pair(page, moved_pair)
