@@ -24,6 +24,8 @@ pytestmark = [
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 
+expect.set_options(timeout=60_000)  # a loaded machine answers slowly; every wait polls for its condition
+
 from anodfdnet.data import synth  # noqa: E402
 from anodfdnet.visualize import heatmap_rgb  # noqa: E402
 
@@ -134,8 +136,9 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
 def test_phone_width_nothing_overlaps_and_no_left_right(browser, app_server, moved_pair):
     page = open_page(browser, app_server, 390, 844)
     # Before Run, "Results appear here after Run" once; the model menu's shown text is not clipped.
-    expect(page.get_by_text("Results appear here after")).to_have_count(1)
     expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth"))
+    expect(page.locator("#live-view")).to_be_visible()
+    expect(page.get_by_text("Results appear here after")).to_have_count(1)
     for elem in ("model-choice", "align-choice"):
         sw, cw = page.locator(f"#{elem} input").evaluate("e => [e.scrollWidth, e.clientWidth]")
         assert sw <= cw, f"{elem}: the shown text is clipped ({sw} px of text in {cw} px)"
