@@ -56,7 +56,7 @@ def launch(app: gr.Blocks, **overrides):
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         share=False,
         max_file_size=demo.MAX_FILE_BYTES,
-        css=demo.CSS,
+        css=demo.CSS + (_annotate("REVIEW_CSS") or ""),
     )
     return app.launch(**{**settings, **overrides})
 

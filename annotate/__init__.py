@@ -4,11 +4,11 @@
 no Gradio, can be used without it (e.g. on a training machine)::
 
     from annotate.store import LabelStore      # no Gradio
-    from annotate import build_tab             # imports Gradio (build_review_tab too)
+    from annotate import build_tab             # imports Gradio (build_review_tab and REVIEW_CSS too)
 """
 from __future__ import annotations
 
-__all__ = ["build_tab", "build_review_tab", "LabelStore"]
+__all__ = ["build_tab", "build_review_tab", "LabelStore", "REVIEW_CSS"]
 
 
 def __getattr__(name: str):
@@ -16,6 +16,10 @@ def __getattr__(name: str):
         from .tab import build_tab
 
         return build_tab
+    if name == "REVIEW_CSS":
+        from .review_tab import CSS
+
+        return CSS
     if name == "build_review_tab":
         from .review_tab import build_review_tab
 

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     helps = {"status": "labels, agreement, annotators and their gold IoU, reviews, Hub sync state",
              "compact": "merge small shards into larger ones and refresh the dataset card's summary",
              "push": "push the shards waiting for the Hub, once",
-             "export": "write a labels policy's pairs as an ab: folder (A/, B/, label/ PNGs)"}
+             "export": "write a labels policy's pairs as an ab: folder (A/, B/, label/ PNGs), each named after the "
+                       "source pair its label recorded (a queue's pair name), else after the pair's content hash"}
     for name, help_ in helps.items():
         s = sub.add_parser(name, help=help_, description=help_)
         s.add_argument("--labels", default=None, help="the label folder (default $ANODFDNET_LABEL_DIR, else ./labels)")

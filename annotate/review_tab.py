@@ -34,6 +34,31 @@ in the editor and **Save correction**. Each verdict is a new row in the label da
 """
 
 
+# The masks' gallery (gr.Gallery of Gradio 6.31 draws square cells, the picture "cover"-cropped in them, the caption
+# over its corner, four columns of at least 100 px and a fixed height that scrolls): here each whole picture is
+# contained at its own aspect, the caption below it, as many columns of at least 240 px as fit (one on a phone),
+# and the gallery as tall as its rows (issue 23). app.py adds this to the page's CSS.
+CSS = """
+#review-masks .grid-wrap { height: auto !important; min-height: 0 !important; max-height: none !important;
+                           overflow: visible !important; }
+#review-masks .grid-container { padding-top: 30px !important;  /* below the gallery's label, not under it */
+                                grid-template-columns: repeat(auto-fill, minmax(min(100%, 240px), 1fr)) !important;
+                                grid-template-rows: none !important; grid-auto-rows: auto !important; }
+#review-masks .thumbnail-item { aspect-ratio: auto !important; height: auto !important; display: flex !important;
+                                flex-direction: column; }
+#review-masks .thumbnail-item > img { width: 100% !important; height: auto !important; max-height: 420px;
+                                      object-fit: contain !important; }
+#review-masks .caption-label { position: static !important; max-width: none !important; white-space: normal !important;
+                               overflow-wrap: anywhere; text-align: center; border: 0 !important; border-radius: 0 !important;
+                               opacity: 1 !important; }
+@media (max-width: 640px) {  /* a phone: the answers' table breaks lines between words only, and scrolls sideways */
+  #review-table table { display: block; overflow-x: auto; font-size: 0.9em; }
+  #review-table th, #review-table td { word-break: normal !important; overflow-wrap: normal !important; hyphens: none;
+                                       padding: 4px 6px; }
+}
+"""
+
+
 def _error(message: str) -> gr.Error:
     text = message[:1].upper() + message[1:]
     return gr.Error(html.escape(text, quote=False), print_exception=False)
@@ -88,8 +113,8 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
                                elem_id="review-history")
         current_img = gr.Image(label="Current", type="numpy", interactive=False, format="png", height=360,
                                elem_id="review-current")
-    masks_gallery = gr.Gallery(label="Each annotator's mask, and the consensus", columns=4, height=320, format="png",
-                               elem_id="review-masks")
+    masks_gallery = gr.Gallery(label="Each annotator's mask, and the consensus", columns=4, height="auto", format="png",
+                               object_fit="contain", elem_id="review-masks")
     table_md = gr.Markdown(elem_id="review-table")
     with gr.Row(equal_height=False):
         editor = ImageEditor(label="Corrected mask (starts from the consensus)", type="numpy", image_mode="RGBA",

@@ -68,11 +68,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
     from .align import MODES
     from .models.config import DEPTHS, PRESETS
 
     p = Parser(prog="python -m anodfdnet", description="AnoDFDNet: find the abnormal difference between a history and a current image.",
                 epilog=EPILOG_DATA)
+    p.add_argument("--version", action="version", version=f"anodfdnet {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a model on one or more data SPECs", epilog=EPILOG_DATA)
@@ -141,11 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP + "; uncovered pixels are left out of the metrics")
 
     pr = sub.add_parser("predict", help="anomaly maps for one pair or for every pair of a SPEC", epilog=EPILOG_DATA)
-    pr.add_argument("--checkpoint", required=True)
+    pr.add_argument("--checkpoint", required=True, help="path, shipped name (e.g. effnet-d2) or hf://OWNER/REPO/FILE")
     pr.add_argument("--history", help="history (earlier, reference) image")
     pr.add_argument("--current", help="current image")
-    pr.add_argument("--out", help="mask PNG to write (one pair)")
-    pr.add_argument("--heatmap", help="heat-map PNG to write (one pair)")
+    pr.add_argument("--out", help="mask PNG to write (one pair; missing folders are made)")
+    pr.add_argument("--heatmap", help="heat-map PNG to write (one pair; missing folders are made)")
     pr.add_argument("--data", metavar="SPEC", help="predict every pair of this source")
     pr.add_argument("--out-dir", help="folder for NAME_mask.png and NAME_heat.png (with --data)")
     pr.add_argument("--threshold", type=_threshold, default=None, help="mask threshold (default: the checkpoint's calibrated one, "
@@ -157,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=2, help="threads decoding inputs and encoding outputs with --data; 0 does both in the main thread (default 2)")
     pr.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP)
 
-    x = sub.add_parser("export", help="export checkpoints to ONNX (served by ONNX Runtime: the fast CPU path)")
+    x = sub.add_parser("export", help="export checkpoints to ONNX, for ONNX Runtime or another ONNX consumer "
+                       "(predict --path onnx uses it; not the fastest path here: see the README's Inference paths)")
     x.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one)")
     x.add_argument("--checkpoint", action="append", default=None, help="path or shipped name (repeatable; default: every checkpoint the app lists, "
                    "in $ANODFDNET_CHECKPOINT_DIR and checkpoints/)")

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .checkpoint import load_checkpoint
 from .data import Source, parse_spec
+from .data.spec import spec_display_name
 from .device import autocast, pick_device
 from .errors import UserError
 from .align import check_mode, resize_valid
@@ -117,7 +118,7 @@ def evaluate_checkpoint(checkpoint: str, data: str, size: int | None | str = "ch
         Path(json_out).parent.mkdir(parents=True, exist_ok=True)
         Path(json_out).write_text(json.dumps(result, indent=2) + "\n")
     if roc_out:
-        plot_roc(*acc.roc()[:2], roc_out, title=f"{info.name} on {data}")
+        plot_roc(*acc.roc()[:2], roc_out, title=f"{info.name} on {spec_display_name(data)}")
     return result
 
 

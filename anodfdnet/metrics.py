@@ -283,14 +283,40 @@ def format_row(name: str, m: dict, name_width: int = 20) -> str:
 
 
 # -- ROC figure --------------------------------------------------------------------------------------
+def _title_lines(text: str, font, width: int) -> list[tuple[str, float]]:
+    """``text`` as at most three lines that fit ``width`` pixels: one line at a smaller size if that does, else
+    broken at spaces (a word too long for a line is cut with '...'); [(line, font scale)]."""
+    fits = lambda t, sc: cv2.getTextSize(t, font, sc, 1)[0][0] <= width  # noqa: E731
+    for scale in (0.55, 0.5, 0.45):
+        if fits(text, scale):
+            return [(text, scale)]
+    scale, lines = 0.45, [""]
+    for word in text.split(" "):
+        joined = f"{lines[-1]} {word}" if lines[-1] else word
+        if fits(joined, scale):
+            lines[-1] = joined
+            continue
+        lines.append(word)
+        while not fits(lines[-1], scale):
+            lines[-1] = lines[-1][:-4] + "..."
+    lines = [line for line in lines if line]
+    if len(lines) > 3:
+        lines = lines[:2] + ["... " + lines[-1]]
+    return [(line, scale) for line in lines]
+
+
 def plot_roc(fpr, tpr, path, title: str = "", size: int = 480) -> Path:
     """Write a PNG of the ROC curve (axes, ticks, chance diagonal, curve, AUC in the title); drawn with cv2."""
     fpr = np.asarray(fpr, np.float64)
     tpr = np.asarray(tpr, np.float64)
     black, grey, blue = (0, 0, 0), (170, 170, 170), (180, 90, 20)  # BGR
     font = cv2.FONT_HERSHEY_SIMPLEX
-    left, right, top, bottom = 70, 20, 45, 60
+    left, right, bottom = 70, 20, 60
     w = h = size
+    a = auc(fpr, tpr) if fpr.size > 1 else float("nan")
+    head = f"{title}  (AUC {100 * a:.2f}%)" if title else f"ROC  (AUC {100 * a:.2f}%)"
+    lines = _title_lines(head, font, left + w + right - 8)
+    top = 25 + 20 * len(lines)
     img = np.full((top + h + bottom, left + w + right, 3), 255, np.uint8)
 
     def xy(x: float, y: float) -> tuple[int, int]:
@@ -330,10 +356,9 @@ def plot_roc(fpr, tpr, path, title: str = "", size: int = 480) -> Path:
     strip = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
     y0 = top + (h - strip.shape[0]) // 2
     img[y0 : y0 + strip.shape[0], 10 : 10 + strip.shape[1]] = strip
-    a = auc(fpr, tpr) if fpr.size > 1 else float("nan")
-    head = f"{title}  (AUC {100 * a:.2f}%)" if title else f"ROC  (AUC {100 * a:.2f}%)"
-    (tw, th), _ = cv2.getTextSize(head, font, 0.55, 1)
-    cv2.putText(img, head, (max(2, left + (w - tw) // 2), top - 15), font, 0.55, black, 1, cv2.LINE_AA)
+    for i, (line, scale) in enumerate(lines):  # the title, centred on the whole figure, every line inside it
+        (tw, th), _ = cv2.getTextSize(line, font, scale, 1)
+        cv2.putText(img, line, (max(4, (img.shape[1] - tw) // 2), 22 + 20 * i), font, scale, black, 1, cv2.LINE_AA)
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

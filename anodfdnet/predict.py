@@ -45,6 +45,9 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
     if one:
         if not (history and current and (out or heatmap)):
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
+        for target in (out, heatmap):  # missing parent folders are made, before the model runs
+            if target:
+                _make_parent(target)
         res = predictor.run(history, current)
         a = res.alignment
         text = _png_text(a, threshold)
@@ -97,6 +100,14 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
             bar.update(1)
     bar.close()
     print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")
+
+
+def _make_parent(target: str) -> None:
+    parent = Path(target).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create the folder '{parent}' for '{target}': {e.strerror or e}.") from None
 
 
 def _png_text(alignment, threshold: float) -> dict:

@@ -14,6 +14,7 @@ whose threads one prediction already uses, 2 on a GPU), ANODFDNET_DEVICE (defaul
 """
 from __future__ import annotations
 
+import html
 import logging
 import os
 import re
@@ -53,20 +54,45 @@ def short_source(spec: str) -> str:
     return name[:24] or scheme
 
 
-def val_f1_by_source(info: CheckpointInfo) -> list[tuple[str, float]]:
-    """[(short source name, validation F1)] from the checkpoint's metadata, in its order."""
+def label(info: CheckpointInfo) -> str:
+    """What the model menu shows: name, bottleneck, depth (and objective) and size, short enough for a phone's menu; the
+    figures are :func:`figures_text`'s."""
+    return f"{info.name} · {info.model_summary} · {info.size_mb:.1f} MB"
+
+
+def recorded_figures(info: CheckpointInfo) -> list[tuple[str, float, int | None, bool]]:
+    """The validation figures the checkpoint recorded while training (its metadata, the one source of them):
+    [(short source name, F1, pairs, at the calibrated threshold?)], F1 at its calibrated threshold where
+    recorded, else at 0.5."""
     out = []
     for spec, m in (info.meta.get("val_metrics") or {}).items():
-        if isinstance(m, dict) and isinstance(m.get("f1"), (int, float)):
-            out.append((short_source(spec), float(m["f1"])))
+        if not isinstance(m, dict):
+            continue
+        calibrated = isinstance(m.get("f1_at_threshold"), (int, float))
+        f1 = m["f1_at_threshold"] if calibrated else m.get("f1")
+        if isinstance(f1, (int, float)):
+            pairs = m.get("pairs") if isinstance(m.get("pairs"), int) else None
+            out.append((short_source(spec), float(f1), pairs, calibrated))
     return out
 
 
-def label(info: CheckpointInfo) -> str:
-    """What the model menu shows: name, Transformer depth, validation F1 per source (short names) and size."""
-    per = val_f1_by_source(info)
-    f1 = ("val F1 " + ", ".join(f"{name} {100 * v:.1f}%" for name, v in per)) if per else "no val F1 recorded"
-    return f"{info.name} · {info.model_summary} · {f1} · {info.size_mb:.1f} MB"
+def figures_text(info: CheckpointInfo) -> str:
+    """One Markdown line under the model menu: what the checkpoint's recorded validation F1 is (pairs,
+    threshold, input size, alignment) and the figures per source."""
+    figures = recorded_figures(info)
+    name = html.escape(info.name, quote=False)
+    if not figures:
+        return f"**{name}** records no validation figures."
+    at = {c for *_, c in figures}
+    threshold = f"its calibrated threshold {info.threshold:.2f}" if at == {True} else "threshold 0.5"
+    size = "native size" if info.eval_size is None else f"input long side {info.eval_size} px"
+    train = info.meta.get("train") if isinstance(info.meta.get("train"), dict) else {}
+    align = str(train.get("align") or "off")
+    per = ", ".join(f"{html.escape(src, quote=False)} {100 * f1:.1f} %" + (f" ({n} pairs)" if n else "")
+                    for src, f1, n, _ in figures)
+    return (f"**{name}**, validation F1 recorded in the checkpoint at {threshold} on held-out pairs of each training "
+            f"set ({size}, alignment {html.escape(align, quote=False)}): {per}. The README's table evaluates every "
+            "held-out pair with alignment (`checkpoints/evaluate.sh`), so its figures differ.")
 
 
 def default_choice(infos: list[CheckpointInfo]) -> CheckpointInfo | None:

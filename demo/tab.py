@@ -333,6 +333,14 @@ def _model_menu():
     return [(models.label(i), i.name) for i in infos], (default.name if default else None)
 
 
+def _model_figures(name) -> str | object:
+    """The line under the model menu: the chosen checkpoint's recorded validation figures."""
+    try:
+        return models.figures_text(models.choose(name))
+    except UserError:
+        return gr.skip()
+
+
 def _model_threshold(name) -> float | object:
     """The slider's start for a model: its calibrated threshold (on the slider's 0.01 grid)."""
     try:
@@ -350,7 +358,13 @@ CSS = """
 #model-choice input, #align-choice input { text-overflow: ellipsis; min-width: 0; }
 #model-choice .wrap-inner, #align-choice .wrap-inner { min-width: 0; }
 #model-choice .secondary-wrap, #align-choice .secondary-wrap { min-width: 0; padding-right: 2.2em; }
-#compare img { object-fit: contain; }
+#model-figures { font-size: var(--text-sm); }
+/* The comparison slider (gr.ImageSlider, Gradio 6.31) draws the history in the flow of a flex box and the
+   current absolutely over it, both width 100% with an inline max-height of 500 px: in the 400 px box the
+   history then starts at the top and the current is centred 50 px higher (issue 23). Both fill the same box
+   and are contained in it, which is also what the slider assumes when it places the handle and the clip. */
+#compare img { width: 100% !important; height: 100% !important; max-height: none !important;
+               object-fit: contain; margin: 0 !important; }
 @media (max-width: 640px) {
   #anodfdnet-run { width: 100%; }
 }
@@ -381,8 +395,8 @@ def build_tab() -> None:
     )
     with gr.Row(equal_height=True):
         model = gr.Dropdown(
-            choices=choices, value=default, label="3. Model (Transformer depth, validation F1 per set, file size)",
-            info="Depth 2 is the paper's choice; 0 has no Transformer. F1 is measured on each training set's held-out pairs.",
+            choices=choices, value=default, label="3. Model (Transformer depth, file size)",
+            info="Depth 2 is the paper's choice; 0 has no Transformer. Its validation figures are below.",
             scale=3, min_width=200, elem_id="model-choice",
         )
         align = gr.Dropdown(
@@ -391,6 +405,7 @@ def build_tab() -> None:
             elem_id="align-choice",
         )
         run = gr.Button("Run ▶", variant="primary", scale=1, min_width=120, elem_id="anodfdnet-run")
+    model_figures = gr.Markdown(_model_figures(default) if default else "", elem_id="model-figures")
     threshold = gr.Slider(
         0.0, 1.0, value=_model_threshold(default) if default else DEFAULT_THRESHOLD, step=0.01, label="Threshold",
         info="A pixel is anomalous where its probability is at least this; it starts at the model's calibrated "
@@ -423,7 +438,7 @@ def build_tab() -> None:
     )
     mask = gr.Image(label="Anomaly mask (white = anomalous)", format="png", interactive=False, visible=False,
                     elem_id="mask-output")
-    summary = gr.Markdown("*Results appear here after **Run**.*", label="summary", elem_id="summary")
+    summary = gr.Markdown("", label="summary", elem_id="summary")  # the live view above says "after Run" once
     with gr.Row():
         mask_file = gr.DownloadButton("Download mask (PNG)", value=None, elem_id="mask-download")
         heat_file = gr.DownloadButton("Download heat map (PNG)", value=None, elem_id="heatmap-download")
@@ -469,8 +484,9 @@ def build_tab() -> None:
         preprocess=False, concurrency_limit=8, concurrency_id="rethreshold",
     )
     api_align.click(page_set_align, align, align_state, api_name="set_alignment", preprocess=False, queue=False)
-    # Another model: the slider starts at that model's calibrated threshold.
+    # Another model: the slider starts at that model's calibrated threshold; the line below says its figures.
     model.change(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
+    model.change(_model_figures, model, model_figures, api_visibility="private", show_progress="hidden", queue=False)
     # A model or an alignment chosen by the visitor: the shown pair runs again at once (nothing without a pair).
     rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
     after(model.input(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)

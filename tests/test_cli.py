@@ -113,3 +113,30 @@ def test_models_table_lists_every_preset_and_depth():
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines()[1:]]
     assert {(row[0], int(row[1])) for row in rows} == {(p, d) for p in ("effnet", "lite", "paper") for d in (0, 1, 2, 4, 8)}
+
+
+def test_cli_nits_version_help_splits_and_missing_folders(tiny_pairs, ckpt, tmp_path):
+    from anodfdnet import __version__
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"anodfdnet {__version__}", (r.stdout, r.stderr)
+    r = run("predict", "--help")
+    checkpoint_help = r.stdout.split("--checkpoint CHECKPOINT", 2)[-1].split("--history")[0]
+    assert "shipped name" in checkpoint_help and "hf://" in checkpoint_help, r.stdout
+    r = run("export", "--help")
+    assert r.returncode == 0 and "fast CPU path" not in r.stdout and "ONNX" in r.stdout
+    r = run("--help")
+    assert "fast CPU path" not in r.stdout
+    # A split that does not exist: the error names the valid ones.
+    assert_user_error(run("evaluate", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}@test"), "'@test'", "@train", "@val")
+    # predict --out and --heatmap into folders that do not exist yet: made.
+    pair = tiny_pairs / "pair00"
+    out, heat = tmp_path / "new" / "deeper" / "m.png", tmp_path / "other" / "h.png"
+    r = run("predict", "--checkpoint", ckpt, "--history", pair / "hist.png", "--current", pair / "cur.png",
+            "--out", out, "--heatmap", heat, "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(out).size == (64, 64) and Image.open(heat).size == (64, 64)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--history", pair / "hist.png", "--current", pair / "cur.png",
+                          "--out", blocker / "m.png", "--device", "cpu"), "cannot create the folder")

@@ -357,15 +357,42 @@ def test_export_writes_the_policy_as_an_ab_folder(tmp_path, capsys):
     assert "wrote 2 pairs" in capsys.readouterr().out
     ab = parse_spec(f"ab:{out}")
     hf = parse_spec(f"hf:{tmp_path / 'labels'}?policy=consensus&k=3")
-    assert sorted(ab.names) == sorted(hf.names)
+    assert sorted(ab.names) == sorted(hf.key(i) for i in range(len(hf)))  # uploads record no source pair: the hash
     for i in range(len(hf)):
-        j = ab.names.index(hf.names[i])
+        j = ab.names.index(hf.key(i))
         assert np.array_equal(ab[j].mask, hf[i].mask) and np.array_equal(ab[j].current, hf[i].current)
         assert np.array_equal(ab[j].history, hf[i].history)
     k = [hf.key(i) for i in range(len(hf))].index(h)
     assert np.array_equal(hf[k].mask, consensus_mask(masks))
     assert main(["export", "--format", "ab", str(out), "--labels", str(tmp_path / "labels")]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_export_names_files_after_the_source_pair(tmp_path, capsys):
+    from annotate.__main__ import main
+
+    store = LabelStore(tmp_path / "labels")
+    shape = (30, 40)
+    h1, c1 = pair(1)
+    h2, c2 = pair(2)
+    h3, c3 = pair(3)
+    store.save(h1, c1, box(shape, 5, 15, 5, 15), "ann", "foreign body", source="ab:/srv/queue#bolt 07")
+    store.save(h2, c2, box(shape, 5, 15, 5, 15), "ann", "foreign body", source="ab:/srv/other#bolt 07")  # same name
+    store.save(h3, c3, box(shape, 5, 15, 5, 15), "ann", "foreign body", source="upload")
+    store.save(h3, c3, box(shape, 6, 16, 5, 15), "bob", "foreign body", source="upload")  # the same pair again
+    store.save(h1, c1, box(shape, 0, 0, 0, 0), "evil", "no anomaly", source="x#../../etc/passwd")
+    out = tmp_path / "export"
+    assert main(["export", "--format", "ab", str(out), "--labels", str(tmp_path / "labels")]) == 0
+    hashes = {content_hash(h, c) for h, c in ((h1, c1), (h2, c2), (h3, c3))}
+    names = sorted(p.stem for p in (out / "B").iterdir())
+    h2_8 = content_hash(h2, c2)[:8]
+    h3 = content_hash(h3, c3)
+    assert names == sorted(["bolt_07", f"bolt_07-{h2_8}", h3, f"{h3}-2", "_.._etc_passwd"]), names
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(f"{n}.png" for n in names * 3)
+    ab = parse_spec(f"ab:{out}")
+    assert np.array_equal(ab[ab.names.index("bolt_07")].current, c1)
+    assert np.array_equal(ab[ab.names.index(f"bolt_07-{h2_8}")].current, c2)
+    assert len(hashes) == 3
 
 
 _REVIEWER = """

@@ -1,8 +1,10 @@
 """The Detect tab shows a person the pair (issue 12), in a real browser (Debian chromium, Playwright):
 the aligned history against the current in a comparison slider with the alignment's verdict and the
 uncovered area; the heat map over the current image with an opacity slider, a legend in its colours and
-numbered region boxes; a new model or alignment re-runs at once; the model menu names depth and
-validation F1 per set; at phone width (390 px) nothing overflows or overlaps and no text says left/right.
+numbered region boxes; a new model or alignment re-runs at once; the model menu names depth and size and
+the line under it the checkpoint's recorded validation F1 per set; at phone width (390 px) nothing overflows or
+overlaps, the menus' text is not clipped and no text says left/right; the comparison slider's halves line up
+with the images sent (1280 and 390 px).
 Screenshots go to tests/artifacts/detect-*.png."""
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ pytestmark = [
 ]
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
+
+expect.set_options(timeout=60_000)  # a loaded machine answers slowly; every wait polls for its condition
 
 from anodfdnet.data import synth  # noqa: E402
 from anodfdnet.visualize import heatmap_rgb  # noqa: E402
@@ -92,6 +96,9 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
     assert options and all("Transformer depth" in o for o in options)
     assert all("/" not in o for o in options), options
     page.keyboard.press("Escape")
+    figures_line = page.locator("#model-figures")
+    expect(figures_line).to_contain_text("validation F1 recorded in the checkpoint at")
+    expect(figures_line).to_contain_text("pairs")
     run_pair(page, moved_pair)
     verdict = page.locator("#alignment")
     expect(verdict).to_contain_text(re.compile(r"aligned: homography, \d+ inliers, \d+\.\d px"))
@@ -121,12 +128,20 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
     # A new model re-runs at once, without Run.
     choose(page, "model-choice", "Transformer depth 0")
     expect(figures).to_contain_text("Transformer depth 0")
+    expect(page.locator("#model-figures")).to_contain_text(re.compile(r"-d0\b"))  # the line follows the menu
     expect(verdict).to_contain_text("not aligned: alignment is off")  # the alignment choice is kept
     page.close()
 
 
 def test_phone_width_nothing_overlaps_and_no_left_right(browser, app_server, moved_pair):
     page = open_page(browser, app_server, 390, 844)
+    # Before Run, "Results appear here after Run" once; the model menu's shown text is not clipped.
+    expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth"))
+    expect(page.locator("#live-view")).to_be_visible()
+    expect(page.get_by_text("Results appear here after")).to_have_count(1)
+    for elem in ("model-choice", "align-choice"):
+        sw, cw = page.locator(f"#{elem} input").evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert sw <= cw, f"{elem}: the shown text is clipped ({sw} px of text in {cw} px)"
     intro = page.locator("#component-0, .prose").first.inner_text() + page.get_by_text("known-good").first.inner_text()
     assert not re.search(r"\b(left|right)\b", intro, re.IGNORECASE), intro
     run_pair(page, moved_pair)
@@ -157,4 +172,100 @@ def test_phone_width_nothing_overlaps_and_no_left_right(browser, app_server, mov
         .map(e => e.id)""", ids)
     assert wide == [], wide
     page.screenshot(path=str(ARTIFACTS / "detect-3-phone.png"), full_page=True)
+    page.close()
+
+
+# --- The comparison slider in register (issue 23): both images in one box, the halves row for row ---
+
+STRIPES = [(18, 30), (52, 60), (75, 115), (150, 158), (190, 230), (262, 270), (290, 312)]  # rows of a 320-row pair
+HIST_RGB = ((40, 40, 40), (235, 235, 235))  # (background, stripe)
+CUR_RGB = ((30, 30, 110), (240, 200, 30))
+
+
+@pytest.fixture(scope="module")
+def striped_pair(tmp_path_factory) -> tuple[str, str]:
+    """The same horizontal stripes (irregular, so a shift shows) in two colourings, 480 x 320."""
+    d = tmp_path_factory.mktemp("striped")
+    for name, (bg, fg) in (("history", HIST_RGB), ("current", CUR_RGB)):
+        img = np.empty((320, 480, 3), np.uint8)
+        img[:] = bg
+        for y0, y1 in STRIPES:
+            img[y0:y1] = fg
+        Image.fromarray(img).save(d / f"{name}.png")
+    return str(d / "history.png"), str(d / "current.png")
+
+
+def _stripe_row(r: float) -> bool | None:
+    """Whether image row r (fractional) lies in a stripe; None within a row of an edge (interpolated)."""
+    for y0, y1 in STRIPES:
+        if y0 + 1 <= r <= y1 - 1:
+            return True
+        if y0 - 1 < r < y0 + 1 or y1 - 1 < r < y1 + 1:
+            return None
+    return False
+
+
+def _nearest(px, colours) -> int | None:
+    """Index of the colour px is (within 40 per channel) among colours, else None."""
+    for i, c in enumerate(colours):
+        if np.abs(px.astype(int) - np.array(c)).max() <= 40:
+            return i
+    return None
+
+
+def check_comparison_in_register(page) -> dict:
+    """Both <img> of the comparison share one box inside the container, the whole picture is visible, and the
+    screen's rows beside the boundary (history before it, current after it) are the stripes of the images sent."""
+    imgs = page.locator("#compare img")
+    expect(imgs).to_have_count(2)
+    page.locator("#compare").scroll_into_view_if_needed()  # the images load lazily, once in view
+    page.wait_for_function("() => [...document.querySelectorAll('#compare img')].every(i => i.complete && i.naturalWidth > 0)")
+    page.wait_for_timeout(300)  # the slider's ResizeObserver places the handle after layout
+    geo = page.evaluate("""() => {
+        const box = e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+        const imgs = [...document.querySelectorAll('#compare img')];
+        const clip = getComputedStyle(imgs[1]).clipPath;
+        const wrap = imgs[0].closest('.wrap') || imgs[0].parentElement.parentElement;
+        return {imgs: imgs.map(box), natural: [imgs[0].naturalWidth, imgs[0].naturalHeight],
+                fit: imgs.map(i => getComputedStyle(i).objectFit), clip, wrap: box(wrap),
+                handle: box(document.querySelector('#compare .outer .inner'))};
+    }""")
+    a, b = geo["imgs"]
+    assert all(abs(a[k] - b[k]) <= 0.5 for k in "xywh"), f"the history and current images are drawn in different boxes: {a} vs {b}"
+    assert geo["fit"] == ["contain", "contain"], geo["fit"]
+    wrap = geo["wrap"]
+    assert a["y"] >= wrap["y"] - 0.5 and a["y"] + a["h"] <= wrap["y"] + wrap["h"] + 0.5, (a, wrap)
+    assert a["x"] >= wrap["x"] - 0.5 and a["x"] + a["w"] <= wrap["x"] + wrap["w"] + 0.5, (a, wrap)
+    # Where object-fit: contain puts the picture inside the element's box.
+    nw, nh = geo["natural"]
+    s = min(a["w"] / nw, a["h"] / nh)
+    pw, ph = nw * s, nh * s
+    px, py = a["x"] + (a["w"] - pw) / 2, a["y"] + (a["h"] - ph) / 2
+    m = re.search(r"inset\(0(?:px)? 0(?:px)? 0(?:px)? ([\d.]+)%\)", geo["clip"])
+    assert m, geo["clip"]
+    boundary = a["x"] + float(m.group(1)) / 100 * a["w"]
+    assert px + 30 < boundary < px + pw - 30, (boundary, px, pw)
+    assert abs(geo["handle"]["x"] - boundary) <= 2, f"the handle ({geo['handle']['x']}) is not at the boundary ({boundary})"
+    shot = np.array(Image.open(__import__("io").BytesIO(page.screenshot())).convert("RGB"))
+    checked = 0
+    for side, x, colours in (("history", boundary - 26, HIST_RGB), ("current", boundary + 26, CUR_RGB)):
+        for y in range(int(np.ceil(py)) + 1, int(py + ph) - 1):
+            want = _stripe_row((y + 0.5 - py) / s)
+            if want is None:
+                continue
+            got = _nearest(shot[y, int(x)], colours)
+            assert got == int(want), (f"{side} at screen row {y} (image row {(y + 0.5 - py) / s:.1f}): expected "
+                                      f"{'stripe' if want else 'background'} {colours[int(want)]}, the screen shows {tuple(shot[y, int(x)])}")
+            checked += 1
+    assert checked > 2 * 0.8 * ph, checked
+    return {"box": a, "picture": (px, py, pw, ph), "boundary": boundary}
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_comparison_halves_line_up_with_the_images_sent(browser, app_server, striped_pair, width):
+    page = open_page(browser, app_server, width, 900)
+    choose(page, "align-choice", "off: use the photos as they are")  # the images as sent, not warped
+    run_pair(page, striped_pair)
+    check_comparison_in_register(page)
+    page.locator("#compare").screenshot(path=str(ARTIFACTS / f"detect-4-compare-{width}.png"))
     page.close()

@@ -161,3 +161,17 @@ def test_format_row():
     header, row = format_header(), format_row("anodfdnet", m)
     assert len(header) == len(row)
     assert "76.24" in row and " 12 " in row and "n/a" in row
+
+
+def test_roc_title_fits_the_figure(tmp_path):
+    """A long title (a checkpoint on a SPEC with a path) is drawn whole inside the figure, not cut at its edges."""
+    from PIL import Image as PILImage
+
+    from anodfdnet.metrics import plot_roc
+
+    f = np.linspace(0, 1, 50)
+    for title in ("effnet-d2 on deeppcb:/work/shared/data/deeppcb/trainval.txt@val", "effnet-d2 on " + "x" * 150, "d2"):
+        a = np.array(PILImage.open(plot_roc(f, np.sqrt(f), tmp_path / "roc.png", title=title)).convert("L"))
+        band = a[:40]  # the title's first line
+        assert (band < 128).sum() > 50, "no title drawn"
+        assert (a[:, :3] < 128).sum() == 0 and (a[:, -3:] < 128).sum() == 0, f"the title {title[:30]!r}... touches the figure's edge"

@@ -1,5 +1,5 @@
-"""The Detect tab's model menu and heat view without a browser: validation F1 per set under short names
-(never a server path), the heat map over the current image with unknown pixels grey and numbered boxes,
+"""The Detect tab's model menu and heat view without a browser: a short menu label, the checkpoint's recorded
+validation F1 per set under short names (never a server path) with what they are, the README quoting them, the heat map over the current image with unknown pixels grey and numbered boxes,
 and a legend drawn from the heat map's own colours."""
 import numpy as np
 import torch
@@ -19,15 +19,34 @@ def test_short_source_names_hide_paths():
     assert models.short_source("warp:1:ab:/x/levir/") == "levir moved 1"
 
 
-def test_menu_label_lists_f1_per_source(tmp_path):
+def test_menu_label_is_short_and_the_figures_line_says_what_they_are(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "anodfdnet-menu-d2.safetensors"
     save_checkpoint(path, build_model(ModelConfig.from_preset("lite", 2)),
-                    {"val_metrics": {"deeppcb:/srv/x/trainval.txt@val": {"f1": 0.772, "auc": 0.99},
-                                     "synth:1000:1:hard@val": {"f1": 0.32}}})
-    text = models.label(read_info(path))
-    assert text.startswith("menu-d2 · Transformer depth 2 · val F1 DeepPCB 77.2%, synth hard 32.0% · ")
-    assert "/" not in text
+                    {"val_metrics": {"deeppcb:/srv/x/trainval.txt@val": {"f1": 0.772, "f1_at_threshold": 0.781, "pairs": 60},
+                                     "synth:1000:1:hard@val": {"f1": 0.32, "f1_at_threshold": 0.35, "pairs": 40}},
+                     "threshold": 0.3, "train": {"align": "off"}})
+    info = read_info(path)
+    assert models.label(info) == f"menu-d2 · Transformer depth 2 · {info.size_mb:.1f} MB"
+    text = models.figures_text(info)
+    assert "/" not in text.replace("(`checkpoints/evaluate.sh`)", "")
+    assert "at its calibrated threshold 0.30" in text and "DeepPCB 78.1 % (60 pairs), synth hard 35.0 % (40 pairs)" in text
+    assert "alignment off" in text and "native size" in text or "input long side" in text
+    assert models.recorded_figures(info) == [("DeepPCB", 0.781, 60, True), ("synth hard", 0.35, 40, True)]
+
+
+def test_the_shipped_checkpoints_figures_are_the_readmes(tmp_path):
+    """The README quotes the app's menu figures for effnet-d2: the same numbers as the checkpoint records."""
+    from pathlib import Path
+
+    from conftest import shipped_checkpoint
+
+    ckpt = shipped_checkpoint("effnet-d2")
+    if ckpt is None:
+        return
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for name, f1, n, _ in models.recorded_figures(read_info(ckpt)):
+        assert f"{name} {100 * f1:.1f} % ({n} pairs)" in readme, (name, f1, n)
 
 
 def test_heat_overlay_greys_unknown_pixels_and_boxes_regions():
@@ -64,4 +83,6 @@ def test_menu_label_without_metrics(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "anodfdnet-bare-d0.safetensors"
     save_checkpoint(path, build_model(ModelConfig.from_preset("lite", 0)), {})
-    assert models.label(read_info(path)).startswith("bare-d0 · Transformer depth 0 · no val F1 recorded · ")
+    info = read_info(path)
+    assert models.label(info).startswith("bare-d0 · Transformer depth 0 · ")
+    assert models.figures_text(info) == "**bare-d0** records no validation figures."

@@ -25,6 +25,7 @@ from conftest import needs_chromium, served_app
 
 pytestmark = [needs_chromium, pytest.mark.filterwarnings("ignore:::gradio.queueing")]
 expect = pytest.importorskip("playwright.sync_api").expect
+expect.set_options(timeout=60_000)  # a loaded machine answers slowly; every wait polls for its condition
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SHAPE = (96, 128)
 
@@ -107,6 +108,91 @@ def check_pair_on_screen(page, pairs) -> str:
     return h
 
 
+def check_masks_gallery(page) -> None:
+    """Each mask of the gallery is shown whole (nothing cropped or clipped, its bottom rows on screen as sent)
+    with its caption in full beside it, not over it."""
+    items = page.locator("#review-masks img")
+    expect(items).to_have_count(4)
+    expected = ["ann: foreign body, IoU", "bob: foreign body, IoU", "cat: foreign body, IoU", "consensus: foreign body"]
+    for i in range(4):
+        img = items.nth(i)
+        img.scroll_into_view_if_needed()  # the gallery's images load lazily
+        page.wait_for_function("(i) => { const e = document.querySelectorAll('#review-masks img')[i]; "
+                               "return e && e.complete && e.naturalWidth > 0; }", arg=i)
+        wrong = "the gallery's layout never settled"
+        for _ in range(40):  # until the layout has settled: the same geometry before and after the screenshot
+            geo = img.evaluate(GALLERY_GEOMETRY)
+            shot = np.array(Image.open(io.BytesIO(page.screenshot())).convert("RGB"), np.int16)
+            if geo == img.evaluate(GALLERY_GEOMETRY) and (wrong := _mask_on_screen(geo, shot, i)) is None:
+                break
+            page.wait_for_timeout(500)
+        else:
+            raise AssertionError(wrong)
+        lb = page.locator("#review-masks [data-testid=block-label]").bounding_box()
+        label = {"x": lb["x"], "y": lb["y"], "w": lb["width"], "h": lb["height"]}
+        assert not _overlap(label, geo["pic"]), f"the gallery's label ({label}) covers mask {i} ({geo['pic']})"
+        cap = geo["cap"]
+        assert cap and cap["visible"] and cap["text"].startswith(expected[i]), (i, cap)
+        assert cap["sw"] <= cap["cw"] + 1, f"caption {cap['text']!r} is cut"
+        assert not _overlap(cap, geo["pic"]), f"caption {cap['text']!r} ({cap}) covers mask {i} ({geo['pic']})"
+
+
+GALLERY_GEOMETRY = """(img) => {
+    const box = e => { const r = e.getBoundingClientRect(); return {x: r.x, y: r.y, w: r.width, h: r.height}; };
+    const b = box(img), nw = img.naturalWidth, nh = img.naturalHeight, fit = getComputedStyle(img).objectFit;
+    const s = fit === 'cover' ? Math.max(b.w / nw, b.h / nh) : fit === 'fill' ? null : Math.min(b.w / nw, b.h / nh, fit === 'scale-down' ? 1 : 1e9);
+    const pic = s === null ? b : {x: b.x + (b.w - nw * s) / 2, y: b.y + (b.h - nh * s) / 2, w: nw * s, h: nh * s};
+    const item = img.closest('.gallery-item') || img.parentElement;
+    const cap = item.querySelector('.caption-label');
+    const clips = [];  // every box between the picture and the gallery that clips its content
+    for (let e = img.parentElement; e; e = e.parentElement) {
+        const cs = getComputedStyle(e);
+        if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible')
+            clips.push({...box(e), sw: e.scrollWidth, sh: e.scrollHeight, cw: e.clientWidth, ch: e.clientHeight});
+        if (e.id === 'review-masks') break;
+    }
+    const cs = cap && getComputedStyle(cap);
+    return {img: b, pic, fit, natural: [nw, nh], clips, src: img.src,
+            cap: cap && {...box(cap), text: cap.innerText, sw: cap.scrollWidth, cw: cap.clientWidth,
+                         visible: cs.visibility !== 'hidden' && cs.display !== 'none' && Number(cs.opacity) === 1}};
+}"""
+
+
+def _overlap(a, b) -> bool:
+    return not (a["y"] >= b["y"] + b["h"] - 1 or a["y"] + a["h"] <= b["y"] + 1
+                or a["x"] >= b["x"] + b["w"] - 1 or a["x"] + a["w"] <= b["x"] + 1)
+
+
+def _mask_on_screen(geo, shot, i) -> str | None:
+    """Why mask i is not shown whole as sent (None: it is): cropped, clipped by a box, scrolled, or other pixels."""
+    pic, (nw, nh) = geo["pic"], geo["natural"]
+    if pic["w"] < 90:
+        return f"mask {i} is drawn only {pic['w']:.0f} px wide"
+    img = geo["img"]
+    if not (pic["x"] >= img["x"] - 1 and pic["y"] >= img["y"] - 1 and pic["x"] + pic["w"] <= img["x"] + img["w"] + 1
+            and pic["y"] + pic["h"] <= img["y"] + img["h"] + 1):
+        return f"mask {i} is cropped ({geo['fit']}): the {nw}x{nh} picture is drawn {pic} in a box {img}"
+    for c in geo["clips"]:
+        if not (pic["x"] >= c["x"] - 1 and pic["y"] >= c["y"] - 1 and pic["x"] + pic["w"] <= c["x"] + c["w"] + 1
+                and pic["y"] + pic["h"] <= c["y"] + c["h"] + 1):
+            return f"mask {i} ({pic}) is clipped by a box at {c}"
+        if c["sh"] > c["ch"] + 1 or c["sw"] > c["cw"] + 1:
+            return f"mask {i}: the gallery scrolls ({c})"
+    x0, y0 = round(pic["x"]), round(pic["y"])
+    x1, y1 = round(pic["x"] + pic["w"]), round(pic["y"] + pic["h"])
+    if x0 < 0 or y0 < 0 or y1 > shot.shape[0] or x1 > shot.shape[1]:
+        return f"mask {i} ({pic}) is not inside the viewport after scrolling to it"
+    # The pixels, at the image's own resolution: each of its pixels, bottom rows included, as sent.
+    sent = np.array(Image.open(io.BytesIO(httpx.get(geo["src"], timeout=30).content)).convert("RGB"), np.int16)
+    seen = np.array(Image.fromarray(shot[y0:y1, x0:x1].astype(np.uint8)).resize((nw, nh), Image.BOX), np.int16)
+    bad = np.abs(seen - sent).max(axis=2) > 48
+    rows = max(2, nh // 10)
+    if bad.mean() > 0.02 or bad[-rows:].mean() > 0.02:
+        return (f"mask {i} on screen is not the image sent: {100 * bad.mean():.1f} % of its pixels differ, "
+                f"{100 * bad[-rows:].mean():.1f} % of its bottom rows")
+    return None
+
+
 def test_review_tab_at_desktop_width(chromium, review_app):
     url, labels, pairs = review_app
     page, outside = open_review(chromium, url, 1280)
@@ -118,6 +204,7 @@ def test_review_tab_at_desktop_width(chromium, review_app):
     h = check_pair_on_screen(page, pairs)
     first_masks = pairs[h][2]
     assert mask_iou(first_masks[0], first_masks[1]) < 0.5  # lowest agreement first
+    check_masks_gallery(page)
     page.screenshot(path=str(ARTIFACTS / "review-1-desktop.png"), full_page=True)
     page.locator("#review-accept").click()
     expect(page.locator("#review-status")).to_contain_text("Accepted")
@@ -134,6 +221,7 @@ def test_review_tab_at_phone_width(chromium, review_app):
     page.locator("#review-name input, #review-name textarea").first.fill("rita")
     page.locator("#review-next").click()
     h = check_pair_on_screen(page, pairs)
+    check_masks_gallery(page)
     page.wait_for_timeout(300)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 391, f"the page is {width} px wide at a 390 px viewport"
@@ -143,6 +231,23 @@ def test_review_tab_at_phone_width(chromium, review_app):
         .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.left < -1 || r.right > 391); })
         .map(e => e.id)""", ids)
     assert wide == [], wide
+    split = page.evaluate("""() => {  // words of the answers' table drawn on more than one line
+        const out = [];
+        for (const cell of document.querySelectorAll('#review-table th, #review-table td')) {
+            const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                for (const m of n.data.matchAll(/\S+/g)) {
+                    const r = document.createRange();
+                    r.setStart(n, m.index);
+                    r.setEnd(n, m.index + m[0].length);
+                    const tops = new Set([...r.getClientRects()].filter(q => q.width > 0).map(q => Math.round(q.top)));
+                    if (tops.size > 1) out.push(m[0]);
+                }
+            }
+        }
+        return out;
+    }""")
+    assert split == [], f"the answers' table breaks words: {split}"
     hist_box, cur_box = page.locator("#review-history").bounding_box(), page.locator("#review-current").bounding_box()
     assert cur_box["y"] >= hist_box["y"] + hist_box["height"] - 1, "history and current are not stacked"
     page.screenshot(path=str(ARTIFACTS / "review-2-phone.png"), full_page=True)

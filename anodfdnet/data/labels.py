@@ -310,6 +310,12 @@ class LabelSource(Source):
         ids = {r.index: r.id for r in self._infos}
         return f"{item.name}|{ids[item.image_row]}|{','.join(ids[j] for j in item.mask_rows)}"
 
+    def recorded_source(self, i: int) -> str:
+        """The ``source`` column of the row whose images pair ``i`` uses: ``SPEC#NAME`` for a queue's pair,
+        ``upload`` (or "") otherwise."""
+        row = self._items[self._index(i)].image_row
+        return next((r.source for r in self._infos if r.index == row), "")
+
     def row(self, i: int) -> dict:
         """The raw row (images decoded as PIL) whose images pair ``i`` uses."""
         return self._ds[self._items[self._index(i)].image_row]

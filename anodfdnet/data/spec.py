@@ -29,6 +29,8 @@ _SPLIT_SUFFIX = re.compile(
     r"^(?P<base>.+)@(?P<side>train|val)(?:\(val_fraction=(?P<frac>[0-9.eE+-]+),seed=(?P<seed>-?\d+)\))?$"
 )
 
+_OTHER_SPLIT = re.compile(r"@(?P<side>[A-Za-z]\w*)(?:\([^)]*\))?$")
+
 
 def register_source(scheme: str, factory: Callable[[str, str], Source], help: str) -> None:
     """Make ``SCHEME:ARGUMENT`` specs build sources with ``factory(argument, full_spec)``.
@@ -89,4 +91,11 @@ def parse_spec(spec: str) -> Source:
         raise UserError(f"data spec '{spec}' has the unknown scheme '{scheme}': use one of {known}.")
     if not arg.strip():
         raise UserError(f"data spec '{spec}' has nothing after '{scheme}:': {_SCHEMES[scheme].help.strip()}.")
-    return _SCHEMES[scheme].factory(arg.strip(), spec)
+    try:
+        return _SCHEMES[scheme].factory(arg.strip(), spec)
+    except UserError:
+        bad = _OTHER_SPLIT.search(spec)
+        if bad:  # e.g. LIST@test: a split that does not exist, not a file name with '@' in it
+            raise UserError(f"data spec '{spec}' names the split '@{bad['side']}', which does not exist: the splits are "
+                            f"@train and @val (the deterministic 8:2 split of {spec[:bad.start()]}).") from None
+        raise
