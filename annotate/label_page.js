@@ -59,14 +59,35 @@
     const r = sizeInputs().find((i) => i.type === "range") || sizeInputs()[0];
     return r ? Number(r.value) : NaN;
   };
-  L.applySize = async (n) => {
-    // Set the active tool's size through the editor's own size menu (so its menu shows the same value).
+  // Set the active tool's size through the editor's own size menu (so its menu shows the same value); one
+  // change at a time (the slider's two inputs and the keys all ask), the latest value last.
+  let sizeBusy = null;
+  let sizeWanted = null;
+  L.applySize = (n) => {
+    sizeWanted = n;
+    if (!sizeBusy) {
+      sizeBusy = (async () => {
+        while (sizeWanted !== null) {
+          const v = sizeWanted;
+          sizeWanted = null;
+          try {
+            await setSize(v);
+          } catch (e) {
+            console.error("brush size:", e);
+          }
+        }
+        sizeBusy = null;
+      })();
+    }
+    return sizeBusy;
+  };
+  const setSize = async (n) => {
     const root = editorRoot();
     if (!root || !Number.isFinite(n)) return false;
     const erasing = !!root.querySelector('button[aria-label="Erase"].highlight');
     const menu = editorButton(erasing ? "Eraser Size" : "Brush Size");
     if (!menu) return false;
-    let range = root.querySelector('.toolbar-wrap input[type="range"], input[type="range"]');
+    let range = root.querySelector('input[type="range"]');
     const opened = !range;
     if (opened) {
       menu.click();
@@ -89,14 +110,10 @@
     const r = inputs.find((i) => i.type === "range") || inputs[0];
     if (!r) return false;
     const n = Math.min(Number(r.max || 50), Math.max(Number(r.min || 1), L.size() + d));
-    inputs.forEach((i) => setField(i, n));
-    L.applySize(n);
+    inputs.forEach((i) => setField(i, n)); // their input events apply it to the editor
     return true;
   };
   document.addEventListener("input", (ev) => {
-    if (ev.target && ev.target.closest && ev.target.closest("#label-brush-size")) L.applySize(Number(ev.target.value));
-  });
-  document.addEventListener("change", (ev) => {
     if (ev.target && ev.target.closest && ev.target.closest("#label-brush-size")) L.applySize(Number(ev.target.value));
   });
 

@@ -365,7 +365,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         holder = holder_of(who, request)
         item = queue.next_for(name, holder, exclude=skipped or [])
         if item is None:
-            _, done, total, _ = figures.progress()
+            _, done, total, *_ = figures.progress()
             held = queue.held_elsewhere(holder)
             why = [f"{done} / {total} have their {queue.k} label{'s' if queue.k > 1 else ''}"]
             if skipped:
