@@ -8,7 +8,7 @@
 //     below records every one, so the box tool finds the core whose canvas lies in #label-editor;
 //   - the image is drawn by that core's `image_container` (a PixiJS container) with the image's top-left at
 //     its origin; `worldTransform` maps image pixels to canvas CSS pixels (zoom and pan included);
-//   - the brush and eraser sizes are the range inputs of the editor's own "Brush Size" / "Eraser Size" menus.
+//   - the core's "brush" tool draws and erases: `set_brush_size` / `set_eraser_size` (radius in image pixels).
 (() => {
   if (window.__anodLabel) return;
   const L = (window.__anodLabel = { boxMode: false });
@@ -59,8 +59,8 @@
     const r = sizeInputs().find((i) => i.type === "range") || sizeInputs()[0];
     return r ? Number(r.value) : NaN;
   };
-  // Set the active tool's size through the editor's own size menu (so its menu shows the same value); one
-  // change at a time (the slider's two inputs and the keys all ask), the latest value last.
+  // Set the brush and eraser size; one change at a time (the slider's two inputs and the keys all ask), the
+  // latest value last.
   let sizeBusy = null;
   let sizeWanted = null;
   L.applySize = (n) => {
@@ -82,27 +82,13 @@
     return sizeBusy;
   };
   const setSize = async (n) => {
-    const root = editorRoot();
-    if (!root || !Number.isFinite(n)) return false;
-    const erasing = !!root.querySelector('button[aria-label="Erase"].highlight');
-    const menu = editorButton(erasing ? "Eraser Size" : "Brush Size");
-    if (!menu) return false;
-    let range = root.querySelector('input[type="range"]');
-    const opened = !range;
-    if (opened) {
-      menu.click();
-      for (let i = 0; i < 20 && !range; i++) {
-        await later(25);
-        range = root.querySelector('input[type="range"]');
-      }
-    }
-    if (!range) return false;
-    setField(range, Math.round(n));
-    if (opened) {
-      await later(25);
-      document.body.dispatchEvent(new MouseEvent("click", { bubbles: true })); // the menu closes on a click outside
-      if (root.querySelector('input[type="range"]')) menu.click();
-    }
+    // The core's brush tool holds both sizes (radius in image pixels). (Opening the editor's own size menu
+    // instead leaves its tool in a "size" mode in which strokes do not paint.)
+    const core = L.coreIn(editorRoot());
+    const brush = core && core.tools && core.tools.get("brush");
+    if (!brush || typeof brush.set_brush_size !== "function" || !Number.isFinite(n)) return false;
+    brush.set_brush_size(Math.round(n));
+    brush.set_eraser_size(Math.round(n));
     return true;
   };
   L.stepSize = (d) => {

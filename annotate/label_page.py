@@ -26,6 +26,7 @@ CSS = f"""
   border: 2px dashed rgb(255, 0, 128); background: rgba(255, 0, 128, 0.15); box-sizing: border-box; }}
 #label-box-tool.anod-on {{ background: rgba(255, 0, 128, 0.18); border-color: rgb(255, 0, 128); }}
 #label-keys {{ font-size: var(--text-sm); color: var(--body-text-color-subdued); }}
+#label-nav #label-progress {{ min-width: min(100%, 260px); flex: 1 1 260px; }}
 @media (max-width: 640px) {{
   #label-editor .top-panel {{ top: {TOOLBAR_PX - 4}px !important; }}
   #label-editor .pixi-target {{ top: {2 * TOOLBAR_PX}px !important; height: calc(100% - {2 * TOOLBAR_PX}px) !important; }}

@@ -83,7 +83,7 @@ class Summary:
         def pct(x):
             return "n/a" if x is None else f"{100 * x:.1f} %"
 
-        out = [f"{plural(self.rows, 'label')}" + (f", {plural(self.review_rows, 'review')}" if self.shows_reviews else "")
+        out = [plural(self.rows, "label row") + (f", {plural(self.review_rows, 'review row')}" if self.shows_reviews else "")
                + f"; {self.pairs} pairs labelled"
                + (f" ({self.queue_labelled} / {self.queue_total} of the queue)" if self.queue_total is not None else "")
                + f"; {self.with_k} with k={self.k} labels"]

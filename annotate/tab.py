@@ -231,7 +231,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         if oauth:
             gr.LoginButton(scale=0, min_width=240)
         whoami_md = gr.Markdown(elem_id="label-whoami")
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=False, elem_id="label-nav"):
         next_btn = gr.Button("Next pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=120,
                              elem_id="label-next")
         prev_btn = gr.Button("Previous pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=120,

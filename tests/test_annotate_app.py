@@ -401,6 +401,7 @@ def _shown_mask(page, cur: np.ndarray) -> tuple[np.ndarray, int]:
 
     h, w = cur.shape[:2]
     page.locator("#label-editor").scroll_into_view_if_needed()
+    page.mouse.move(1, 1)  # no brush outline on the canvas where the pointer last was
     left, top, s = _image_on_screen(page, w, h)
     shot = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB")).astype(np.float32)
     ys = np.clip(np.round(top + (np.arange(h) + 0.5) * s).astype(int), 0, shot.shape[0] - 1)
@@ -483,7 +484,7 @@ def test_start_from_the_model_shows_the_models_mask_once_inside_the_image(served
                 break
             time.sleep(0.5)
         page.screenshot(path=str(ARTIFACTS / f"label-6-model-assisted-{width}.png"), full_page=True)
-        assert outside == 0, f"{outside} px in the paint colour outside the image (a second, shifted copy)"
+        assert outside == 0, f"{outside} px in the paint colour outside the image (a second, shifted copy); IoU {iou:.2f}"
         assert iou > 0.85, f"the canvas shows the model's mask at IoU {iou:.2f} only"
         if width < 640:
             browser.close()
@@ -691,10 +692,10 @@ def test_summary_counts_labels_and_says_reviews_only_where_reviewers_exist(tmp_p
     mask[2:5, 2:5] = True
     store.save(hist, hist, mask, "ann", "other")
     plain = summarize(store, k=1, reviewers=False).markdown()
-    assert "review" not in plain.lower() and "1 label;" in plain, plain
+    assert "review" not in plain.lower() and "1 label row;" in plain, plain
     with_reviewers = summarize(store, k=1, reviewers=True).markdown()
-    assert "1 label, 0 reviews;" in with_reviewers and "reviews: 1 pending" in with_reviewers
+    assert "1 label row, 0 review rows;" in with_reviewers and "reviews: 1 pending" in with_reviewers
     store.save_review(content_hash(hist, hist), "rita", "accept", mask, "other")
     assert row_counts(store) == (1, 1)
     after = summarize(store, k=1, reviewers=False).markdown()
-    assert "1 label, 1 review;" in after and "reviews: 0 pending; 1 accepted" in after, after
+    assert "1 label row, 1 review row;" in after and "reviews: 0 pending; 1 accepted" in after, after
