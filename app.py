@@ -41,7 +41,8 @@ def build_app() -> gr.Blocks:
         label_tab = _annotate("build_tab")
         if label_tab is not None:
             with gr.Tab("Label"):
-                label = label_tab(predictor=models.shared_predictor)
+                default = models.default_choice(models.available())  # the Detect tab's default model
+                label = label_tab(predictor=models.shared_predictor, default_model=default.name if default else None)
         review_tab = _annotate("build_review_tab")
         if label_tab is not None and review_tab is not None and os.environ.get("ANODFDNET_REVIEWERS", "").strip():
             with gr.Tab("Review"):
@@ -56,7 +57,8 @@ def launch(app: gr.Blocks, **overrides):
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
         share=False,
         max_file_size=demo.MAX_FILE_BYTES,
-        css=demo.CSS + (_annotate("REVIEW_CSS") or ""),
+        css=demo.CSS + (_annotate("REVIEW_CSS") or "") + (_annotate("PAGE_CSS") or ""),
+        head=_annotate("PAGE_HEAD") or "",
     )
     return app.launch(**{**settings, **overrides})
 

@@ -8,7 +8,7 @@ no Gradio, can be used without it (e.g. on a training machine)::
 """
 from __future__ import annotations
 
-__all__ = ["build_tab", "build_review_tab", "LabelStore", "REVIEW_CSS"]
+__all__ = ["build_tab", "build_review_tab", "LabelStore", "REVIEW_CSS", "PAGE_CSS", "PAGE_HEAD"]
 
 
 def __getattr__(name: str):
@@ -24,6 +24,10 @@ def __getattr__(name: str):
         from .review_tab import build_review_tab
 
         return build_review_tab
+    if name in ("PAGE_CSS", "PAGE_HEAD"):  # the Label tab's page rules and helpers' script (label_page.py)
+        from . import label_page
+
+        return label_page.CSS if name == "PAGE_CSS" else label_page.HEAD
     if name == "LabelStore":
         from .store import LabelStore
 

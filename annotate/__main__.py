@@ -61,12 +61,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{store.root}: {rows} rows in {len(store.shards())} shards")
             print(summarize(store, _queue(store, a.queue, a.k), HubSync(store), k=a.k).text())
         elif a.cmd == "compact":
-            from .summary import compact
+            from .summary import compact, row_counts
 
             before = len(store.shards())
             r = compact(store, _queue(store, a.queue, a.k), max_rows=a.max_rows, max_mb=a.max_mb)
+            labels, reviews = row_counts(store)
             print(f"merged {r.removed} shards into {len(r.merged)} ({r.rows} rows); {before} -> {len(store.shards())} shards, "
-                  f"{store.size()} labels; dataset card refreshed")
+                  f"{labels} label rows" + (f", {reviews} review rows" if reviews else "") + "; dataset card refreshed")
             for q in store.quarantined():
                 print(f"unreadable shard moved aside, not merged: {store.root / 'quarantine' / q.name} ({q.reason})")
         elif a.cmd == "push":

@@ -1,4 +1,23 @@
-"""``ImageEditor``: Gradio's paint editor with its canvas upload route bounded (Gradio; the Label and Review tabs).
+"""``ImageEditor``: Gradio's paint editor with its canvas upload route bounded and the value it shows made
+unambiguous (Gradio; the Label and Review tabs).
+
+**What the page draws (Gradio 6.31's frontend, read in its bundled ``Index-*.js``).** Two rules of the
+editor's page code made a mask set by the server ("Start from the model", the Review tab's consensus) show
+twice, once outside the image, or not at all:
+
+* the page loads ``composite || background`` as the picture to paint on. A composite holds the layers
+  already drawn over the background, so sending one with the layers showed every layer twice, the
+  baked-in copy could not be erased, and once the person painted, the canvas's background (what Save
+  reads as the current image) held the baked-in paint. :meth:`ImageEditor.postprocess` therefore never
+  sends a composite beside a background.
+* a layer that arrives with a value is created at the size of everything in the canvas
+  (``image_container.getLocalBounds()``), and at start-up the page leaves an empty layer of the initial
+  ``canvas_size`` (default 800x800) in the canvas that no later image removes. For an image smaller than
+  that, the model's layer was made 800 px wide and the mask drawn centred in it: offset by
+  ``(800 - width) / 2`` image pixels (144 px, ~118 screen px at 82 %, for a 512 px tunnel pair; entirely
+  outside a 96 px image), and the person then erased and saved a shifted copy. The tabs' editors start
+  with a canvas of :data:`CANVAS_SIDE` pixels, no larger than any image they accept, so a layer is always
+  the image's size (unless a caller chooses a ``canvas_size``).
 
 Before an event that takes the editor's value, the page uploads the canvas (background, composite, one
 blob per paint layer) to ``POST /gradio_api/component_server`` with ``fn_name=accept_blobs``, the
@@ -37,15 +56,19 @@ from fastapi import HTTPException
 from gradio.components.base import server
 from gradio.components.image_editor import AcceptBlobs, EditorDataBlobs
 
+from .checks import MIN_SIDE
+
 MAX_LAYERS = 4  # layer indices 0..3 (the tabs' editors have layers=False: one layer)
 MAX_PENDING_PER_SESSION = 4  # canvases uploaded by one session and not yet read by an event
 MAX_PENDING = 64  # canvases pending in all
 MAX_PENDING_BYTES = 256_000_000  # bytes pending in all
 PENDING_TTL_S = 900.0
 MAX_ID_CHARS = 64
+CANVAS_SIDE = MIN_SIDE  # the initial canvas: no larger than the smallest image the tabs accept
+GRADIO_CANVAS = (800, 800)  # gr.ImageEditor's default canvas_size
 KINDS = ("background", "composite", "layer")
 
-__all__ = ["ImageEditor", "MAX_LAYERS", "MAX_PENDING", "MAX_PENDING_BYTES", "MAX_PENDING_PER_SESSION"]
+__all__ = ["CANVAS_SIDE", "ImageEditor", "MAX_LAYERS", "MAX_PENDING", "MAX_PENDING_BYTES", "MAX_PENDING_PER_SESSION"]
 
 
 def _refuse(why: str) -> HTTPException:
@@ -105,7 +128,22 @@ def _session_key() -> int:
 
 
 class ImageEditor(gr.ImageEditor):
-    """``gr.ImageEditor`` whose ``accept_blobs`` route is bounded (see the module docstring)."""
+    """``gr.ImageEditor`` whose ``accept_blobs`` route is bounded, whose canvas starts at
+    :data:`CANVAS_SIDE` pixels and whose values never send a composite beside a background (see the module
+    docstring)."""
+
+    # (No __init__ here: Gradio builds a component's page config from its own __init__'s parameters.)
+    def get_config(self, *args, **kwargs):
+        config = super().get_config(*args, **kwargs)
+        if tuple(config.get("canvas_size") or ()) == GRADIO_CANVAS:  # not chosen by the caller
+            config["canvas_size"] = [CANVAS_SIDE, CANVAS_SIDE]
+        return config
+
+    def postprocess(self, value):
+        data = super().postprocess(value)
+        if data is not None and data.background is not None:
+            data.composite = None  # the page would paint on the composite: every layer twice
+        return data
 
     @server
     def accept_blobs(self, data: AcceptBlobs):

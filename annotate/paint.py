@@ -13,8 +13,15 @@ Anything else (a greyscale or colour picture without transparency, grey levels, 
 0/1 label-index image) is ambiguous and refused with a sentence that says which forms are accepted:
 guessing would save a mask the person did not paint (an ordinary greyscale mask read as "alpha
 everywhere" became a 100 % mask).
+
+**Boxes.** The Label tab's box tool sends a box as text, ``"x0 y0 x1 y1"`` in image pixels (two opposite
+corners, both inclusive, in any order; spaces or commas between); :func:`parse_box` reads it and
+:func:`box_mask` fills that rectangle, clipped to the image.
 """
 from __future__ import annotations
+
+import math
+import re
 
 import numpy as np
 
@@ -75,3 +82,33 @@ def composite(current: np.ndarray, layer: np.ndarray) -> np.ndarray:
     a = layer[..., 3:4].astype(np.float32) / 255.0
     out = current.astype(np.float32) * (1 - a) + layer[..., :3].astype(np.float32) * a
     return np.round(out).astype(np.uint8)
+
+
+MAX_BOX_CHARS = 120
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+
+
+def parse_box(text: str, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1), x0 <= x1 and y0 <= y1, of a box ``"x0 y0 x1 y1"`` (image pixels, corners inclusive,
+    any order) on an image of ``shape``, clipped to it; a UserError when the text is not four numbers or the
+    box lies outside the image."""
+    if not isinstance(text, str) or len(text) > MAX_BOX_CHARS:
+        raise UserError("a box is four numbers: x0 y0 x1 y1 (two opposite corners, in image pixels).")
+    parts = [p for p in re.split(r"[\s,]+", text.strip()) if p]
+    if len(parts) != 4 or not all(_NUMBER.match(p) for p in parts):
+        shown = text.strip()[:40]
+        raise UserError(f"a box is four numbers: x0 y0 x1 y1 (two opposite corners, in image pixels), got {shown!r}.")
+    x0, y0, x1, y1 = (math.floor(float(p)) for p in parts)
+    h, w = shape
+    (x0, x1), (y0, y1) = sorted((x0, x1)), sorted((y0, y1))
+    if x1 < 0 or y1 < 0 or x0 >= w or y0 >= h:
+        raise UserError(f"the box ({x0}, {y0}) to ({x1}, {y1}) lies outside the {w}x{h} image.")
+    return max(x0, 0), max(y0, 0), min(x1, w - 1), min(y1, h - 1)
+
+
+def box_mask(shape: tuple[int, int], box: tuple[int, int, int, int]) -> np.ndarray:
+    """The filled rectangle ``box`` (from :func:`parse_box`) as a mask of ``shape``."""
+    x0, y0, x1, y1 = box
+    mask = np.zeros(shape, bool)
+    mask[y0:y1 + 1, x0:x1 + 1] = True
+    return mask

@@ -202,6 +202,15 @@ class LabelQueue:
             self._holds[holder] = (h, now)
         return QueueItem(i, self.source[i], h, f"{self.spec}#{self.source.names[i]}", opaque=self._gold is not None)
 
+    def item_again(self, index: int, gold: bool, content_hash_: str) -> QueueItem | None:
+        """The pair served before as ``(index, gold)`` with ``content_hash_`` (e.g. for "Previous pair"), held by
+        nobody; None when that index no longer holds that pair (the folder changed)."""
+        hashed, source, spec = (self._gold, self.gold_source, self.gold_spec) if gold else (self._pairs, self.source, self.spec)
+        if hashed is None or not isinstance(index, int) or not 0 <= index < len(hashed) or hashed.hash(index) != content_hash_:
+            return None
+        return QueueItem(index, source[index], content_hash_, f"{spec}#{source.names[index]}", gold=bool(gold),
+                         opaque=self._gold is not None)
+
     def pair_at(self, i: int) -> tuple[str, np.ndarray, np.ndarray]:
         """(content hash, history, current) of queue pair i (for scoring it)."""
         pair = self.source[i]

@@ -5,7 +5,9 @@ Counts come from the store's rows through the same functions the training polici
 (``anodfdnet/data/label_policies.py``): pairs labelled (with at least one answer) out of the queue's
 pairs, pairs with k answers, the mean agreement over pairs with two or more answers, per annotator the
 pairs answered, gold pairs answered and mean IoU with the gold masks, reviews waiting and done, and the
-Hub push state. Gold pairs are counted apart: they never count as labelled pairs.
+Hub push state. Gold pairs are counted apart: they never count as labelled pairs. Rows are counted as
+*labels* (annotators' answers, gold answers among them) and *reviews* (reviewers' verdicts), never added
+up; reviews are mentioned only where reviewers are configured (``ANODFDNET_REVIEWERS``) or reviews exist.
 
 **Two views.** Gold answers are secret to annotators: a score that moves with each save would let a
 script reconstruct a gold mask (save masks covering parts of the image, read back the IoU) and would
@@ -41,9 +43,21 @@ class AnnotatorStats:
     reviews: int = 0
 
 
+def plural(n: int, word: str) -> str:
+    """'1 label', '2 labels'."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def row_counts(store: LabelStore) -> tuple[int, int]:
+    """(label rows, review rows) of the store: answers (gold answers among them) and reviewers' verdicts."""
+    rows = store.snapshot().rows
+    reviews = sum(r.kind == "review" for r in rows)
+    return len(rows) - reviews, reviews
+
+
 @dataclass
 class Summary:
-    rows: int
+    rows: int  # label rows (answers, gold answers among them); reviews are counted apart
     pairs: int  # pairs with at least one answer (gold pairs aside)
     k: int
     with_k: int  # pairs with at least k answers
@@ -58,18 +72,26 @@ class Summary:
     gold_pairs: int = 0
     hub: str = ""
     quarantined: list[str] = field(default_factory=list)  # "quarantine/<file>: why" of shards moved aside
+    review_rows: int = 0
+    reviewers: bool = False  # reviewers are configured: the reviews line is shown even with none yet
+
+    @property
+    def shows_reviews(self) -> bool:
+        return self.reviewers or self.review_rows > 0
 
     def lines(self) -> list[str]:
         def pct(x):
             return "n/a" if x is None else f"{100 * x:.1f} %"
 
-        out = [f"{self.rows} rows; {self.pairs} pairs labelled"
+        out = [plural(self.rows, "label row") + (f", {plural(self.review_rows, 'review row')}" if self.shows_reviews else "")
+               + f"; {self.pairs} pairs labelled"
                + (f" ({self.queue_labelled} / {self.queue_total} of the queue)" if self.queue_total is not None else "")
                + f"; {self.with_k} with k={self.k} labels"]
         out.append(f"agreement: mean mask IoU {pct(self.agreement)}, same anomaly type {pct(self.type_agreement)} "
                    f"(over {self.agreement_pairs} pairs with two or more labels)")
         done = ", ".join(f"{n} {v}ed" if v != "correct" else f"{n} corrected" for v, n in sorted(self.verdicts.items()))
-        out.append(f"reviews: {self.pending_reviews} pending" + (f"; {done}" if done else ""))
+        if self.shows_reviews:
+            out.append(f"reviews: {self.pending_reviews} pending" + (f"; {done}" if done else ""))
         if self.gold_pairs:
             out.append(f"gold pairs answered: {self.gold_pairs}")
         for a in self.annotators:
@@ -88,12 +110,15 @@ class Summary:
     def markdown(self) -> str:
         """The public view as a short Markdown block (no gold figures; see the module docstring); every
         name in it is escaped."""
-        head = self.lines()[:3]  # counts, agreement, reviews
+        head = self.lines()[:3 if self.shows_reviews else 2]  # counts, agreement, reviews
         table = ""
         if self.annotators:
-            rows = ["| annotator | identity | pairs | reviews |", "|---|---|---:|---:|"]
+            reviews = self.shows_reviews
+            rows = ["| annotator | identity | pairs |" + (" reviews |" if reviews else ""),
+                    "|---|---|---:|" + ("---:|" if reviews else "")]
             for a in self.annotators:
-                rows.append(f"| {html.escape(a.name, quote=False)} | {a.identity} | {a.answers + a.gold} | {a.reviews} |")
+                rows.append(f"| {html.escape(a.name, quote=False)} | {a.identity} | {a.answers + a.gold} |"
+                            + (f" {a.reviews} |" if reviews else ""))
             table = "\n\n" + "\n".join(rows)
         hub = f"\n\n{html.escape(self.hub, quote=False)}." if self.hub else ""
         return "\n".join(f"- {html.escape(line, quote=False)}" for line in head) + table + hub
@@ -112,9 +137,12 @@ def gold_scores(pairs) -> dict[str, tuple[float | None, int]]:
     return {name: (float(np.mean(ious[name])) if name in ious else None, n) for name, n in counts.items()}
 
 
-def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None) -> Summary:
-    """The summary of ``store`` (with the queue's progress and k when given, and the Hub state)."""
+def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None, reviewers: bool | None = None) -> Summary:
+    """The summary of ``store`` (with the queue's progress and k when given, and the Hub state). reviewers:
+    whether reviewers are configured (default: ``ANODFDNET_REVIEWERS`` names some)."""
     from anodfdnet.data.labels import labels_per_pair
+
+    from .identity import reviewers as configured_reviewers
 
     k = (queue.k if queue is not None else labels_per_pair()) if k is None else k
     snap = store.snapshot()
@@ -139,8 +167,10 @@ def summarize(store: LabelStore, queue=None, hub=None, k: int | None = None) -> 
     q_labelled = q_total = None
     if queue is not None and len(queue):
         q_labelled, _, q_total = queue.counts()
+    review_rows = sum(r.kind == "review" for r in snap.rows)
     return Summary(
-        rows=len(snap.rows), pairs=len(labelled), k=k, with_k=sum(len(p.answers) >= k for p in labelled),
+        rows=len(snap.rows) - review_rows, review_rows=review_rows,
+        reviewers=bool(configured_reviewers()) if reviewers is None else reviewers, pairs=len(labelled), k=k, with_k=sum(len(p.answers) >= k for p in labelled),
         queue_labelled=q_labelled, queue_total=q_total,
         agreement=float(np.mean(mask_ag)) if mask_ag else None, type_agreement=float(np.mean(type_ag)) if type_ag else None,
         agreement_pairs=len(mask_ag), annotators=sorted(people.values(), key=lambda a: (-a.answers, a.name)),
@@ -154,8 +184,8 @@ PUBLIC_REFRESH_S = 300.0
 
 
 class PublicFigures:
-    """What every visitor sees: ``(labelled, with k, total)`` of the queue, the dataset's row count, and the
-    public summary; while the queue mixes in gold pairs, recomputed at most every ``refresh_s`` seconds
+    """What every visitor sees: ``(labelled, with k, total)`` of the queue, the dataset's label and review
+    counts, and the public summary; while the queue mixes in gold pairs, recomputed at most every ``refresh_s`` seconds
     (default :data:`PUBLIC_REFRESH_S`; live without gold)."""
 
     def __init__(self, store: LabelStore, queue=None, hub=None, refresh_s: float | None = None, clock=time.monotonic):
@@ -176,11 +206,11 @@ class PublicFigures:
             self._cached[what] = (now, value)
         return value
 
-    def progress(self) -> tuple[int, int, int, int]:
-        """(queue pairs with a label, queue pairs with k labels, queue pairs, rows in the dataset)."""
+    def progress(self) -> tuple[int, int, int, int, int]:
+        """(queue pairs with a label, queue pairs with k labels, queue pairs, label rows, review rows)."""
         def compute():
             counts = self.queue.counts() if self.queue is not None else (0, 0, 0)
-            return (*counts, self.store.size())
+            return (*counts, *row_counts(self.store))
         return self._get("progress", compute)
 
     def summary_markdown(self) -> str:

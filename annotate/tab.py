@@ -38,27 +38,35 @@ from anodfdnet.data.label_policies import mask_iou
 from . import identity
 from .editor import ImageEditor
 from .hub_sync import HubSync
-from .paint import BRUSH_ALPHA, BRUSH_RGB, composite, mask_from_layers, paint_layer
+from .paint import BRUSH_ALPHA, BRUSH_RGB, box_mask, composite, mask_from_layers, paint_layer, parse_box
 from .queue import LabelQueue
 from .rate_limit import SaveLimit
 from .checks import MAX_SIDE, MIN_SIDE
+from .session_log import SessionLog
 from .store import LabelStore
-from .summary import PublicFigures
+from .summary import PublicFigures, plural, row_counts
 
-BRUSH_SIZE = 6  # radius in image pixels; the brush menu changes it
+BRUSH_SIZE = 6  # radius in image pixels; the brush-size slider (or the brush menu, or [ and ]) changes it
+MAX_BRUSH_SIZE = 50
 BRUSH = f"rgba({BRUSH_RGB[0]}, {BRUSH_RGB[1]}, {BRUSH_RGB[2]}, {BRUSH_ALPHA})"
 LIMITS = uploads.Limits.from_env(min_side=MIN_SIDE, max_side=MAX_SIDE)
 
 INTRO = """\
 **Label a pair.** Load a pair (upload both images, or **Next pair** from the queue), then paint over
 everything that is anomalous in the *current* image: a foreign body, a missing or loose part, a leak, a
-crack. Use the brush (size in its menu), the eraser, undo or clear. **Start from the model** paints the
-model's guess for you to correct. Pick the anomaly type (**no anomaly** with an empty mask is a valid
-label too), give your name (or sign in, where the button is shown), and **Save**. Each save adds one row to
-the label dataset; saving a pair you labelled before replaces your earlier answer for training.
+crack. Use the brush (its size on the slider), the eraser, undo or clear, or the **Box tool** (drag a
+rectangle on the image: it is filled). **Start from the model** paints the model's guess for you to
+correct. Pick the anomaly type (**no anomaly** with an empty mask is a valid label too), give your name (or
+sign in, where the button is shown), and **Save**. Each save adds one row to the label dataset; saving a
+pair you labelled before replaces your earlier answer for training. **Previous pair** goes back to the pair
+before, to change your answer.
 """
 
-__all__ = ["BRUSH", "BRUSH_SIZE", "LabelTab", "build_tab", "composite", "paint_layer"]
+# What the page's keys do (label_page.js owns the keys; this is the line the page shows).
+SHORTCUTS = ("**Keys** (not while typing in a text box): **S** save · **N** next pair · **P** previous pair · "
+             "**Z** or **Ctrl+Z** undo · **B** brush · **E** eraser · **X** box tool · **[** / **]** smaller / larger brush")
+
+__all__ = ["BRUSH", "BRUSH_SIZE", "LabelTab", "SHORTCUTS", "build_tab", "composite", "paint_layer"]
 
 
 def _error(message: str, **kwargs) -> gr.Error:
@@ -170,7 +178,7 @@ class LabelTab:
 
 def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, hub: HubSync | None = None,
               checkpoints: list[tuple[str, str]] | None = None, predictor: Callable[[str], object] | None = None,
-              oauth: bool | None = None) -> LabelTab:
+              oauth: bool | None = None, default_model: str | None = None) -> LabelTab:
     """Render the Label tab's components into the current Blocks context (call it inside ``gr.Tab``).
 
     store, queue, hub: default to the ones the environment names (ANODFDNET_LABEL_DIR, ANODFDNET_QUEUE,
@@ -179,7 +187,8 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     checkpoint found); the page shows and sends back only the model names (the label up to " ("), the
     references stay here. predictor: reference -> object with ``predict(history, current) -> prob``; pass
     the app's shared one to load each model once. oauth: whether sign-in exists (default:
-    ``identity.oauth_available()``, a Space with ``hf_oauth: true``).
+    ``identity.oauth_available()``, a Space with ``hf_oauth: true``). default_model: the model name "Start from
+    the model" starts with (app.py passes the Detect tab's default; else the first checkpoint).
     """
     store = store or LabelStore()
     queue = queue if queue is not None else LabelQueue(store)
@@ -189,18 +198,25 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     oauth = identity.oauth_available() if oauth is None else oauth
     references = {label.split(" (")[0]: ref for label, ref in checkpoints}  # model name -> server-side reference
     save_limit = SaveLimit()  # ANODFDNET_SAVES_PER_MINUTE per identity and per session
+    log = SessionLog()  # what each session was served and saved: "Previous pair" goes back through it
+    reviewers = bool(identity.reviewers())
     upload_root = gr.utils.get_upload_folder
 
     figures = PublicFigures(store, queue, hub)  # what every visitor sees: no gold scores, delayed with gold pairs
 
+    def holds_text(labels: int, reviews: int) -> str:
+        """'The dataset holds **N** labels' (and its reviews where reviewers exist): review rows are not labels."""
+        text = f"The dataset holds **{plural(labels, 'label').replace(' ', '** ', 1)}"
+        return text + (f" and {plural(reviews, 'review')}" if reviewers or reviews else "")
+
     def progress_text(on_screen: str | None = None) -> str:
         if not queue.enabled:
-            return f"No queue is set (ANODFDNET_QUEUE): upload a pair. The dataset holds **{store.size()}** labels."
-        some, done, total, rows = figures.progress()
+            return f"No queue is set (ANODFDNET_QUEUE): upload a pair. {holds_text(*row_counts(store))}."
+        some, done, total, labels, reviews = figures.progress()
         text = f"Queue `{html.escape(queue.display_name, quote=False)}`: **{done} / {total}** pairs labelled"
         if queue.k > 1:
             text += f" by {queue.k} people ({some} by at least one)"
-        text += f". The dataset holds **{rows}** labels"
+        text += f". {holds_text(labels, reviews)}"
         text += f" (figures updated every {figures.refresh_s / 60:g} minutes)." if figures.refresh_s else "."
         return text + (f" On screen: pair `{html.escape(on_screen, quote=False)}`." if on_screen else "")
 
@@ -215,9 +231,11 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         if oauth:
             gr.LoginButton(scale=0, min_width=240)
         whoami_md = gr.Markdown(elem_id="label-whoami")
-    with gr.Row(equal_height=True):
-        next_btn = gr.Button("Next pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=160,
+    with gr.Row(equal_height=False, elem_id="label-nav"):
+        next_btn = gr.Button("Next pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=120,
                              elem_id="label-next")
+        prev_btn = gr.Button("Previous pair", variant="secondary", interactive=queue.enabled, scale=0, min_width=120,
+                             elem_id="label-previous")
         progress_md = gr.Markdown(elem_id="label-progress")
     with gr.Row(equal_height=False):
         history_img = gr.Image(label="History (earlier, known good)", type="numpy", image_mode="RGB", format="png",
@@ -225,14 +243,25 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         editor = ImageEditor(label="Current: paint the anomaly", type="numpy", image_mode="RGBA", format="png",
                              sources=("upload", "clipboard"), layers=False, transforms=(),
                              brush=gr.Brush(colors=[BRUSH], default_color=BRUSH, color_mode="fixed", default_size=BRUSH_SIZE),
-                             eraser=gr.Eraser(), height=480, elem_id="label-editor")
+                             eraser=gr.Eraser(default_size=BRUSH_SIZE), height=480, elem_id="label-editor")
+    # The page's helpers (label_page.js, loaded with the page): the slider sets the editor's brush and eraser
+    # size, the box tool turns a drag on the image into the box field and presses Add box.
+    with gr.Row(equal_height=True, elem_id="label-tools"):
+        gr.Slider(1, MAX_BRUSH_SIZE, value=BRUSH_SIZE, step=1, label="Brush / eraser size (radius, image pixels)",
+                  interactive=True, scale=2, elem_id="label-brush-size")
+        gr.Button("Box tool (X)", variant="secondary", scale=0, min_width=130, elem_id="label-box-tool")
+        box_tb = gr.Textbox(label="Box: x0 y0 x1 y1 (image pixels; drag with the box tool, or type)", max_lines=1,
+                            max_length=120, scale=2, elem_id="label-box")
+        box_btn = gr.Button("Add box", variant="secondary", scale=0, min_width=100, elem_id="label-box-add")
     with gr.Row(equal_height=True):
         names = list(references)
+        first = default_model if default_model in references else (names[0] if names else None)
         model_dd = gr.Dropdown([(label, label.split(" (")[0]) for label, _ in checkpoints],
-                               value=names[0] if names else None, label="Model (depth)",
+                               value=first, label="Model (depth)",
                                interactive=bool(checkpoints), scale=2, elem_id="label-model")
-        threshold_sl = gr.Slider(0.01, 0.99, value=_calibrated_threshold(references.get(names[0]) if names else None), step=0.01,
-                                 label="Threshold", info="the chosen model's calibrated threshold to start with", scale=2)
+        threshold_sl = gr.Slider(0.01, 0.99, value=_calibrated_threshold(references.get(first) if first else None), step=0.01,
+                                 label="Threshold", info="the chosen model's calibrated threshold to start with", scale=2,
+                                 elem_id="label-threshold")
         assist_btn = gr.Button("Start from the model" if checkpoints else "Start from the model (no checkpoint found)",
                                interactive=bool(checkpoints), scale=1)
     with gr.Row(equal_height=True):
@@ -243,11 +272,13 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     with gr.Row():
         save_btn = gr.Button("Save", variant="primary", elem_id="label-save")
         skip_btn = gr.Button("Skip", variant="secondary", elem_id="label-skip")
+    gr.Markdown(SHORTCUTS, elem_id="label-keys")
     status_md = gr.Markdown(elem_id="label-status")
     with gr.Accordion("Labelling so far", open=False):
         summary_md = gr.Markdown(elem_id="label-summary")
-    # Per session: the queue pair on screen ({"hash", "source"}), the model that pre-filled the mask
-    # ({"checkpoint", "hash"}), and the content hashes of the pairs this annotator skipped.
+    # Per session, on the server (a client cannot set a State): the queue pair on screen ({"hash", "source"}),
+    # the model that pre-filled the mask ({"checkpoint", "hash"}), and the content hashes of the pairs this
+    # annotator skipped. (What the session was served and saved, for Previous pair: ``log``.)
     pair_state = gr.State(None)
     assist_state = gr.State(None)
     skipped_state = gr.State([])
@@ -300,13 +331,14 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             save_limit.give_back(slots)
             raise _error(f"Not saved: {e}", duration=None) from None
         queue.release(holder_of(who, request))
+        log.saved(_session(request), pair_hash, row.id)
         hub.notify()
         return saved_text(row, anomaly_type, mask, who)
 
     def saved_text(row, anomaly_type, mask, who) -> str:
         painted = f"{int(mask.sum())} px painted" if mask.any() else "empty mask"
         text = (f"**Saved** row `{row.id}` ({anomaly_type}, {painted}) as {html.escape(who.label, quote=False)}. "
-                f"The dataset now holds **{row.size}** labels; {hub.status_text()}.")
+                f"{holds_text(*row_counts(store)).replace('holds', 'now holds', 1)}; {hub.status_text()}.")
         if row.replaces:
             earlier = ", ".join(f"`{r}`" for r in row.replaces)
             text += (f" You had labelled this pair before (row{'s' if len(row.replaces) > 1 else ''} {earlier}): "
@@ -315,6 +347,13 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             w, h = row.history_resized
             text += (f" The history ({w}x{h}) was stored resized to the current image's size, as training reads it.")
         return text
+
+    def show(item, layers=()) -> tuple:
+        """(history, editor value, pair state, assist state, progress) that put a queue pair on screen."""
+        p = item.pair
+        value = {"background": p.current, "layers": list(layers), "composite": None}
+        return (p.history, value, {"hash": item.content_hash, "source": item.source}, None,
+                progress_text(item.display_name))
 
     def load_next(annotator, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         try:
@@ -326,7 +365,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         holder = holder_of(who, request)
         item = queue.next_for(name, holder, exclude=skipped or [])
         if item is None:
-            _, done, total, _ = figures.progress()
+            _, done, total, *_ = figures.progress()
             held = queue.held_elsewhere(holder)
             why = [f"{done} / {total} have their {queue.k} label{'s' if queue.k > 1 else ''}"]
             if skipped:
@@ -335,11 +374,9 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
                 why.append(f"{held} handed to other annotators in the last {queue.hold_s / 60:.0f} minutes")
             return (gr.skip(), gr.skip(), None, None, progress_text(),
                     f"No pair is free for you in the queue ({'; '.join(why)}).")
-        p = item.pair
-        value = {"background": p.current, "layers": [], "composite": p.current}
-        name = item.display_name
-        return (p.history, value, {"hash": item.content_hash, "source": item.source}, None, progress_text(name),
-                f"Pair `{html.escape(name, quote=False)}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
+        p, name = item.pair, item.display_name
+        log.served(_session(request), item.content_hash, item.index, item.gold)
+        return (*show(item), f"Pair `{html.escape(name, quote=False)}` loaded ({p.current.shape[1]}x{p.current.shape[0]}).")
 
     def skip(annotator, pair, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         skipped = list(skipped or [])
@@ -348,6 +385,47 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         if not queue.enabled:
             return (None, None, None, None, progress_text(), "Skipped: upload the next pair.", skipped)
         return (*load_next(annotator, skipped, profile, request), skipped)
+
+    def previous_pair(pair, request: gr.Request):
+        """The queue pair this session was served before the one on screen, with the answer this session saved
+        for it in the editor (``session_log.py``): never a pair served to another session."""
+        here = pair.get("hash") if isinstance(pair, dict) else None
+        entry = log.before(_session(request), here)
+        if entry is None:
+            raise _error("There is no previous pair: Previous pair goes back through the pairs this page was "
+                         "served from the queue (Next pair, Skip, Save).")
+        item = queue.item_again(entry.index, entry.gold, entry.content_hash)
+        if item is None:
+            raise _error("The previous pair is no longer in the queue.")
+        name = html.escape(item.display_name, quote=False)
+        row = log.row(_session(request), item.content_hash)
+        mask = None
+        if row is not None:
+            try:
+                mask = store.masks([row])[0]
+            except (KeyError, UserError, OSError):
+                mask = None
+        if mask is None or mask.shape != item.pair.current.shape[:2]:
+            return (*show(item), f"Back to pair `{name}`: label it and Save.")
+        return (*show(item, [paint_layer(mask)]),
+                f"Back to pair `{name}`, with the answer you saved in this session (row `{row}`) in the editor: "
+                "change it and Save. It is saved as a new row, which replaces that answer for training; the "
+                "earlier row stays in the dataset.")
+
+    def add_box(current_editor, box):
+        """The editor's paint with the filled rectangle ``box`` added (what the box tool sends)."""
+        try:
+            current, layers = read_editor(current_editor)
+            if current is None:
+                raise UserError("load a pair first: a box is drawn on the current image.")
+            shape = current.shape[:2]
+            rect = parse_box(_text(box, "box"), shape)
+            mask = mask_from_layers(layers, shape) | box_mask(shape, rect)
+        except UserError as e:
+            raise _error(str(e)) from None
+        x0, y0, x1, y1 = rect
+        value = {"background": current, "layers": [paint_layer(mask)], "composite": None}
+        return value, "", f"Box ({x0}, {y0}) to ({x1}, {y1}) added: {x1 - x0 + 1}x{y1 - y0 + 1} px filled."
 
     def start_from_model(history, current_editor, name, threshold):
         try:
@@ -369,8 +447,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         except UserError as e:
             raise _error(str(e)) from None
         mask = binarize(prob, threshold)
-        layer = paint_layer(mask)
-        value = {"background": current, "layers": [layer], "composite": composite(current, layer)}
+        value = {"background": current, "layers": [paint_layer(mask)], "composite": None}
         return value, {"checkpoint": name, "hash": store.pair_hash(history, current)}, (
             f"The model **{name}** painted {100.0 * mask.mean():.1f}% of the image at threshold {threshold:.2f}: "
             "erase what is wrong, paint what it missed, then Save.")
@@ -395,15 +472,17 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     saved.success(after_save, [annotator_tb, pair_state, skipped_state], [*screen, note_tb, type_dd, summary_md],
                   api_visibility="private")
     next_btn.click(load_next, [annotator_tb, skipped_state], [*screen, status_md], api_visibility="private")
+    prev_btn.click(previous_pair, [pair_state], [*screen, status_md], api_visibility="private")
     skip_btn.click(skip, [annotator_tb, pair_state, skipped_state], [*screen, status_md, skipped_state],
                    api_visibility="private")
     assist_btn.click(start_from_model, [history_img, editor, model_dd, threshold_sl], [editor, assist_state, status_md],
                      api_visibility="private", preprocess=False)
+    box_btn.click(add_box, [editor, box_tb], [editor, box_tb, status_md], api_visibility="private", preprocess=False)
     # Another model: start from its calibrated threshold (an unknown name changes nothing).
     model_dd.change(lambda name: _calibrated_threshold(references[name]) if isinstance(name, str) and name in references
                     else gr.skip(), model_dd, threshold_sl, api_visibility="private", show_progress="hidden")
 
     return LabelTab(history=history_img, editor=editor, annotator=annotator_tb, anomaly_type=type_dd, note=note_tb,
-                    save=save_btn, skip=skip_btn, next=next_btn, assist=assist_btn, model=model_dd, threshold=threshold_sl,
+                    save=save_btn, skip=skip_btn, next=next_btn, previous=prev_btn, box=box_tb, add_box=box_btn, assist=assist_btn, model=model_dd, threshold=threshold_sl,
                     status=status_md, progress=progress_md, summary=summary_md, whoami=whoami_md, store=store, queue=queue,
                     hub=hub, oauth=oauth)

@@ -336,7 +336,7 @@ def test_v1_shards_stay_readable_and_compaction_upgrades_them_and_refreshes_the_
     table = pq.read_table(LabelStore(labels).shards()[0])
     assert table.column("identity").to_pylist() == ["name", "name"] and table.column("schema_version").to_pylist() == [1, 2]
     card = (labels / "README.md").read_text()
-    assert "license: cc-by-4.0" in card and "## Summary" in card and "2 rows; 1 pairs labelled" in card
+    assert "license: cc-by-4.0" in card and "## Summary" in card and "2 label rows; 1 pairs labelled" in card
     assert parse_spec(f"hf:{labels}").names == ["a" * 32, new.id]
     assert main(["status", "--labels", str(labels), "--k", "2"]) == 0
     out = capsys.readouterr().out
