@@ -4,7 +4,8 @@
   pair), its views ``Subset`` and ``ConcatSource``, and the deterministic train/validation ``split``;
 - ``spec``: the SPEC registry and parser; one string names a source everywhere (``parse_spec``);
 - the sources, each registering its scheme: ``folders`` (``pairs:``, ``ab:``, ``ba:``), ``deeppcb``,
-  ``labels`` (``hf:``, the label dataset and its one schema), the generator ``synth`` (``synth:``) and
+  ``labels`` (``hf:``, the label dataset and its one schema), ``manifest`` (``manifest:``, a CSV or Parquet table
+  of pairs), the generator ``synth`` (``synth:``) and
   ``warped`` (``warp:``, another source's pairs under a controlled viewpoint change);
 - ``images``: reading, converting and resizing images and masks, whatever form they arrive in;
 - ``dataset``: ``PairDataset``, model-ready tensors with the paper's augmentation, for training, and
@@ -14,7 +15,7 @@
 Importing this package imports every source module, so every scheme is known to ``parse_spec`` whichever
 entry point (CLI, app, retraining) asks. The public names below are the usual entry.
 """
-from . import deeppcb, folders, labels, synth, warped  # noqa: F401  (each registers its SPEC scheme)
+from . import deeppcb, folders, labels, manifest, synth, warped  # noqa: F401  (each registers its SPEC scheme)
 from .dataset import PairDataset
 from .source import ConcatSource, Pair, Source, Subset, load_pair, split
 from .spec import known_schemes, parse_spec, register_source, spec_help
