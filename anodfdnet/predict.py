@@ -47,7 +47,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
             raise UserError("one-pair prediction needs --history, --current and --out (and/or --heatmap).")
         res = predictor.run(history, current)
         a = res.alignment
-        text = _png_text(a, threshold)
+        text = png_text(a, threshold)
         if out:
             save_mask_png(out, binarize(res.prob, threshold), text)
         if heatmap:
@@ -71,7 +71,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
         raise UserError(f"--batch must be 1 or more, got {batch}.")
 
     def write(name: str, prob, a) -> None:
-        text = _png_text(a, threshold)
+        text = png_text(a, threshold)
         save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold), text)
         save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob, a.valid), text)
         if a.valid is not None:
@@ -99,6 +99,6 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
     print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")
 
 
-def _png_text(alignment, threshold: float) -> dict:
+def png_text(alignment, threshold: float) -> dict:
     """The PNG text chunks of an output: the threshold and how the pair was aligned."""
     return {"anodfdnet.threshold": f"{threshold:.6g}", "anodfdnet.align": json.dumps(alignment.meta())}
