@@ -132,16 +132,22 @@ def _start(ray, address: str | None, cpus: int | None) -> bool:
         return False
     package_root = str(Path(__file__).resolve().parents[2])
     env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}}
-    try:
-        if address:
-            ray.init(address=address, runtime_env=env, log_to_driver=False)
-        else:
-            ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, runtime_env=env, log_to_driver=False,
-                     configure_logging=False)
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        where = f"the Ray cluster at '{address}'" if address else "a local Ray"
-        raise UserError(f"cannot start {where}: {str(e).splitlines()[0][:200] if str(e) else type(e).__name__}.") from None
-    return not address
+    where = f"the Ray cluster at '{address}'" if address else "a local Ray"
+    for attempt in (1, 2):  # a local Ray on a loaded machine can miss its 30 s start-up wait once
+        try:
+            if address:
+                ray.init(address=address, runtime_env=env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, runtime_env=env, log_to_driver=False,
+                         configure_logging=False)
+            return not address
+        except Exception as e:  # Ray raises plain Exception, ConnectionError, RuntimeError, ValueError here
+            if ray.is_initialized():
+                ray.shutdown()
+            if address or attempt == 2:
+                why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise UserError(f"cannot start {where}: {why}") from None
+    return False
 
 
 def run_ray(job, todo: list[int], on_result, on_error) -> str:
