@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt``
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | inspect``
 (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
@@ -10,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, adapt, align, budget, paths, slider, speed, training
+from . import accuracy, adapt, align, budget, inspect_bench, paths, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -23,6 +23,7 @@ def build_parser() -> Parser:
     training.add_arguments(sub.add_parser("training", help="training steps/s and pairs/s before and after the CPU-hour work; write benchmarks/TRAINING.md"))
     slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))
     adapt.add_arguments(sub.add_parser("adapt", help="adaptation to a domain the model never saw (k labels, CPU budgets, seeds, forgetting); write benchmarks/ADAPT.md"))
+    inspect_bench.add_arguments(sub.add_parser("inspect", help="batch inspection: local engine against Ray, RSS, model-only rate, a 10-node estimate; write benchmarks/INSPECT.md"))
     align.add_arguments(sub.add_parser("align", help="alignment's time, geometry and F1 with --align off against auto; write benchmarks/ALIGN.md"))
     return p
 
@@ -31,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
-                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main}[args.which](args)
+                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main,
+                "inspect": inspect_bench.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
