@@ -200,6 +200,29 @@ def test_a_parquet_manifest_reads_like_the_csv(tmp_path, pairs):
     assert source.names == ["x", "y"] and source[1].current.shape == (96, 96, 3)
 
 
+def test_manifest_paths_may_be_fsspec_urls(tmp_path, pairs):
+    import io
+
+    import fsspec
+
+    from anodfdnet.data import parse_spec
+
+    fs = fsspec.filesystem("memory")
+    name = sorted(p.name for p in pairs.iterdir())[0]
+    for part in ("hist", "cur"):
+        buf = io.BytesIO()
+        Image.open(pairs / name / f"{part}.png").save(buf, format="PNG")
+        fs.pipe(f"/inspect-test/{part}.png", buf.getvalue())
+    manifest = tmp_path / "urls.csv"
+    manifest.write_text("id,history,current\n"
+                        "m,memory://inspect-test/hist.png,memory://inspect-test/cur.png\n"
+                        "n,nosuchfs://x/hist.png,memory://inspect-test/cur.png\n")
+    source = parse_spec(f"manifest:{manifest}")
+    assert source.names == ["m"]
+    assert np.array_equal(source[0].current, np.array(Image.open(pairs / name / "cur.png").convert("RGB")))
+    assert len(source.bad) == 1 and source.bad[0][0] == 3 and "nosuchfs://" in source.bad[0][1]
+
+
 def test_a_run_with_other_settings_is_refused(tmp_path, pairs, checkpoint, capsys):
     out = tmp_path / "run"
     base = ["inspect", "--data", f"pairs:{pairs}", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--limit", "1"]
