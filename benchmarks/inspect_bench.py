@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import os
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-s", type=float, default=None, help="stop each engine after this many seconds (Ctrl-C, as a user "
                    "would) and rate the pairs it finished; a stopped run is marked as such (default: no limit)")
     p.add_argument("--from-json", default=None, metavar="inspect.json", help="write the report again from a run's figures")
+    p.add_argument("--note", action="append", default=[], help="a note on the run for the report (repeatable; with --from-json)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "INSPECT.md"))
 
 
@@ -203,6 +205,17 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+def finish_times(run: Path) -> dict:
+    """Rates from the times the pairs' last files were written (RUN/thumbs/*_o.jpg, written last for each pair): the
+    steady rate from the 10th to the last pair, whatever the sampling saw."""
+    times = sorted(f.stat().st_mtime for f in (Path(run) / "thumbs").glob("*_o.jpg"))
+    if len(times) < 12:
+        return {"files_steady_pairs_per_s": None}
+    late = (len(times) - 100) / (times[-1] - times[99]) if len(times) >= 150 else None
+    return {"files_steady_pairs_per_s": (len(times) - 10) / (times[-1] - times[9]), "files_span_s": times[-1] - times[0],
+            "files_first_10_s": times[9] - times[0], "files_from_100_pairs_per_s": late}
+
+
 def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
     import shutil
 
@@ -220,7 +233,10 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
     budget = getattr(a, "budget_s", None)
     stopped = False
     with tempfile.TemporaryFile("w+") as log_file:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        # SIGINT back to its default in the child: a shell's background job ignores it, and a Python started with
+        # it ignored never turns it into KeyboardInterrupt (found when the budget's Ctrl-C did nothing).
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while proc.poll() is None:
             done = journal.read_bytes().count(b"\n") if journal.exists() else 0
             samples.append((time.perf_counter() - t0, done, _tree_rss(proc.pid)))
@@ -235,8 +251,6 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
                 break
             time.sleep(0.5)
         total = time.perf_counter() - t0
-        if stopped:
-            total = samples[-1][0]
         log_file.seek(0)
         log = log_file.read()
     if proc.returncode != 0 and not stopped:
@@ -249,7 +263,8 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
     rss_mark = next((r for _, k, r in samples if k >= mark), None)
     rss_end = max((r for _, k, r in samples if k >= done - 2), default=None)
     rss_peak = max(r for _, _, r in samples)
-    return {"engine": engine, "stopped_at_budget": stopped, "pairs": done, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
+    timeline = finish_times(out)
+    return {"engine": engine, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
             "rss_mark_pair": mark, "rss_at_mark_mb": rss_mark / 2**20 if rss_mark else None,
             "rss_end_mb": rss_end / 2**20 if rss_end else None, "rss_peak_mb": rss_peak / 2**20,
             "rss_growth_mb": (rss_end - rss_mark) / 2**20 if rss_mark and rss_end else None,
@@ -270,6 +285,10 @@ def cluster_estimate(stages: dict, cores: int = 16, gpu_actor_pairs_s: float = 1
             "cpu_ms_for_500": cores / 500 * 1000}
 
 
+def _steady(e: dict) -> float | None:
+    return e.get("files_steady_pairs_per_s") or e.get("steady_pairs_per_s")
+
+
 def write_report(path: Path, r: dict) -> None:
     m, st, est = r["model_only"], r["stages"], r["estimate"]
     lines = ["# Batch inspection: local engine against Ray (`python -m benchmarks inspect`)", "",
@@ -285,27 +304,32 @@ def write_report(path: Path, r: dict) -> None:
                              f"{r['budget_s']:.0f} s and rated on the pairs it finished." if r.get("budget_s") else "."),
               f"- checkpoint {r['checkpoint']}, alignment auto, batch {r['batch']}, masks, heat maps and thumbnails written.", "",
               "## End to end", "",
-              "| engine | workers | pairs | wall s (start-up included) | pairs/s overall | pairs/s steady (from pair 10) | "
-              "RSS at pair N, MB | RSS at end, MB | RSS growth, MB | peak RSS, MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "Rates are taken from the times each pair's last file was written (the overlay thumbnail), so they do not depend "
+              "on the 0.5 s sampling; RSS is sampled.", "",
+              "| engine | workers | pairs | seconds (the command's clock: model load or Ray start-up included) | pairs/s overall | pairs/s from pair 10 | pairs/s from pair 100 | "
+              "RSS at pair N, MB | RSS at end, MB | RSS growth, MB | peak RSS, MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in r["engines"]:
         f = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
         who = (f"model in the main thread + {r['workers']} reader/writer threads" if e["engine"] == "local"
                else f"1 model actor (1 CPU) + CPU tasks, local Ray on {r['ray_cpus']} CPUs")
-        lines.append(f"| {e['engine']} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(e['seconds'])} | {f(e['pairs_per_s'], 2)} | "
-                     f"{f(e['steady_pairs_per_s'], 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
+        wall = e.get("command_s") or e["seconds"]
+        lines.append(f"| {e['engine']} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
+                     f"{f(_steady(e), 2)} | {f(e.get('files_from_100_pairs_per_s'), 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
                      f"{f(e['rss_end_mb'], 0)} | {f(e['rss_growth_mb'], 0)} | {f(e['rss_peak_mb'], 0)} |")
     lines += ["", f"Model alone (`Predictor.predict_logits`, {m['path']}, batch {m['batch']}, {m['torch_threads']} torch "
               f"threads): **{m['pairs_per_s']:.2f} pairs/s** ({m['ms_per_call']:.0f} ms a call)."]
     for e in r["engines"]:
-        if e["steady_pairs_per_s"]:
-            lines.append(f"- {e['engine']}: the model-only rate is {m['pairs_per_s'] / e['steady_pairs_per_s']:.2f}x its steady "
+        if _steady(e):
+            lines.append(f"- {e['engine']}: the model-only rate is {m['pairs_per_s'] / _steady(e):.2f}x its steady "
                          f"end-to-end rate (the issue's target: within 1.5x).")
     loc = {e["engine"]: e for e in r["engines"]}
-    if "local" in loc and "ray" in loc and loc["ray"]["steady_pairs_per_s"] and loc["local"]["steady_pairs_per_s"]:
-        ov = loc["local"]["steady_pairs_per_s"] / loc["ray"]["steady_pairs_per_s"] - 1
+    if "local" in loc and "ray" in loc and _steady(loc["ray"]) and _steady(loc["local"]):
+        ov = _steady(loc["local"]) / _steady(loc["ray"]) - 1
         ov_all = loc["ray"]["seconds"] / loc["local"]["seconds"] - 1
         lines.append(f"- Ray's overhead at equal workers: {ov * 100:+.0f} % steady, {ov_all * 100:+.0f} % on the whole command "
                      "(start-up of the local Ray and its actor included; the issue's target: at most 15 %).")
+    if r.get("notes"):
+        lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
     lines += ["", "## Where a pair's time goes (one thread, CPU seconds per pair)", "",
               "| decode 2 JPEGs | align (auto) | resize + tensors + thumbnails | finish: regions, mask + heat PNGs, thumbnails | total |",
               "|---:|---:|---:|---:|---:|",
@@ -349,6 +373,15 @@ def main(a) -> int:
     if a.from_json:  # the report again from measured figures (no measuring)
         r = json.loads(Path(a.from_json).read_text())
         r["estimate"] = cluster_estimate(r["stages"])
+        for e in r["engines"]:
+            run = ROOT / "runs" / f"bench-inspect-{e['engine']}"
+            if "files_steady_pairs_per_s" not in e and run.is_dir():
+                e.update(finish_times(run))
+            said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(e.get("summary", [])))
+            if said and "command_s" not in e:  # the command's own clock (after its imports), from its last line
+                e["command_s"] = float(said.group(2))
+        r["notes"] = r.get("notes", []) + list(a.note)
+        Path(a.from_json).write_text(json.dumps(r, indent=1))
         write_report(Path(a.out), r)
         print(f"wrote {a.out} from {a.from_json}")
         return 0
