@@ -1,9 +1,11 @@
-"""Label store commands: ``python -m annotate status | compact | push | export`` (no Gradio needed).
+"""Label store commands: ``python -m annotate status | compact | push | export | queue add`` (no Gradio needed).
 
     python -m annotate status  [--labels DIR] [--queue SPEC] [--k K]      labels, agreement, annotators, reviews, Hub
     python -m annotate compact [--labels DIR] [--max-rows N] [--max-mb M] merge shards, refresh the dataset card
     python -m annotate push    [--labels DIR]                             push waiting shards once (HF_TOKEN, ANODFDNET_DATASET_REPO)
     python -m annotate export  --format ab OUT [--labels DIR] [--labels-policy P] [--min-agreement X] [--k K]
+    python -m annotate queue add RUN [--top N] [--rank score|uncertainty] [--queue FILE.csv]
+                                                                          an inspection run's top pairs into the Label queue
 
 DIR defaults to $ANODFDNET_LABEL_DIR, else ./labels; SPEC to $ANODFDNET_QUEUE; K to
 $ANODFDNET_LABELS_PER_PAIR, else 1. Compaction is safe while the app is saving.
@@ -49,7 +51,25 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--labels-policy", choices=("latest", "consensus", "accepted"), default="latest", help=POLICY_HELP)
             s.add_argument("--min-agreement", type=float, default=None,
                            help="leave out pairs whose annotators' masks agree less (mean pairwise IoU, 0 to 1)")
+    q = sub.add_parser("queue", help="feed the Label tab's queue", description="feed the Label tab's queue")
+    qsub = q.add_subparsers(dest="queue_cmd", required=True)
+    qa = qsub.add_parser("add", help="add an inspection run's top pairs to the queue manifest",
+                         description="Add the top pairs of a run of `python -m anodfdnet inspect` to the queue manifest the "
+                                     "Label tab reads (ANODFDNET_QUEUE=manifest:FILE.csv); the tab picks them up without a restart.")
+    qa.add_argument("run", metavar="RUN", help="the inspection run folder (inspect --out)")
+    qa.add_argument("--top", type=int, default=20, help="pairs to add (default 20)")
+    qa.add_argument("--rank", choices=("score", "uncertainty"), default="score",
+                    help="score: highest anomaly probability first; uncertainty: most pixels near the threshold first (default score)")
+    qa.add_argument("--queue", default=None, metavar="FILE.csv", help="the queue manifest (default: the file of "
+                    "$ANODFDNET_QUEUE when it is manifest:FILE.csv, else LABELS/queue.csv)")
+    qa.add_argument("--labels", default=None, help="the label folder (default $ANODFDNET_LABEL_DIR, else ./labels)")
     a = p.parse_args(argv)
+    if a.cmd == "queue":
+        try:
+            return _queue_add(a)
+        except UserError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     store = LabelStore(a.labels)
     try:
         if not store.data_dir.is_dir():
@@ -89,6 +109,28 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _queue_add(a) -> int:
+    """``queue add RUN``: the run's top pairs into the queue manifest (``anodfdnet.inspect.to_queue``)."""
+    import os
+    from pathlib import Path
+
+    from anodfdnet.inspect.to_queue import add_to_queue
+
+    from .queue import ENV_QUEUE
+
+    target = a.queue
+    spec = os.environ.get(ENV_QUEUE, "").strip()
+    if target is None and spec.startswith("manifest:"):
+        target = spec[len("manifest:"):]
+    if target is None:
+        target = str(LabelStore(a.labels).root / "queue.csv")
+    added = add_to_queue(a.run, target, top=a.top, rank=a.rank)
+    print(f"added {added} pairs of {a.run} (top {a.top} by {a.rank}) to {target}")
+    if spec != f"manifest:{target}":
+        print(f"the Label tab serves them with {ENV_QUEUE}=manifest:{Path(target).resolve()}")
     return 0
 
 

@@ -33,11 +33,13 @@ reads every pair once (a few seconds for a thousand 640x640 pairs), later calls 
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +49,8 @@ from anodfdnet.data.labels import content_hash, labels_per_pair
 from anodfdnet.errors import UserError
 
 from .store import LabelStore
+
+log = logging.getLogger(__name__)
 
 ENV_QUEUE = "ANODFDNET_QUEUE"
 ENV_GOLD = "ANODFDNET_GOLD"
@@ -87,6 +91,22 @@ class _Hashed:
         return h
 
 
+def _manifest_path(spec: str) -> Path | None:
+    """The file of a ``manifest:FILE`` queue (re-read when it changes), else None."""
+    scheme, _, arg = spec.partition(":")
+    if scheme != "manifest" or not arg.strip() or "@" in arg:
+        return None
+    return Path(arg.strip()).expanduser()
+
+
+def _stamp(path: Path | None):
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def _gold_rate() -> float:
     raw = os.environ.get(ENV_GOLD_RATE, "").strip() or "0.1"
     try:
@@ -111,8 +131,13 @@ class LabelQueue:
         if self.k < 1:
             raise UserError("a pair needs at least one label (k >= 1).")
         self.gold_rate = _gold_rate() if gold_rate is None else float(gold_rate)
-        # A bad SPEC is a UserError at start-up, not at "Next".
-        self.source: Source | None = parse_spec(self.spec) if self.spec else None
+        # A bad SPEC is a UserError at start-up, not at "Next". A queue manifest (manifest:FILE.csv) may not exist
+        # yet: inspect --to-queue creates it, and the queue re-reads it whenever it changes (_refresh).
+        self._manifest = _manifest_path(self.spec)
+        self._stamp = _stamp(self._manifest)
+        self._refresh_lock = threading.Lock()
+        waiting = self._manifest is not None and self._stamp is None
+        self.source: Source | None = parse_spec(self.spec) if self.spec and not waiting else None
         self.gold_source: Source | None = parse_spec(self.gold_spec) if self.gold_spec else None
         self._pairs = _Hashed(self.source) if self.source is not None else None
         self._gold = _Hashed(self.gold_source) if self.gold_source is not None else None
@@ -122,10 +147,38 @@ class LabelQueue:
 
     @property
     def enabled(self) -> bool:
-        return self.source is not None or self.gold_source is not None
+        self._refresh()
+        return self.source is not None or self.gold_source is not None or self._manifest is not None
 
     def __len__(self) -> int:
+        self._refresh()
         return len(self.source) if self.source is not None else 0
+
+    def _refresh(self) -> None:
+        """Re-read a queue manifest that changed since it was read (``inspect --to-queue`` and
+        ``python -m annotate queue add`` rewrite it atomically); a manifest that cannot be read keeps the old pairs."""
+        if self._manifest is None:
+            return
+        with self._refresh_lock:
+            stamp = _stamp(self._manifest)
+            if stamp == self._stamp or stamp is None:
+                return
+            self._stamp = stamp
+            try:
+                source = parse_spec(self.spec)
+            except UserError as e:
+                log.warning("the queue manifest %s could not be read again, keeping its previous pairs: %s", self._manifest, e)
+                return
+            old = self._pairs
+            pairs = _Hashed(source)
+            if old is not None:  # hashes of pairs whose files did not change are kept
+                known = {(n, f): old._hashes[i] for i, (n, f) in enumerate(zip(old.source.names, getattr(old.source, "files", [])))
+                         if i in old._hashes}
+                for i, key in enumerate(zip(source.names, getattr(source, "files", []))):
+                    if key in known:
+                        pairs._hashes[i] = known[key]
+            with self._lock:
+                self.source, self._pairs = source, pairs
 
     @property
     def display_name(self) -> str:
@@ -158,6 +211,7 @@ class LabelQueue:
         ``uncertainty.UncertaintyScores``: among equally held and labelled free pairs, the one its model is least
         sure about first (pairs it has not scored yet after, in queue order) instead of queue order."""
         exclude = set(exclude)
+        self._refresh()
         with self._lock:
             self._holds.pop(holder, None)  # one hold per holder
             pairs = self.store.snapshot().pairs
@@ -245,6 +299,7 @@ class LabelQueue:
     # -- progress -----------------------------------------------------------------------------------
     def counts(self) -> tuple[int, int, int]:
         """(queue pairs with at least one label, queue pairs with k labels, pairs in the queue)."""
+        self._refresh()
         if self._pairs is None:
             return 0, 0, 0
         pairs = self.store.snapshot().pairs

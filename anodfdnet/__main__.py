@@ -1,4 +1,4 @@
-"""``python -m anodfdnet train | evaluate | predict | export | adapt | models | specs`` (see ``cli``)."""
+"""``python -m anodfdnet train | evaluate | predict | inspect | export | adapt | models | specs`` (see ``cli``)."""
 from .cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
-"""Command line: ``python -m anodfdnet train | evaluate | predict | export | adapt | models | specs`` (``retrain``: adapt's former name).
+"""Command line: ``python -m anodfdnet train | evaluate | predict | inspect | export | adapt | models | specs`` (``retrain``: adapt's former name).
 
 Parses and dispatches, nothing more: each command is a function of the library module that owns it
-(``train.train``, ``evaluate.evaluate_checkpoint``, ``predict.predict_files``,
+(``train.train``, ``evaluate.evaluate_checkpoint``, ``predict.predict_files``, ``inspect.inspect_archive``,
 ``inference.onnx_export.export_checkpoints``, ``adaptation.adapt``, ``models.describe``,
 ``data.spec_help``). Errors a user can cause print one sentence on stderr and exit with code 2.
 """
@@ -21,6 +21,10 @@ ADAPT_DESCRIPTION = ("Fine-tune a checkpoint on a handful of labelled pairs of y
                      "resolution crops around the labelled anomalies, a replay share of the checkpoint's own training data), "
                      "score it against the old checkpoint and the old checkpoint with a threshold fitted to your labels on "
                      "held-out pairs (cross-fitting over folds), and keep the best: never a model that did worse on held-out pairs.")
+INSPECT_DESCRIPTION = ("Inspect every pair of an archive: per pair the highest anomaly probability, the anomalous area, "
+                       "regions (box, area, max/mean probability), the alignment's verdict, mask and heat-map PNGs; one "
+                       "RUN/results.parquet and a self-contained RUN/report.html listing pairs worst first. A rerun skips "
+                       "finished pairs; an unreadable pair or manifest line is reported and skipped.")
 EPILOG_DATA = "data SPECs: see `python -m anodfdnet specs` (e.g. deeppcb:LISTFILE, ab:ROOT, ba:ROOT, pairs:ROOT, synth:N[:SEED[:hard]], hf:DIR_OR_REPO)"
 
 
@@ -159,6 +163,39 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--workers", type=int, default=2, help="threads decoding inputs and encoding outputs with --data; 0 does both in the main thread (default 2)")
     pr.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP)
 
+    ins = sub.add_parser("inspect", help="inspect a whole archive: scores, regions, masks, a report worst first; resumable; "
+                         "on this machine or a Ray cluster", epilog=EPILOG_DATA + "; manifest:FILE.csv|parquet (id, history, current)",
+                         description=INSPECT_DESCRIPTION)
+    ins.add_argument("--data", required=True, metavar="SPEC", help="the pairs: any SPEC, or manifest:FILE.csv|parquet with columns "
+                     "id, history, current (local paths or fsspec URLs)")
+    ins.add_argument("--out", required=True, metavar="RUN", help="run folder: results.parquet, report.html, masks/, heat/, thumbs/; "
+                     "run again to resume (finished pairs are skipped)")
+    ins.add_argument("--checkpoint", default="effnet-d2", help="path, shipped name or hf://OWNER/REPO/FILE (default effnet-d2)")
+    ins.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process, the prefetching pipeline "
+                     "(nothing to install); ray: Ray Data tasks and a pool of model actors (pip install .[ray]) (default local)")
+    ins.add_argument("--address", default=None, help="with --engine ray: the cluster to join (ray://HOST:PORT, HOST:PORT or auto); "
+                     "default: start a local Ray on this machine")
+    ins.add_argument("--threshold", type=_threshold, default=None, help="mask threshold (default: the checkpoint's calibrated one)")
+    ins.add_argument("--size", type=_size, default="checkpoint", help="model input long side or 'native' (default: the checkpoint's)")
+    ins.add_argument("--device", default="auto")
+    ins.add_argument("--path", default="auto", help=PATH_HELP)
+    ins.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP)
+    ins.add_argument("--batch", type=int, default=None, help="pairs per model call when their input shapes match (default 1 on "
+                     "the CPU, 16 on a GPU)")
+    ins.add_argument("--workers", type=int, default=None, help="local: threads reading and writing beside the model (default 2); "
+                     "ray: model actors (default 1)")
+    ins.add_argument("--cpus", type=int, default=None, help="ray without --address: CPUs of the local Ray (default: all)")
+    ins.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs each model actor reserves (default 1)")
+    ins.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each model actor reserves, e.g. 1 or 0.5 "
+                     "(default 0: CPU actors)")
+    ins.add_argument("--limit", type=int, default=None, help="the first N pairs of the SPEC only")
+    ins.add_argument("--report-rows", type=int, default=500, help="pairs listed with thumbnails in report.html, worst first (default 500)")
+    ins.add_argument("--to-queue", default=None, metavar="FILE.csv", help="add the --top pairs to this manifest, the Label tab's "
+                     "queue (ANODFDNET_QUEUE=manifest:FILE.csv)")
+    ins.add_argument("--top", type=int, default=20, help="pairs for --to-queue (default 20)")
+    ins.add_argument("--rank", choices=("score", "uncertainty"), default="score", help="--to-queue order: score (highest "
+                     "probability first) or uncertainty (most pixels near the threshold first) (default score)")
+
     x = sub.add_parser("export", help="export checkpoints to ONNX, for ONNX Runtime or another ONNX consumer "
                        "(predict --path onnx uses it; not the fastest path here: see the README's Inference paths)")
     x.add_argument("--onnx", action="store_true", required=True, help="the format (ONNX, the only one)")
@@ -252,6 +289,19 @@ def cmd_predict(a) -> int:
     return 0
 
 
+def cmd_inspect(a) -> int:
+    from .inspect import InspectConfig, inspect_archive
+    from .inspect.run import print_summary
+
+    s = inspect_archive(InspectConfig(data=a.data, out=a.out, checkpoint=a.checkpoint, engine=a.engine, address=a.address,
+                                      threshold=a.threshold, size=a.size, device=a.device, path=a.path, align=a.align,
+                                      batch=a.batch, workers=a.workers, cpus=a.cpus, cpus_per_worker=a.cpus_per_worker,
+                                      gpus_per_worker=a.gpus_per_worker, limit=a.limit, report_rows=a.report_rows,
+                                      to_queue=a.to_queue, top=a.top, rank=a.rank))
+    print_summary(s)
+    return 0
+
+
 def cmd_export(a) -> int:
     from .inference.onnx_export import export_checkpoints
 
@@ -287,7 +337,7 @@ def cmd_specs(a) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "export": cmd_export, "adapt": cmd_adapt, "retrain": cmd_adapt,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "inspect": cmd_inspect, "export": cmd_export, "adapt": cmd_adapt, "retrain": cmd_adapt,
             "models": cmd_models, "specs": cmd_specs}
 
 

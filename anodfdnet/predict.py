@@ -50,7 +50,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
                 _make_parent(target)
         res = predictor.run(history, current)
         a = res.alignment
-        text = _png_text(a, threshold)
+        text = png_text(a, threshold)
         if out:
             save_mask_png(out, binarize(res.prob, threshold), text)
         if heatmap:
@@ -74,7 +74,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
         raise UserError(f"--batch must be 1 or more, got {batch}.")
 
     def write(name: str, prob, a) -> None:
-        text = _png_text(a, threshold)
+        text = png_text(a, threshold)
         save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold), text)
         save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob, a.valid), text)
         if a.valid is not None:
@@ -110,6 +110,6 @@ def _make_parent(target: str) -> None:
         raise UserError(f"cannot create the folder '{parent}' for '{target}': {e.strerror or e}.") from None
 
 
-def _png_text(alignment, threshold: float) -> dict:
+def png_text(alignment, threshold: float) -> dict:
     """The PNG text chunks of an output: the threshold and how the pair was aligned."""
     return {"anodfdnet.threshold": f"{threshold:.6g}", "anodfdnet.align": json.dumps(alignment.meta())}

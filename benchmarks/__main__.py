@@ -1,4 +1,4 @@
-"""``python -m benchmarks speed | paths | accuracy``."""
+"""``python -m benchmarks speed | paths | accuracy | ... | inspect`` (see ``cli``)."""
 from .cli import main
 
 raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | i2c``
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | i2c | inspect``
 (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
@@ -10,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, adapt, align, budget, i2c, paths, slider, speed, training
+from . import accuracy, adapt, align, budget, i2c, inspect_bench, paths, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -24,6 +24,7 @@ def build_parser() -> Parser:
     slider.add_arguments(sub.add_parser("slider", help="threshold slider latency in a real browser; write benchmarks/SLIDER.md"))
     adapt.add_arguments(sub.add_parser("adapt", help="adaptation to a domain the model never saw (k labels, CPU budgets, seeds, forgetting); write benchmarks/ADAPT.md"))
     i2c.add_arguments(sub.add_parser("i2c", help="FOD's I2Correlation against the Transformer and none, unsupervised against supervised and the classical baseline, under controlled viewpoint changes; write benchmarks/I2C.md"))
+    inspect_bench.add_arguments(sub.add_parser("inspect", help="batch inspection: local engine against Ray, RSS, model-only rate, a 10-node estimate; write benchmarks/INSPECT.md"))
     align.add_arguments(sub.add_parser("align", help="alignment's time, geometry and F1 with --align off against auto; write benchmarks/ALIGN.md"))
     return p
 
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
-                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main, "i2c": i2c.main}[args.which](args)
+                "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main,
+                "i2c": i2c.main, "inspect": inspect_bench.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -50,6 +50,13 @@ def prepare_pair(history, current, size: int | None, align: str = "off"):
 
 def prepare_aligned(history, current, size: int | None, align: str = "off"):
     """``prepare_pair`` and the pair's :class:`anodfdnet.align.Alignment` as a fifth item."""
+    hist, cur, out_shape, shape, alignment = prepare_arrays(history, current, size, align)
+    return to_tensor(hist), to_tensor(cur), out_shape, shape, alignment
+
+
+def prepare_arrays(history, current, size: int | None, align: str = "off"):
+    """``prepare_aligned`` with the two model inputs still uint8 HxWx3 arrays (``to_tensor`` makes them the
+    model's tensors): a quarter of the bytes, for passing prepared pairs between processes."""
     hist, cur = load_rgb(history), load_rgb(current)
     out_shape = cur.shape[:2]
     alignment = align_pair(hist, cur, align)
@@ -57,7 +64,7 @@ def prepare_aligned(history, current, size: int | None, align: str = "off"):
     shape = model_input_shape(*out_shape, size)
     if shape != out_shape:
         hist, cur = resize_rgb(hist, shape), resize_rgb(cur, shape)
-    return to_tensor(hist), to_tensor(cur), out_shape, shape, alignment
+    return hist, cur, out_shape, shape, alignment
 
 
 def probabilities(logits: torch.Tensor, out_shapes: list[tuple[int, int]],

@@ -89,10 +89,20 @@ class _Prepared:
     alignment: Alignment
 
 
+@dataclass
+class _Failed:
+    index: int
+    error: UserError
+
+
 def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None,
-                     with_alignment: bool = False):
+                     with_alignment: bool = False, indices=None, on_error=None):
     """Yield (pair, probability map) for every pair of a ``data.Source`` (the first ``limit``), in order;
     (pair, map, alignment) with ``with_alignment``. Each pair is aligned with ``predictor.align``.
+
+    ``indices``: only these pairs of the source, in this order (``limit`` then caps their number).
+    ``on_error``: called as ``on_error(index, UserError)`` for a pair that cannot be read, which is then
+    skipped; without it the error stops the iteration (raised).
 
     Decoding and preprocessing run in ``workers`` threads ahead of the model (image decoding and resizing
     release the GIL), so the model is not kept waiting; 0 prepares each pair in the calling thread.
@@ -100,11 +110,18 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
     at a time."""
     if batch < 1:
         raise UserError(f"batch must be 1 or more, got {batch}.")
-    n = len(source) if limit is None else min(limit, len(source))
+    order = list(range(len(source))) if indices is None else [int(i) for i in indices]
+    n = len(order) if limit is None else min(limit, len(order))
 
-    def load(i: int) -> _Prepared:
-        pair = source[i]
-        h, c, out_shape, shape, alignment = prepare_aligned(pair.history, pair.current, predictor.size, predictor.align)
+    def load(k: int) -> _Prepared | None:
+        i = order[k]
+        try:
+            pair = source[i]
+            h, c, out_shape, shape, alignment = prepare_aligned(pair.history, pair.current, predictor.size, predictor.align)
+        except UserError as e:
+            if on_error is None:
+                raise
+            return _Failed(i, e)
         return _Prepared(pair, h, c, tuple(out_shape), tuple(shape), alignment)
 
     def run(group: list[_Prepared]):
@@ -115,6 +132,9 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
 
     group: list[_Prepared] = []
     for item in _prefetched(load, n, workers, ahead=max(2 * batch, 2 * workers)):
+        if isinstance(item, _Failed):
+            on_error(item.index, item.error)
+            continue
         if group and (item.shape != group[0].shape or len(group) >= batch):
             yield from run(group)
             group = []

@@ -1,0 +1,116 @@
+"""What inspection keeps of one pair: its scores and regions (one results row) and its files.
+
+Both engines call the same two functions, so a pair gives the same row whichever engine ran it:
+
+- ``thumbnails(history, current)`` right after the pair is read (small JPEG-ready arrays: the pair itself
+  is not kept after the model input is made);
+- ``finish_pair(...)`` after the model: scores, regions, the mask and heat-map PNGs (with the threshold and the
+  alignment in their text chunks, as ``predict`` writes them), the overlay thumbnail, and the row.
+
+Files of a pair live under RUN, named by ``file_id(id)`` (the id made safe for a file name, plus a hash of the
+id so that two ids never share a file): ``masks/F_mask.png``, ``heat/F_heat.png``, ``masks/F_uncovered.png``
+(only when the aligned history leaves part of the view uncovered) and ``thumbs/F_{h,c,o}.jpg``.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from ..data.images import save_mask_png, save_rgb_png
+from ..metrics import binarize
+from ..predict import png_text
+from ..uncertainty import uncertainty
+from ..visualize import heatmap_rgb
+
+THUMB_SIDE = 160  # long side of the report's thumbnails, in pixels
+MAX_REGIONS = 50  # regions kept per row (largest first); n_regions counts them all
+TINT = np.array([255, 40, 40], np.float32)
+
+
+def file_id(pid: str) -> str:
+    """A file-name-safe, collision-free stem for a pair id."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", str(pid)).strip("._")[:60] or "pair"
+    return f"{safe}-{hashlib.blake2b(str(pid).encode(), digest_size=4).hexdigest()}"
+
+
+def thumbnail(img: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    if s >= 1:
+        return np.ascontiguousarray(img)
+    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def thumbnails(history: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return thumbnail(history), thumbnail(current)
+
+
+def regions(prob: np.ndarray, mask: np.ndarray) -> tuple[int, list[dict]]:
+    """(number of 8-connected regions of the mask, the largest MAX_REGIONS as dicts: box x, y, w, h in pixels of
+    the current image, area in pixels, max and mean probability inside)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return 0, []
+    flat = labels.ravel()
+    sums = np.bincount(flat, weights=prob.ravel(), minlength=n)
+    maxes = np.zeros(n, np.float64)
+    np.maximum.at(maxes, flat[flat > 0], prob.ravel()[flat > 0])
+    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")[:MAX_REGIONS]
+    out = []
+    for k in order:
+        x, y, w, h, area = (int(v) for v in stats[k, :5])
+        out.append({"x": x, "y": y, "w": w, "h": h, "area": area, "max_prob": float(maxes[k]),
+                    "mean_prob": float(sums[k] / max(area, 1))})
+    return n - 1, out
+
+
+def _overlay(cur_thumb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The current thumbnail with the anomalous pixels tinted red."""
+    m = cv2.resize(mask.view(np.uint8), (cur_thumb.shape[1], cur_thumb.shape[0]), interpolation=cv2.INTER_AREA) > 0
+    out = cur_thumb.astype(np.float32)
+    out[m] = 0.45 * out[m] + 0.55 * TINT
+    return out.astype(np.uint8)
+
+
+def _jpeg(path: Path, img: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    Image.fromarray(img).save(tmp, format="JPEG", quality=82)
+    tmp.replace(path)
+
+
+def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, thumbs: tuple[np.ndarray, np.ndarray],
+                threshold: float) -> dict:
+    """Write the pair's files under ``run`` and return its results row (``results.SCHEMA``'s columns but
+    ``attempt``). ``alignment``: the pair's ``anodfdnet.align.Alignment``."""
+    run = Path(run)
+    fid = file_id(pid)
+    mask = np.ascontiguousarray(binarize(prob, threshold))
+    n_regions, regs = regions(prob, mask)
+    near, entropy = uncertainty(prob, threshold)
+    text = png_text(alignment, threshold)
+    mask_png, heat_png = f"masks/{fid}_mask.png", f"heat/{fid}_heat.png"
+    save_mask_png(run / mask_png, mask, text)
+    save_rgb_png(run / heat_png, heatmap_rgb(prob, alignment.valid), text)
+    if alignment.valid is not None:
+        save_mask_png(run / f"masks/{fid}_uncovered.png", ~alignment.valid, text)
+    hist_t, cur_t = thumbs
+    _jpeg(run / f"thumbs/{fid}_h.jpg", hist_t)
+    _jpeg(run / f"thumbs/{fid}_c.jpg", cur_t)
+    _jpeg(run / f"thumbs/{fid}_o.jpg", _overlay(cur_t, mask))
+    meta = alignment.meta()
+    return {"id": str(pid), "index": int(index), "file_id": fid, "height": int(prob.shape[0]), "width": int(prob.shape[1]),
+            "score_max": float(prob.max()) if prob.size else 0.0, "score_mean": float(prob.mean()) if prob.size else 0.0,
+            "area_pct": float(mask.mean() * 100) if mask.size else 0.0, "n_regions": n_regions, "regions": regs,
+            "uncertain_pct": near * 100, "entropy": entropy, "aligned": bool(meta["aligned"]),
+            "align_verdict": meta["align_verdict"], "uncovered_pct": float(meta["uncovered_pct"]),
+            "alignment": meta, "mask_png": mask_png, "heat_png": heat_png}
+
+
+def make_dirs(run: Path) -> None:
+    for d in ("masks", "heat", "thumbs"):
+        (Path(run) / d).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,194 @@
+"""The Ray engine (``--engine ray``): the same steps as the local engine, spread over a Ray cluster with Ray Data.
+
+Why Ray: an archive of a night's images outgrows one machine, and Ray Data streams a dataset through CPU tasks
+and a pool of (GPU) actors across a cluster with back-pressure, so decoding, alignment and PNG writing scale
+with the cluster's cores while each model stays loaded once per actor. Ray is an optional extra
+(``pip install .[ray]``); only this module imports it, and only when the engine is chosen.
+
+The pipeline (one Ray Data dataset of pair indices, streamed):
+
+1. **prepare** (CPU tasks, one CPU each): read the pair from the SPEC, align it, bring it to the model's input
+   shape (``pipeline.prepare_arrays``: uint8 arrays, a quarter of the float bytes), make the thumbnails;
+2. **model** (an actor pool of ``workers`` actors, ``gpus_per_worker`` GPUs each): a ``Predictor`` loaded
+   once per actor runs consecutive pairs of one input shape as one batch and returns the logits;
+3. **finish** (CPU tasks): probabilities (``pipeline.probabilities``), regions, PNGs, thumbnails
+   (``outputs.finish_pair``), one results row each.
+
+The driver (this process) iterates the rows as they stream in and appends each to the journal, so a killed
+run loses only what was in flight. With no ``--address`` a local Ray is started on this machine with
+``cpus`` CPUs (default: all); with one, the cluster is joined, and every node must read the SPEC's files,
+the checkpoint and RUN at the same paths (shared storage, or fsspec URLs in a manifest).
+
+Pitfall (checked): an actor pool reserving every CPU starves the prepare tasks and hangs; the pool is
+therefore refused unless it leaves at least one CPU of the cluster to the tasks.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+PREPARE_MEMORY = 512 * 2**20  # bytes a prepare task reserves: a worker with torch loaded and a 2048x2048 pair decoded and aligned
+
+
+@functools.lru_cache(maxsize=4)
+def _source(spec: str, cwd: str):
+    """The SPEC's source in a worker process, parsed once per process (relative paths from the driver's cwd)."""
+    from ..data import parse_spec
+
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)  # this worker serves this job only; relative SPEC paths then mean what they meant to the driver
+    return parse_spec(spec)
+
+
+def _prepare(batch: dict, spec: str, cwd: str, size, align: str) -> dict:
+    from ..inference.pipeline import prepare_arrays
+    from .outputs import thumbnails
+
+    source = _source(spec, cwd)
+    payloads = []
+    for i in batch["index"]:
+        i = int(i)
+        try:
+            pair = source[i]
+            hist, cur, out_shape, shape, alignment = prepare_arrays(pair.history, pair.current, size, align)
+            item = {"ok": True, "index": i, "id": pair.name, "hist": hist, "cur": cur, "out_shape": tuple(out_shape),
+                    "shape": tuple(shape), "alignment": replace(alignment, history=None),
+                    "thumbs": thumbnails(pair.history, pair.current)}
+        except UserError as e:
+            item = {"ok": False, "index": i, "error": str(e)}
+        payloads.append(pickle.dumps(item, protocol=5))
+    return {"payload": np.array(payloads, dtype=object)}
+
+
+class _Model:
+    """One model per actor; consecutive pairs of one input shape go through it as one batch."""
+
+    def __init__(self, checkpoint: str, device: str, size, path: str, align: str):
+        from ..inference.predictor import Predictor
+
+        self.predictor = Predictor(checkpoint, device=device, size=size, path=path, align=align)
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        from ..data.images import to_tensor
+
+        items = [pickle.loads(p) for p in batch["payload"]]
+        ok = [it for it in items if it["ok"]]
+        k = 0
+        while k < len(ok):
+            group = [ok[k]]
+            while k + len(group) < len(ok) and ok[k + len(group)]["shape"] == group[0]["shape"]:
+                group.append(ok[k + len(group)])
+            logits = self.predictor.predict_logits(torch.stack([to_tensor(g["hist"]) for g in group]),
+                                                   torch.stack([to_tensor(g["cur"]) for g in group])).float().cpu()
+            for j, g in enumerate(group):
+                g["logits"] = logits[j: j + 1].numpy()
+                del g["hist"], g["cur"]
+            k += len(group)
+        return {"payload": np.array([pickle.dumps(it, protocol=5) for it in items], dtype=object)}
+
+
+def _finish(batch: dict, run: str, threshold: float) -> dict:
+    import json
+
+    import torch
+
+    from ..inference.pipeline import probabilities
+    from .outputs import finish_pair
+
+    rows = []
+    for p in batch["payload"]:
+        it = pickle.loads(p)
+        if not it["ok"]:
+            rows.append(json.dumps({"error": it["error"], "index": it["index"]}))
+            continue
+        prob = probabilities(torch.from_numpy(it["logits"]), [it["out_shape"]], [it["alignment"]])[0]
+        row = finish_pair(Path(run), it["id"], it["index"], prob, it["alignment"], it["thumbs"], threshold)
+        rows.append(json.dumps(row))
+    return {"row": np.array(rows, dtype=object)}
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.data  # noqa: F401
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'ray[data]==2.60.0' (or pip install .[ray]); "
+                        "--engine local needs nothing extra.") from None
+    return ray
+
+
+def _start(ray, address: str | None, cpus: int | None) -> bool:
+    """Connect to Ray; returns True when this call started a local Ray (to be shut down after)."""
+    if ray.is_initialized():
+        return False
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}}
+    where = f"the Ray cluster at '{address}'" if address else "a local Ray"
+    for attempt in (1, 2):  # a local Ray on a loaded machine can miss its 30 s start-up wait once
+        try:
+            if address:
+                ray.init(address=address, runtime_env=env, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cpus or os.cpu_count(), include_dashboard=False, runtime_env=env, log_to_driver=False,
+                         configure_logging=False)
+            return not address
+        except Exception as e:  # Ray raises plain Exception, ConnectionError, RuntimeError, ValueError here
+            if ray.is_initialized():
+                ray.shutdown()
+            if address or attempt == 2:
+                why = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                raise UserError(f"cannot start {where}: {why}") from None
+    return False
+
+
+def run_ray(job, todo: list[int], on_result, on_error) -> str:
+    """Inspect the pairs ``todo`` on Ray; ``on_result(row)`` / ``on_error(index, message)`` run in this thread."""
+    import json
+
+    ray = _import_ray()
+    started = _start(ray, job.address, job.cpus)
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # the driver's tqdm bar counts pairs
+        ctx.print_on_execution_start = False
+        total_cpus = ray.cluster_resources().get("CPU", 0)
+        actor_cpus = job.cpus_per_worker
+        if job.workers < 1:
+            raise UserError(f"--workers (model actors with --engine ray) must be 1 or more, got {job.workers}.")
+        if job.workers * actor_cpus >= total_cpus:
+            raise UserError(f"{job.workers} model actors x {actor_cpus} CPU leave none of the cluster's {total_cpus:g} CPUs to "
+                            "reading and writing (Ray would wait forever): lower --workers or --cpus-per-worker.")
+        batch = job.batch or (16 if job.gpus_per_worker > 0 else 1)
+        blocks = max(1, min(len(todo), len(todo) // 4 or 1))
+        ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
+        # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
+        # that differ from the actors' also keep Ray Data from fusing this CPU stage into the model actors, which it
+        # does otherwise (checked with Ray 2.60): decoding and alignment would then run inside the actors.
+        ds = ds.map_batches(_prepare, batch_size=1, num_cpus=1, memory=PREPARE_MEMORY,
+                            fn_kwargs={"spec": job.spec, "cwd": os.getcwd(), "size": job.size, "align": job.align})
+        ds = ds.map_batches(_Model, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=job.workers),
+                            num_cpus=actor_cpus, num_gpus=job.gpus_per_worker,
+                            fn_constructor_kwargs={"checkpoint": str(job.checkpoint), "device": job.device, "size": job.size,
+                                                   "path": job.path, "align": job.align})
+        ds = ds.map_batches(_finish, batch_size=1, num_cpus=1, fn_kwargs={"run": str(job.run), "threshold": job.threshold})
+        for row in ds.iter_rows():
+            r = json.loads(row["row"])
+            if "error" in r:
+                on_error(r["index"], r["error"])
+            else:
+                on_result(r)
+    finally:
+        if started:
+            ray.shutdown()
+    where = f"cluster {job.address}" if job.address else f"local Ray, {total_cpus:g} CPUs"
+    return (f"ray engine ({where}): {job.workers} model actors x {actor_cpus:g} CPU x {job.gpus_per_worker:g} GPU, "
+            f"batch {batch}")

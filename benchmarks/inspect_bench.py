@@ -1,0 +1,419 @@
+"""``python -m benchmarks inspect``: batch inspection's throughput, local engine against Ray; write benchmarks/INSPECT.md.
+
+On N generated 512x512 pairs (JPEG files, feature-rich textures with a small viewpoint change and an anomaly in
+most, so alignment has real work; cached under .cache/anodfdnet/bench-inspect):
+
+1. the model alone: ``Predictor.predict_logits`` on prepared tensors at the same batch as the engines;
+2. each engine end to end as the user runs it (``python -m anodfdnet inspect`` in a subprocess, alignment auto,
+   masks, heat maps and thumbnails written), sampled every 0.5 s: finished pairs (the journal) and the RSS of the
+   whole process tree (for Ray: driver, raylet, GCS, workers; shared object-store pages are counted in every
+   process that maps them). Rates: over the whole command (start-up included) and steady (from the 10th pair);
+   RSS growth from pair 100 (or a third of the run, if shorter) to the end;
+3. the CPU cost of each per-pair step on one thread (decode, align, resize, finish: regions + PNGs + thumbnails),
+   the bytes read and written per pair and the driver's cost per results row: what a node or a cluster needs;
+4. from those, the on-paper rate of a 10-node x 1-GPU Ray cluster.
+
+Equal workers: both engines get the machine's CPUs (--cpus for Ray) and one model replica (local: the model in
+the main thread plus --workers reader/writer threads; Ray: one model actor and CPU tasks on the other CPUs).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = "Batch inspection: local engine against Ray at equal workers, RSS growth, model-only rate; write benchmarks/INSPECT.md."
+    p.add_argument("--pairs", type=int, default=300, help="generated pairs (default 300; the issue's 2,000 takes ~30 min here)")
+    p.add_argument("--side", type=int, default=512, help="pair size in pixels (default 512)")
+    p.add_argument("--checkpoint", default="effnet-d2")
+    p.add_argument("--engines", default="local,ray", help="comma-separated (default local,ray)")
+    p.add_argument("--workers", type=int, default=2, help="local engine's reader/writer threads (default 2)")
+    p.add_argument("--cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--align", default="auto", help="the engines' --align (default auto)")
+    p.add_argument("--budget-s", type=float, default=None, help="stop each engine after this many seconds (Ctrl-C, as a user "
+                   "would) and rate the pairs it finished; a stopped run is marked as such (default: no limit)")
+    p.add_argument("--from-json", default=None, metavar="inspect.json", help="write the report again from a run's figures")
+    p.add_argument("--note", action="append", default=[], help="a note on the run for the report (repeatable; with --from-json)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "INSPECT.md"))
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def _texture(rng: np.random.Generator, side: int) -> np.ndarray:
+    import cv2
+
+    img = np.zeros((side, side, 3), np.float32)
+    for octave in (4, 16, 64):
+        noise = rng.random((octave, octave, 3)).astype(np.float32)
+        img += cv2.resize(noise, (side, side), interpolation=cv2.INTER_CUBIC) * (64 / octave ** 0.5)
+    img = img / img.max() * 150 + 40
+    for _ in range(int(rng.integers(25, 45))):  # parts: plates, bolts, edges (what ORB finds)
+        colour = tuple(float(c) for c in rng.integers(0, 255, 3))
+        x, y = (int(v) for v in rng.integers(0, side, 2))
+        r = int(rng.integers(side // 60, side // 12))
+        if rng.random() < 0.5:
+            cv2.circle(img, (x, y), r, colour, -1, cv2.LINE_AA)
+        else:
+            cv2.rectangle(img, (x, y), (x + 2 * r, y + r), colour, -1, cv2.LINE_AA)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_pairs(n: int, side: int, seed: int = 0) -> Path:
+    """n pairs as JPEGs in the pairs: layout (history, current = history seen from slightly elsewhere, lighter or
+    darker, with an anomaly in 85 % of pairs); made once and cached."""
+    import cv2
+    from PIL import Image
+
+    folder = CACHE / f"{n}-{side}-{seed}"
+    if (folder / ".done").exists():
+        return folder
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        hist = _texture(rng, side)
+        angle, scale = rng.uniform(-2, 2), rng.uniform(0.98, 1.02)
+        m = cv2.getRotationMatrix2D((side / 2, side / 2), angle, scale)
+        m[:, 2] += rng.uniform(-side * 0.02, side * 0.02, 2)
+        cur = cv2.warpAffine(hist, m, (side, side), borderMode=cv2.BORDER_REFLECT)
+        cur = np.clip(cur.astype(np.float32) * rng.uniform(0.9, 1.1), 0, 255).astype(np.uint8)
+        if rng.random() < 0.85:
+            x, y = (int(v) for v in rng.integers(side // 8, side - side // 8, 2))
+            axes = tuple(int(v) for v in rng.integers(side // 40, side // 12, 2))
+            cv2.ellipse(cur, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, (30, 30, 30), -1, cv2.LINE_AA)
+        d = folder / f"p{i:05d}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(hist).save(d / "hist.jpg", quality=90)
+        Image.fromarray(cur).save(d / "cur.jpg", quality=90)
+    (folder / ".done").write_text("")
+    return folder
+
+
+# --- measurements ---------------------------------------------------------------------------------
+
+
+def model_only(checkpoint: str, folder: Path, batch: int, calls: int = 30, device: str = "cpu") -> dict:
+    import torch
+
+    from anodfdnet.inference.pipeline import prepare_aligned
+    from anodfdnet.predict import Predictor
+
+    p = Predictor(checkpoint, device=device, align="off")
+    sync = torch.cuda.synchronize if p.device.type == "cuda" else (lambda: None)
+    h, c, *_ = prepare_aligned(folder / "p00000" / "hist.jpg", folder / "p00000" / "cur.jpg", p.size)
+    hb, cb = h[None].repeat(batch, 1, 1, 1), c[None].repeat(batch, 1, 1, 1)
+    for _ in range(3):
+        p.predict_logits(hb, cb)
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        p.predict_logits(hb, cb)
+    sync()
+    s = time.perf_counter() - t0
+    return {"pairs_per_s": calls * batch / s, "ms_per_call": s / calls * 1000, "batch": batch, "path": p.runtime.detail,
+            "torch_threads": torch.get_num_threads()}
+
+
+def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
+    """Seconds of CPU (this thread) per pair of each step, and bytes in and out per pair."""
+    import tempfile
+
+    import torch
+
+    from anodfdnet.align import align_pair
+    from anodfdnet.checkpoint import read_info, resolve
+    from anodfdnet.data.images import load_rgb, resize_rgb, to_tensor
+    from anodfdnet.inference.pipeline import model_input_shape, probabilities
+    from anodfdnet.inspect.outputs import finish_pair, make_dirs, thumbnails
+    from anodfdnet.inspect.results import Journal
+
+    info = read_info(resolve(checkpoint))
+    torch.manual_seed(0)
+    t = {"decode": 0.0, "align": 0.0, "resize": 0.0, "finish": 0.0}
+    bytes_in = bytes_out = 0
+    clock = time.thread_time
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp)
+        make_dirs(run)
+        for i in range(n):
+            d = folder / f"p{i:05d}"
+            bytes_in += (d / "hist.jpg").stat().st_size + (d / "cur.jpg").stat().st_size
+            t0 = clock()
+            hist, cur = load_rgb(d / "hist.jpg"), load_rgb(d / "cur.jpg")
+            t1 = clock()
+            a = align_pair(hist, cur, "auto")
+            t2 = clock()
+            shape = model_input_shape(*cur.shape[:2], info.eval_size)
+            hh, cc = to_tensor(resize_rgb(a.history, shape)), to_tensor(resize_rgb(cur, shape))
+            thumbs = thumbnails(hist, cur)
+            t3 = clock()
+            logits = (cc - hh).abs().mean(0, keepdim=True)[None] * 8 - 4  # a map with regions, as the model's would have
+            prob = probabilities(logits, [cur.shape[:2]], [a])[0]
+            row = finish_pair(run, d.name, i, prob, a, thumbs, info.threshold)
+            t4 = clock()
+            for k, v in zip(t, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+                t[k] += v
+        bytes_out = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
+        journal = Journal(run / "journal.jsonl")
+        rows = 2000
+        t0 = time.perf_counter()
+        for k in range(rows):
+            journal.add({**row, "id": f"x{k}", "attempt": 1})
+        journal_s = (time.perf_counter() - t0) / rows
+        journal.close()
+    out = {k: v / n for k, v in t.items()}
+    out.update({"cpu_s_per_pair": sum(out.values()), "bytes_in": bytes_in / n, "bytes_out": bytes_out / n,
+                "journal_s_per_row": journal_s, "pairs": n})
+    return out
+
+
+def _tree_rss(pid: int) -> int:
+    """RSS bytes of pid and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        try:
+            stat = (p / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(p.name))
+    total, todo = 0, [pid]
+    while todo:
+        q = todo.pop()
+        todo.extend(children.get(q, []))
+        try:
+            for line in Path(f"/proc/{q}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def finish_times(run: Path) -> dict:
+    """Rates from the times the pairs' last files were written (RUN/thumbs/*_o.jpg, written last for each pair): the
+    steady rate from the 10th to the last pair, whatever the sampling saw."""
+    times = sorted(f.stat().st_mtime for f in (Path(run) / "thumbs").glob("*_o.jpg"))
+    if len(times) < 12:
+        return {"files_steady_pairs_per_s": None}
+    late = (len(times) - 100) / (times[-1] - times[99]) if len(times) >= 150 else None
+    return {"files_steady_pairs_per_s": (len(times) - 10) / (times[-1] - times[9]), "files_span_s": times[-1] - times[0],
+            "files_first_10_s": times[9] - times[0], "files_from_100_pairs_per_s": late}
+
+
+def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [sys.executable, "-m", "anodfdnet", "inspect", "--data", f"pairs:{folder}", "--out", str(out), "--checkpoint",
+           a.checkpoint, "--device", a.device, "--batch", str(a.batch), "--limit", str(n), "--align", a.align]
+    cmd += ["--workers", str(a.workers)] if engine == "local" else ["--engine", "ray", "--workers", "1"] + (
+        ["--cpus", str(a.cpus)] if a.cpus else []) + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
+    journal = out / "journal.jsonl"
+    samples = []
+    t0 = time.perf_counter()
+    import signal
+    import tempfile
+
+    budget = getattr(a, "budget_s", None)
+    stopped = False
+    with tempfile.TemporaryFile("w+") as log_file:
+        # SIGINT back to its default in the child: a shell's background job ignores it, and a Python started with
+        # it ignored never turns it into KeyboardInterrupt (found when the budget's Ctrl-C did nothing).
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        while proc.poll() is None:
+            done = journal.read_bytes().count(b"\n") if journal.exists() else 0
+            samples.append((time.perf_counter() - t0, done, _tree_rss(proc.pid)))
+            if budget and not stopped and time.perf_counter() - t0 > budget:
+                stopped = True
+                os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the run keeps what it finished
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                break
+            time.sleep(0.5)
+        total = time.perf_counter() - t0
+        log_file.seek(0)
+        log = log_file.read()
+    if proc.returncode != 0 and not stopped:
+        raise RuntimeError(f"{engine} run failed ({proc.returncode}): {log[-2000:]}")
+    done = journal.read_bytes().count(b"\n")
+    first = next(((t, k) for t, k, _ in samples if k >= 10), None)
+    last = next(((t, k) for t, k, _ in reversed(samples) if k >= done), (total, done))
+    steady = (last[1] - first[1]) / (last[0] - first[0]) if first and last[0] > first[0] else None
+    mark = 100 if done > 150 else max(1, done // 3)
+    rss_mark = next((r for _, k, r in samples if k >= mark), None)
+    rss_end = max((r for _, k, r in samples if k >= done - 2), default=None)
+    rss_peak = max(r for _, _, r in samples)
+    timeline = finish_times(out)
+    return {"engine": engine, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
+            "rss_mark_pair": mark, "rss_at_mark_mb": rss_mark / 2**20 if rss_mark else None,
+            "rss_end_mb": rss_end / 2**20 if rss_end else None, "rss_peak_mb": rss_peak / 2**20,
+            "rss_growth_mb": (rss_end - rss_mark) / 2**20 if rss_mark and rss_end else None,
+            "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def cluster_estimate(stages: dict, cores: int = 16, gpu_actor_pairs_s: float = 1000.0, nodes: int = 10) -> dict:
+    cpu_side = cores / stages["cpu_s_per_pair"]  # CPU tasks of one node, every core busy
+    per_node = min(cpu_side, gpu_actor_pairs_s)
+    driver_cap = 1 / stages["journal_s_per_row"]
+    cluster = min(nodes * per_node, driver_cap)
+    return {"cores": cores, "nodes": nodes, "gpu_actor_pairs_s": gpu_actor_pairs_s, "cpu_side_pairs_s": cpu_side,
+            "per_node_pairs_s": per_node, "driver_cap_rows_s": driver_cap, "cluster_pairs_s": cluster,
+            "read_mb_s": cluster * stages["bytes_in"] / 1e6, "write_mb_s": cluster * stages["bytes_out"] / 1e6,
+            "cpu_ms_for_500": cores / 500 * 1000}
+
+
+def _steady(e: dict) -> float | None:
+    return e.get("files_steady_pairs_per_s") or e.get("steady_pairs_per_s")
+
+
+def write_report(path: Path, r: dict) -> None:
+    m, st, est = r.get("model_only"), r.get("stages"), r.get("estimate")
+    lines = ["# Batch inspection: local engine against Ray (`python -m benchmarks inspect`)", "",
+             f"Command: `{r['command']}`", ""]
+    lines += r["header"]
+    lines += [f"- load average (1/5/15 min) at start: {r['load_start']}, at end: {r['load_end']}. **The machine was shared "
+              "with other long jobs while this ran: every figure below is under that load**, and the two engines saw "
+              "whatever load came while each ran (they ran one after the other, not interleaved).",
+              f"- pairs: {r['pairs']} generated {r['side']}x{r['side']} JPEG pairs (feature-rich textures, a small rotation, "
+              "scale and shift between history and current, an anomaly in 85 %). The issue asks for 2,000; on this "
+              f"2-core machine under load that is far more than the ~5 minutes this benchmark may take, so {r['pairs']} were "
+              "asked for" + (f", and each engine was stopped (Ctrl-C, as a user would; finished pairs kept) after "
+                             f"{r['budget_s']:.0f} s and rated on the pairs it finished." if r.get("budget_s") else "."),
+              f"- checkpoint {r['checkpoint']}, alignment auto, batch {r['batch']}, masks, heat maps and thumbnails written.", "",
+              "## End to end", "",
+              "Rates are taken from the times each pair's last file was written (the overlay thumbnail), so they do not depend "
+              "on the 0.5 s sampling; RSS is sampled.", "",
+              "| engine | workers | pairs | seconds (the command's clock: model load or Ray start-up included) | pairs/s overall | pairs/s from pair 10 | pairs/s from pair 100 | "
+              "RSS at pair N, MB | RSS at end, MB | RSS growth, MB | peak RSS, MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in r["engines"]:
+        f = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
+        who = (f"model in the main thread + {r['workers']} reader/writer threads" if e["engine"] == "local"
+               else f"1 model actor (1 CPU) + CPU tasks, local Ray on {r['ray_cpus']} CPUs")
+        wall = e.get("command_s") or e["seconds"]
+        lines.append(f"| {e['engine']} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
+                     f"{f(_steady(e), 2)} | {f(e.get('files_from_100_pairs_per_s'), 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
+                     f"{f(e['rss_end_mb'], 0)} | {f(e['rss_growth_mb'], 0)} | {f(e['rss_peak_mb'], 0)} |")
+    if m:
+        lines += ["", f"Model alone (`Predictor.predict_logits`, {m['path']}, batch {m['batch']}, {m['torch_threads']} torch "
+                  f"threads): **{m['pairs_per_s']:.2f} pairs/s** ({m['ms_per_call']:.0f} ms a call)."]
+    else:
+        lines += ["", "Model alone: not measured in this run (it did not finish before the session's deadline)."]
+    for e in r["engines"]:
+        if _steady(e) and m:
+            lines.append(f"- {e['engine']}: the model-only rate is {m['pairs_per_s'] / _steady(e):.2f}x its steady "
+                         f"end-to-end rate (the issue's target: within 1.5x).")
+    loc = {e["engine"]: e for e in r["engines"]}
+    if "local" in loc and "ray" in loc and _steady(loc["ray"]) and _steady(loc["local"]):
+        ov = _steady(loc["local"]) / _steady(loc["ray"]) - 1
+        ov_all = loc["ray"]["seconds"] / loc["local"]["seconds"] - 1
+        lines.append(f"- Ray's overhead at equal workers: {ov * 100:+.0f} % steady, {ov_all * 100:+.0f} % on the whole command "
+                     "(start-up of the local Ray and its actor included; the issue's target: at most 15 %).")
+    if r.get("notes"):
+        lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
+    lines += _stage_lines(st, est) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
+                                                 "(it did not finish before the session's deadline)."]
+    lines += ["", "## GPU", "",
+              "No GPU was lent to this session. `benchmarks/inspect_gpu.sh` is the prepared check for one GPU machine with 16 cores "
+              "(model-only rate at batch 16, then `inspect --engine local --workers 14 --batch 16` end to end at 512x512 with "
+              "alignment auto, then with `--align off`; Ray too where it is installed): target ≥ 500 pairs/s end to end.", "",
+              "## Not attempted", "",
+              "The issue's item on making effnet-d2 at most 0.5x Unet-cat on the CPU path (ONNX Runtime, int8, torch.compile, a "
+              "fused depthwise path, another encoder cut) was not attempted in this work.", ""]
+    path.write_text("\n".join(lines))
+
+
+def _stage_lines(st: dict, est: dict) -> list[str]:
+    lines = []
+    lines += ["", "## Where a pair's time goes (one thread, CPU seconds per pair)", "",
+              "| decode 2 JPEGs | align (auto) | resize + tensors + thumbnails | finish: regions, mask + heat PNGs, thumbnails | total |",
+              "|---:|---:|---:|---:|---:|",
+              f"| {st['decode'] * 1000:.1f} ms | {st['align'] * 1000:.1f} ms | {st['resize'] * 1000:.1f} ms | {st['finish'] * 1000:.1f} ms | "
+              f"{st['cpu_s_per_pair'] * 1000:.1f} ms |", "",
+              f"Bytes per pair: {st['bytes_in'] / 1e3:.0f} kB read (two JPEGs), {st['bytes_out'] / 1e3:.0f} kB written (mask, heat map, "
+              f"thumbnails). The driver appends a results row in {st['journal_s_per_row'] * 1e6:.0f} µs.", "",
+              "## On paper: a 10-node x 1-GPU Ray cluster", "",
+              f"Per node ({est['cores']} cores, one GPU actor): the CPU tasks (decode, align, write) do at most {est['cores']} / "
+              f"{st['cpu_s_per_pair'] * 1000:.0f} ms = **{est['cpu_side_pairs_s']:.0f} pairs/s** with every core busy (the actor's own "
+              f"core and Ray's overhead not counted); the GPU actor does about {est['gpu_actor_pairs_s']:.0f} pairs/s at 512x512 with "
+              "batches of 16 (an estimate from the issue's H200 figures: effnet-d2 bf16 3.95 ms per 256x256 pair and 8.94 ms per "
+              "1024x1024 pair at batch 1, 13,280 pairs/s model-only for lite-d2 at batch 64; to be measured by "
+              "`benchmarks/inspect_gpu.sh`). So a node gives **"
+              f"{est['per_node_pairs_s']:.0f} pairs/s**, limited by {'the CPU side' if est['cpu_side_pairs_s'] < est['gpu_actor_pairs_s'] else 'the GPU'}, "
+              f"and 10 nodes **{est['cluster_pairs_s']:.0f} pairs/s**.",
+              f"- What limits it: decode + alignment + PNG writing ({st['cpu_s_per_pair'] * 1000:.0f} ms of CPU a pair here) long before "
+              f"the GPU; 500 pairs/s on one 16-core machine needs at most {est['cpu_ms_for_500']:.0f} ms of CPU per pair, "
+              f"{st['cpu_s_per_pair'] * 1000 / est['cpu_ms_for_500']:.1f}x less than measured on this CPU (a 16-core server core is "
+              "faster than this shared one, but not by that much): the ≥ 500 pairs/s target is not reachable with alignment auto and "
+              "PNG heat maps on 16 cores; without alignment (`--align off`) or with the heat maps left out it comes closer.",
+              f"- Network: {est['read_mb_s']:.0f} MB/s read and {est['write_mb_s']:.0f} MB/s written across the cluster at that rate "
+              "(shared storage for RUN, or object storage through fsspec for the inputs): fine for 10 GbE.",
+              f"- The writer: one driver appends every row ({st['journal_s_per_row'] * 1e6:.0f} µs each, a ceiling of "
+              f"{est['driver_cap_rows_s']:.0f} rows/s) and Ray Data streams rows of a few kB back to it: not the limit at 10 nodes."]
+    return lines
+
+
+def main(a) -> int:
+    import torch
+
+    from .timing import load_average, machine_header
+
+    if a.from_json:  # the report again from measured figures (no measuring)
+        r = json.loads(Path(a.from_json).read_text())
+        r["estimate"] = cluster_estimate(r["stages"]) if r.get("stages") else None
+        for e in r["engines"]:
+            run = ROOT / "runs" / f"bench-inspect-{e['engine']}"
+            if "files_steady_pairs_per_s" not in e and run.is_dir():
+                e.update(finish_times(run))
+            said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(e.get("summary", [])))
+            if said and "command_s" not in e:  # the command's own clock (after its imports), from its last line
+                e["command_s"] = float(said.group(2))
+        r["notes"] = r.get("notes", []) + list(a.note)
+        Path(a.from_json).write_text(json.dumps(r, indent=1))
+        write_report(Path(a.out), r)
+        print(f"wrote {a.out} from {a.from_json}")
+        return 0
+    engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    load_start = load_average()
+    folder = make_pairs(a.pairs, a.side)
+    print(f"pairs in {folder}", flush=True)
+    results = []
+    for e in engines:
+        print(f"engine {e} ...", flush=True)
+        results.append(run_engine(e, folder, a.pairs, a, ROOT / "runs" / f"bench-inspect-{e}"))
+        print(json.dumps(results[-1]), flush=True)
+    print("model only ...", flush=True)
+    m = model_only(a.checkpoint, folder, a.batch, device=a.device)
+    print("stage costs ...", flush=True)
+    st = stage_costs(a.checkpoint, folder, n=min(12, a.pairs))
+    r = {"command": "nice -n 15 python -m benchmarks inspect " + " ".join(sys.argv[2:]), "header": machine_header([torch.device("cpu")]),
+         "load_start": load_start, "load_end": load_average(), "pairs": a.pairs, "side": a.side, "checkpoint": a.checkpoint,
+         "batch": a.batch, "workers": a.workers, "ray_cpus": a.cpus or os.cpu_count(), "budget_s": a.budget_s, "engines": results, "model_only": m,
+         "stages": st, "estimate": cluster_estimate(st)}
+    out = Path(a.out)
+    out.with_name("inspect.json").write_text(json.dumps(r, indent=1))  # first: a report that fails loses no figure
+    write_report(out, r)
+    print(f"wrote {out} and {out.with_name('inspect.json')}")
+    return 0
