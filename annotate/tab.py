@@ -23,6 +23,7 @@ list, never paths; thresholds as numbers; images through the upload reader).
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Callable
 
@@ -45,6 +46,7 @@ from .checks import MAX_SIDE, MIN_SIDE
 from .session_log import SessionLog
 from .store import LabelStore
 from .summary import PublicFigures, plural, row_counts
+from .uncertainty import UncertaintyScores
 
 BRUSH_SIZE = 6  # radius in image pixels; the brush-size slider (or the brush menu, or [ and ]) changes it
 MAX_BRUSH_SIZE = 50
@@ -176,6 +178,19 @@ class LabelTab:
         self.__dict__.update(parts)
 
 
+_ranking_lock = threading.Lock()
+QUEUE_ORDERS = ("queue", "uncertain")
+
+
+def queue_order() -> str:
+    """ANODFDNET_QUEUE_ORDER: ``queue`` (the queue's order, the default) or ``uncertain`` (the pairs the app's
+    default model is least sure about first)."""
+    order = (os.environ.get("ANODFDNET_QUEUE_ORDER") or "queue").strip().lower()
+    if order not in QUEUE_ORDERS:
+        raise UserError(f"ANODFDNET_QUEUE_ORDER must be one of {', '.join(QUEUE_ORDERS)}, not {order!r}.")
+    return order
+
+
 def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, hub: HubSync | None = None,
               checkpoints: list[tuple[str, str]] | None = None, predictor: Callable[[str], object] | None = None,
               oauth: bool | None = None, default_model: str | None = None) -> LabelTab:
@@ -201,6 +216,20 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     log = SessionLog()  # what each session was served and saved: "Previous pair" goes back through it
     reviewers = bool(identity.reviewers())
     upload_root = gr.utils.get_upload_folder
+
+    order = queue_order()
+    ranking: list[UncertaintyScores] = []  # with ANODFDNET_QUEUE_ORDER=uncertain: started at the first Next pair
+
+    def uncertainty_scores() -> UncertaintyScores | None:
+        """The default model's uncertainty over the queue, scored in a background thread from the first Next pair."""
+        if order != "uncertain" or not queue.enabled or not references:
+            return None
+        with _ranking_lock:
+            if not ranking:
+                name = default_model if default_model in references else next(iter(references))
+                ranking.append(UncertaintyScores(predictor(references[name])))
+                ranking[0].start(len(queue), queue.pair_at)
+            return ranking[0]
 
     figures = PublicFigures(store, queue, hub)  # what every visitor sees: no gold scores, delayed with gold pairs
 
@@ -363,7 +392,7 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
         except UserError as e:
             raise _error(str(e)) from None
         holder = holder_of(who, request)
-        item = queue.next_for(name, holder, exclude=skipped or [])
+        item = queue.next_for(name, holder, exclude=skipped or [], uncertainty=uncertainty_scores())
         if item is None:
             _, done, total, *_ = figures.progress()
             held = queue.held_elsewhere(holder)

@@ -226,6 +226,11 @@ class _Shared:
     def __init__(self, cache: ModelCache, info: CheckpointInfo):
         self.cache, self.info = cache, info
 
+    @property
+    def threshold(self) -> float:
+        """The checkpoint's calibrated threshold (the uncertainty order of the Label queue centres on it)."""
+        return self.info.threshold
+
     def predict(self, history, current):
         return self.cache.run(self.info, history, current)[0].prob
 

@@ -55,3 +55,61 @@ def test_the_queue_serves_the_least_sure_pairs_first(tmp_path):
     assert served == expected
     plain = LabelQueue(LabelStore(tmp_path / "labels2"), f"pairs:{pairs}", k=1)
     assert [plain.next_for(f"a{j}", f"h{j}").index for j in range(len(queue))] == list(range(len(queue)))
+
+
+def test_the_app_serves_the_least_sure_pairs_first_with_queue_order_uncertain(tmp_path):
+    """ANODFDNET_QUEUE_ORDER=uncertain through app.py over raw HTTP: the Label tab's Next pair serves the pairs
+    the app's default model is least sure about first, in the order computed here from its maps."""
+    import re
+    import uuid
+
+    from conftest import served_app
+    from test_crowd_app import call, config_fn
+
+    pairs = write_tiny_pairs(tmp_path / "queue", n=5, size=48, seed=7)
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    torch.manual_seed(4)
+    model = build_model(ModelConfig.from_preset("lite", 0))
+    with torch.no_grad():
+        model.decoder.head.weight.mul_(300.0)  # an untrained head gives p = 0.5 everywhere; this spreads the maps
+    ckpt = save_checkpoint(ckpts / "only-d0.safetensors", model, {"threshold": 0.5})
+    env = {"ANODFDNET_QUEUE": f"pairs:{pairs}", "ANODFDNET_LABELS_PER_PAIR": "1", "ANODFDNET_QUEUE_ORDER": "uncertain"}
+    with served_app(tmp_path, ckpts, env) as url:
+        # What the queue should serve, computed here from the maps of the app's default model (the shipped
+        # effnet-d2 where it is present, else the one saved above) on the app's own path (its shared cache).
+        from demo import models
+
+        default = models.default_choice(models.available())
+        model_path = models.shared_predictor(str(default.path))
+        queue = LabelQueue(LabelStore(tmp_path / "scratch"), f"pairs:{pairs}", k=1)
+        ranked = sorted((tuple(-v for v in uncertainty(model_path.predict(h, c), default.threshold)), i)
+                        for i, h, c in ((i, *queue.pair_at(i)[1:]) for i in range(len(queue))))
+        expected = [queue.source[i].name for _, i in ranked]
+        assert expected[0] != sorted(expected)[0], "the seed must put another pair than the queue's first first"
+        next_fn = config_fn(url, "load_next")
+
+        def served(session: str) -> str:
+            ok, out = call(url, next_fn, ["annotator " + session[:6], None], session)
+            assert ok, out
+            m = re.search(r"Pair `([^`]+)` loaded", str(out[-1]))
+            assert m, out[-1]
+            return m.group(1)
+
+        first = uuid.uuid4().hex  # its first call starts the scoring; the same session asks again until it is done
+        deadline = time.monotonic() + 120
+        while served(first) != expected[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        got = [served(first)] + [served(uuid.uuid4().hex) for _ in expected[1:]]  # each new session holds one more
+    assert got == expected
+
+
+def test_an_unknown_queue_order_is_refused_by_name(monkeypatch):
+    from anodfdnet.errors import UserError
+    from annotate.tab import queue_order
+
+    monkeypatch.setenv("ANODFDNET_QUEUE_ORDER", "random")
+    with pytest.raises(UserError, match="ANODFDNET_QUEUE_ORDER must be one of queue, uncertain"):
+        queue_order()
+    monkeypatch.delenv("ANODFDNET_QUEUE_ORDER")
+    assert queue_order() == "queue"
