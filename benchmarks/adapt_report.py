@@ -7,8 +7,10 @@ from collections import defaultdict
 from pathlib import Path
 
 COMMAND = ("python -m benchmarks adapt --run --targets levir --k 5 --budgets 10 2 5 --seeds 0 1 2 --work ~/runs/adapt-bench\n"
-           "python -m benchmarks adapt --run --targets tunnel --k 5 --budgets 10 5 --seeds 0 1 2 --work ~/runs/adapt-bench\n"
-           "python -m benchmarks adapt --run --targets tunnel levir --k 1 3 --budgets 5 --seeds 0 1 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --run --targets tunnel --k 5 --budgets 10 5 2 --seeds 0 1 2 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --run --targets levir --k 1 3 --budgets 5 --seeds 0 1 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --run --targets tunnel --k 1 3 10 --budgets 5 --seeds 0 1 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --interpolate levir/default/k5-b10-s0 --alphas 0.7 0.5 0.3 --work ~/runs/adapt-bench\n"
            "python -m benchmarks adapt --work ~/runs/adapt-bench   # this file")
 BASE_COMMAND = ("python -m anodfdnet train --data deeppcb:../shared/data/deeppcb/trainval.txt --data synth:2000 "
                 "--data synth:1000:1:hard --preset effnet --depth 2 --size 128 --crop --batch 4 --threads 1 --workers 0 "
