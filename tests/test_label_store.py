@@ -260,7 +260,7 @@ def test_compact_and_status_commands(tmp_path, capsys, monkeypatch):
     store = LabelStore(labels)
     ids = [store.save(*make_pair(i), "cli", "other").id for i in range(4)]
     assert main(["compact", "--labels", str(labels), "--max-rows", "10"]) == 0
-    assert "merged 4 shards into 1 (4 rows); 4 -> 1 shards, 4 labels" in capsys.readouterr().out
+    assert "merged 4 shards into 1 (4 rows); 4 -> 1 shards, 4 label rows" in capsys.readouterr().out
     assert main(["status", "--labels", str(labels)]) == 0
     out = capsys.readouterr().out
     assert "4 rows in 1 shards" in out and "Hub sync is off" in out and "4 pairs labelled; 4 with k=1 labels" in out
