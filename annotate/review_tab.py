@@ -190,10 +190,11 @@ def build_review_tab(store: LabelStore | None = None, k: int | None = None, oaut
             raise _error(f"Not saved: {e}") from None
         return decide(on_screen, person, "correct", note, mask, anomaly_type)
 
-    next_btn.click(next_pair, [reviewer_tb], outputs, api_visibility="private")
-    accept_btn.click(accept, [reviewer_tb, note_tb, state], outputs, api_visibility="private")
-    reject_btn.click(reject, [reviewer_tb, note_tb, state], outputs, api_visibility="private")
-    correct_btn.click(correct, [reviewer_tb, editor, type_dd, note_tb, state], outputs, api_visibility="private",
-                      preprocess=False)
+    # Progress on the status line, never over the editor (see annotate/tab.py: the overlay can hide the canvas).
+    on_status = {"api_visibility": "private", "show_progress_on": [status_md]}
+    next_btn.click(next_pair, [reviewer_tb], outputs, **on_status)
+    accept_btn.click(accept, [reviewer_tb, note_tb, state], outputs, **on_status)
+    reject_btn.click(reject, [reviewer_tb, note_tb, state], outputs, **on_status)
+    correct_btn.click(correct, [reviewer_tb, editor, type_dd, note_tb, state], outputs, preprocess=False, **on_status)
     return {"next": next_btn, "accept": accept_btn, "reject": reject_btn, "correct": correct_btn, "status": status_md,
             "editor": editor, "queue": queue, "store": store, "adapt": adapt}

@@ -205,6 +205,15 @@ def test_review_tab_at_desktop_width(chromium, review_app):
     first_masks = pairs[h][2]
     assert mask_iou(first_masks[0], first_masks[1]) < 0.5  # lowest agreement first
     check_masks_gallery(page)
+    page.locator("#review-editor").scroll_into_view_if_needed()
+    on_top = page.evaluate("""() => {  // the correction editor's canvas takes the pointer (no overlay left on it)
+        const c = document.querySelector('#review-editor canvas');
+        if (!c) return 'no canvas';
+        const r = c.getBoundingClientRect();
+        const el = document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return el === c ? 'canvas' : (el ? el.tagName + '.' + el.className : 'nothing');
+    }""")
+    assert on_top == "canvas", f"the correction editor's canvas is covered by {on_top}"
     page.screenshot(path=str(ARTIFACTS / "review-1-desktop.png"), full_page=True)
     page.locator("#review-accept").click()
     expect(page.locator("#review-status")).to_contain_text("Accepted")
