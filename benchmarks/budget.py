@@ -134,6 +134,28 @@ def _ms(values: list[float], pct: bool = True) -> str:
     return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
 
 
+
+def train_runs(jobs: list[tuple[Path, list[str]]], parallel: int, poll_s: float = 2.0) -> None:
+    """Run each (run folder, training command) whose folder has no ``DONE`` yet, ``parallel`` at once, each with
+    its output in ``FOLDER/stdout.log``; a run that exits 0 gets ``DONE``, one that fails is named on stderr.
+    The loop the budget, ablation and I2C benchmarks share."""
+    todo = [(out, cmd) for out, cmd in jobs if not (out / "DONE").exists()]
+    running: list[tuple[subprocess.Popen, Path]] = []
+    while todo or running:
+        while todo and len(running) < parallel:
+            out, cmd = todo.pop(0)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "stdout.log", "a") as log:
+                running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO), out))
+        time.sleep(poll_s)
+        for p, out in list(running):
+            if p.poll() is not None:
+                running.remove((p, out))
+                if p.returncode == 0:
+                    (out / "DONE").touch()
+                else:
+                    print(f"{out.name} failed (exit {p.returncode}); see {out / 'stdout.log'}", file=sys.stderr)
+
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.description = __doc__.split("\n\n")[0]
     ap.add_argument("--work", default=str(Path.home() / "runs" / "exp"), help="run folders, METHOD-sSEED (default ~/runs/exp)")
@@ -155,21 +177,8 @@ def main(a: argparse.Namespace) -> int:
     work = Path(a.work).expanduser()
     methods = [m for m in METHODS if a.only is None or m.key in a.only]
     if a.train:
-        todo = [(m, s) for m in methods for s in m.seeds if not (work / f"{m.key}-s{s}" / "DONE").exists()]
-        running: list[tuple[subprocess.Popen, Path]] = []
-        while todo or running:
-            while todo and len(running) < a.parallel:
-                m, s = todo.pop(0)
-                out = work / f"{m.key}-s{s}"
-                out.mkdir(parents=True, exist_ok=True)
-                log = open(out / "stdout.log", "a")
-                running.append((subprocess.Popen(train_command(m, s, work, a.budget_minutes), stdout=log, stderr=subprocess.STDOUT, cwd=REPO), out))
-            time.sleep(5)
-            for p, out in list(running):
-                if p.poll() is not None:
-                    running.remove((p, out))
-                    if p.returncode == 0:
-                        (out / "DONE").touch()
+        train_runs([(work / f"{m.key}-s{s}", train_command(m, s, work, a.budget_minutes)) for m in methods for s in m.seeds],
+                   a.parallel)
     sets = eval_sets(a.eval_limit)
     results: dict[str, dict[int, dict]] = {}
     for m in methods:

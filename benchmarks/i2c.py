@@ -27,13 +27,11 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .budget import REPO, SHARED, BUDGET_MINUTES
+from .budget import BUDGET_MINUTES, REPO, SHARED, train_runs
 
 SHIFTS, ROTATIONS = (0, 4, 8, 16), (0, 2, 5)
 CALIBRATION_PAIRS = 5
@@ -234,24 +232,8 @@ def main(a: argparse.Namespace) -> int:
     os.environ["I2C_WORK"] = str(work)
     methods = [m for m in METHODS if a.only is None or m.key in a.only]
     if a.run:
-        todo = [(m, s) for m in methods for s in a.seeds if not (work / f"{m.key}-s{s}" / "DONE").exists()]
-        running: list[tuple[subprocess.Popen, Path]] = []
-        while todo or running:
-            while todo and len(running) < a.parallel:
-                m, s = todo.pop(0)
-                out = work / f"{m.key}-s{s}"
-                out.mkdir(parents=True, exist_ok=True)
-                log = open(out / "stdout.log", "a")
-                running.append((subprocess.Popen(train_command(m, s, work, a.budget_minutes, a.val_limit), stdout=log,
-                                                 stderr=subprocess.STDOUT, cwd=REPO), out))
-            time.sleep(2)
-            for p, out in list(running):
-                if p.poll() is not None:
-                    running.remove((p, out))
-                    if p.returncode == 0:
-                        (out / "DONE").touch()
-                    else:
-                        print(f"{out.name} failed (exit {p.returncode}); see {out / 'stdout.log'}", file=sys.stderr)
+        train_runs([(work / f"{m.key}-s{s}", train_command(m, s, work, a.budget_minutes, a.val_limit))
+                    for m in methods for s in a.seeds], a.parallel)
     sets = eval_sets(a.shifts, [int(r) if float(r).is_integer() else r for r in a.rotations])
     results: dict[str, dict[int, dict]] = {}
     for m in methods:

@@ -102,3 +102,21 @@ def test_mean_std_cells_and_targets_follow_the_numbers():
     summary["table1"]["synth-hard"]["anodfdnet-lite-d2"] = tables.aggregate(records, "anodfdnet-lite-d2", "synth-hard", [0, 1, 2])
     assert tables.targets(summary, table1, table3, sets)[1]["status"] == "n/a"
     assert [t["status"] for t in tables.targets(summary, table1, table3, sets[1:])][0] == "n/a"  # DeepPCB not evaluated
+
+
+def test_train_runs_runs_each_missing_run_once_and_marks_only_the_successful(tmp_path, capsys):
+    """The training loop the budget and I2C benchmarks share: a run folder with DONE is skipped, a run that exits
+    0 gets DONE and its output in stdout.log, a failing one is named and gets no DONE."""
+    import sys
+
+    from benchmarks.budget import train_runs
+
+    ok, bad, done = tmp_path / "ok-s0", tmp_path / "bad-s0", tmp_path / "done-s0"
+    done.mkdir()
+    (done / "DONE").touch()
+    py = sys.executable
+    train_runs([(ok, [py, "-c", "print('trained')"]), (bad, [py, "-c", "raise SystemExit(3)"]),
+                (done, [py, "-c", "open('ran', 'w')"])], parallel=2, poll_s=0.05)
+    assert (ok / "DONE").exists() and (ok / "stdout.log").read_text().strip() == "trained"
+    assert not (bad / "DONE").exists() and "bad-s0 failed (exit 3)" in capsys.readouterr().err
+    assert not (done / "stdout.log").exists()
