@@ -61,7 +61,15 @@ class CheckpointInfo:
     def model_summary(self) -> str:
         """The bottleneck, depth and objective in words, e.g. "Transformer depth 2", "I2Correlation depth 2, unsupervised"."""
         kind = "I2Correlation" if self.bottleneck == "i2c" else "Transformer"
-        return f"{kind} depth {self.config.depth}" + (", unsupervised" if self.objective == "normal" else "")
+        return (f"{kind} depth {self.config.depth}" + (", unsupervised" if self.objective == "normal" else "")
+                + (", routed by domain" if self.routing else ""))
+
+    @property
+    def routing(self) -> dict | None:
+        """Where the checkpoint is a domain-routed pair of heads (``models/routed.py``, written by ``adapt``):
+        ``{"references": R, "dim": C, ...}``; None for a single model."""
+        r = self.meta.get("routing")
+        return r if isinstance(r, dict) and isinstance(r.get("references"), int) and isinstance(r.get("dim"), int) else None
 
     @property
     def val_f1(self) -> float | None:
@@ -149,7 +157,16 @@ def load_checkpoint(ref: str | Path, device: str | torch.device = "cpu") -> tupl
     """Build the model a checkpoint describes and load its weights; returns (model in eval mode, info)."""
     info = read_info(resolve(ref))
     model = build_model(info.config)
-    model.load_state_dict(load_file(str(info.path)))
+    if info.routing:  # two heads on one encoder, routed by domain
+        from .models.routed import RoutedModel
+
+        r = info.routing
+        model = RoutedModel(model, build_model(info.config), torch.zeros(r["references"], r["dim"]),
+                            torch.zeros(r["references"], dtype=torch.bool))
+    try:
+        model.load_state_dict(load_file(str(info.path)))
+    except RuntimeError as e:
+        raise UserError(f"'{info.path}' does not hold the tensors its config describes ({str(e).splitlines()[0]}).") from None
     return model.to(device).eval(), info
 
 

@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "old domains ('generic') on N training pairs of each that replay did not use (0: keep the old one; default 20)")
         r.add_argument("--check-old", type=int, default=20, metavar="N", help="report forgetting: F1 before and after on the first N "
                        "validation pairs of each old domain the checkpoint trained on that can be read here (0: skip; default 20)")
+        r.add_argument("--no-route", dest="route", action="store_false", help="serve the adapted model for every pair; by default "
+                       "the served checkpoint routes each pair by its look: the adapted head for pairs like the labelled ones, the old "
+                       "head (unchanged) for pairs like the old domains' (benchmarks/ADAPT.md measures both)")
         r.add_argument("--align", choices=MODES, default="auto", help="alignment when held-out pairs are predicted, as predict "
                        "and the app do (default auto)")
         r.add_argument("--domain", default=None, help="name the domain's threshold is recorded under (default: the labels' folder name)")
@@ -315,7 +318,7 @@ def cmd_adapt(a) -> int:
     if a.command == "retrain":
         print("note: retrain is now adapt (the same command and options).", file=sys.stderr)
     adapt(AdaptConfig(labels=a.labels, out=a.out, init=a.init, budget_minutes=a.budget_minutes, steps=a.steps, folds=a.folds,
-                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs, check_old=a.check_old,
+                      size=a.size, lr=a.lr, encoder_lr=a.encoder_lr, frozen_norm=a.frozen_norm, replay_share=a.replay_share, replay_pairs=a.replay_pairs, check_old=a.check_old, route=a.route,
                       final_share=a.final_share, calibrate_old=a.calibrate_old,
                       align=a.align, labels_policy=a.labels_policy, min_agreement=a.min_agreement,
                       labels_per_pair=a.labels_per_pair, domain=a.domain, name=a.name, force=a.force, device=a.device,

@@ -210,6 +210,54 @@ def interpolate(work: Path, run: str, alphas: list[float], tg: dict[str, Target]
               + ", ".join(f"{s.split('/')[-1]} {100 * v['f1']:.1f}" for s, v in row["old"].items()), flush=True)
 
 
+def route(work: Path, run: str, tg: dict[str, Target]) -> dict:
+    """The routed checkpoint ``adapt`` now serves, built after the fact from a finished run folder
+    (``target/variant/kK-bB-sS``): its adapted model and the old checkpoint behind one encoder, references from
+    the run's labelled pairs and the old domains' calibration pairs (as ``adapt`` draws them), evaluated like a
+    run: the test pairs, the old domains (first 60 validation pairs) at the adapted threshold, and the share of
+    each set routed to the head it belongs to. One row per run in ``WORK/routed.jsonl``."""
+    import re
+
+    from anodfdnet.adaptation.replay import calibration_pool
+    from anodfdnet.adaptation.routing import routed_model, routing_accuracy
+    from anodfdnet.checkpoint import read_info, resolve, save_checkpoint
+    from anodfdnet.data import Subset, parse_spec
+    from anodfdnet.errors import UserError
+
+    m = re.fullmatch(r"(tunnel|levir)/([\w.-]+)/k(\d+)-b([\d.]+)-s(\d+)", run.strip("/"))
+    folder = work / run
+    if m is None or not (folder / "adapted.safetensors").is_file():
+        raise UserError(f"--route '{run}': expected a finished run folder TARGET/VARIANT/kK-bB-sS under {work}.")
+    t, k, seed = tg[m.group(1)], int(m.group(3)), int(m.group(5))
+    pool = parse_spec(t.pool)
+    labelled, test_idx = picks(t, len(pool), k, seed)
+    spec = f"{t.pool}#pick(k={k},seed={seed})"
+    test = Subset(pool, test_idx, f"{t.pool}#test(seed={seed})") if test_idx is not None else parse_spec(t.test)
+    adapted = folder / "adapted.safetensors"
+    info, base = read_info(adapted), read_info(resolve(t.base))
+    calibration = calibration_pool(list(base.meta.get("data", [])), 20, 128, seed, {spec})
+    routed = routed_model(adapted, resolve(t.base), Subset(pool, labelled, spec), range(k), calibration, info.threshold,
+                          base.threshold, "auto")
+    path = save_checkpoint(folder / "routed.safetensors", routed, {
+        **info.meta, "routing": {"references": int(routed.references.shape[0]), "dim": int(routed.references.shape[1])}})
+    size = info.eval_size
+    row = {"run": run, "target": t.name, "k": k, "budget": float(m.group(4)), "seed": seed, "variant": m.group(2),
+           "references": {"target": k, "old": len(calibration)},
+           "test": _at(_metrics(path, test)[0], info.threshold),
+           "test_routed_to_target": routing_accuracy(routed, test, range(len(test)), True, "auto", size), "old": {}}
+    for spec_old in t.old:
+        src = parse_spec(spec_old)
+        n = min(60, len(src))
+        row["old"][spec_old] = {**_at(_metrics(path, src, limit=60)[0], info.threshold),
+                                "routed_to_old": routing_accuracy(routed, src, range(n), False, "auto", size)}
+    with open(work / "routed.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print(f"{run} routed: test F1 {100 * row['test']['f1']:.1f} ({100 * row['test_routed_to_target']:.0f} % to the adapted head); old "
+          + ", ".join(f"{s.split('/')[-1]} {100 * v['f1']:.1f} ({100 * v['routed_to_old']:.0f} % to the old head)"
+                      for s, v in row["old"].items()), flush=True)
+    return row
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="store_true", help="run the adaptations that are missing (else only write the report)")
     p.add_argument("--targets", nargs="+", default=["tunnel", "levir"], choices=["tunnel", "levir"])
@@ -225,6 +273,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interpolate", metavar="RUN", help="a run folder under --work (TARGET/VARIANT/kK-bB-sS): its adapted "
                    "weights interpolated toward the old checkpoint's at each --alphas (WiSE-FT), evaluated like a run")
     p.add_argument("--alphas", nargs="+", type=float, default=[1.0, 0.5, 0.3], help="weights of the adapted model")
+    p.add_argument("--route", nargs="+", metavar="RUN", help="run folders under --work (TARGET/VARIANT/kK-bB-sS) made before "
+                   "adapt routed by domain: each one's routed checkpoint, evaluated like a run (WORK/routed.jsonl)")
     p.add_argument("--design-work", default=str(Path.home() / "runs" / "adapt-design"),
                    help="the design ablation's work folder (run with --variants and --base-tunnel set to the early snapshot)")
     p.add_argument("--design-base", default="generic-notunnel-d2, step 2,400", help="what the design runs started from")
@@ -238,6 +288,8 @@ def main(args) -> int:
     tg = targets(args.base_tunnel)
     if args.interpolate:
         interpolate(work, args.interpolate, args.alphas, tg)
+    for run in args.route or []:
+        route(work, run, tg)
     if args.run:
         if "tunnel" in args.targets and not Path(args.base_tunnel).expanduser().is_file():
             raise UserError(f"--base-tunnel '{args.base_tunnel}' is not a file: train it first (the command is in ADAPT.md).")
@@ -252,7 +304,8 @@ def main(args) -> int:
         design = ([json.loads(line) for line in (d / "results.jsonl").read_text().splitlines()],
                   json.loads((d / "baselines.json").read_text()), args.design_base)
     interp = [json.loads(line) for line in (work / "interpolate.jsonl").read_text().splitlines()] if (work / "interpolate.jsonl").exists() else []
-    write_report(results, base_figs, Path(args.out), args.base_tunnel, design, interp)
+    routed = [json.loads(line) for line in (work / "routed.jsonl").read_text().splitlines()] if (work / "routed.jsonl").exists() else []
+    write_report(results, base_figs, Path(args.out), args.base_tunnel, design, interp, routed)
     return 0
 
 

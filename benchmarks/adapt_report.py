@@ -11,6 +11,8 @@ COMMAND = ("python -m benchmarks adapt --run --targets levir --k 5 --budgets 10 
            "python -m benchmarks adapt --run --targets levir --k 1 3 --budgets 5 --seeds 0 1 --work ~/runs/adapt-bench\n"
            "python -m benchmarks adapt --run --targets tunnel --k 1 3 10 --budgets 5 --seeds 0 1 --work ~/runs/adapt-bench\n"
            "python -m benchmarks adapt --interpolate levir/default/k5-b10-s0 --alphas 0.7 0.5 0.3 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --run --targets levir --k 5 --budgets 5 --seeds 0 --variants replay-0.5 frozen-norm --jobs 2 --work ~/runs/adapt-bench\n"
+           "python -m benchmarks adapt --route levir/default/k5-b10-s0 tunnel/default/k5-b10-s0 levir/default/k5-b10-s1 tunnel/default/k5-b10-s1 levir/default/k5-b10-s2 tunnel/default/k5-b10-s2 --work ~/runs/adapt-bench\n"
            "python -m benchmarks adapt --work ~/runs/adapt-bench   # this file")
 BASE_COMMAND = ("python -m anodfdnet train --data deeppcb:../shared/data/deeppcb/trainval.txt --data synth:2000 "
                 "--data synth:1000:1:hard --preset effnet --depth 2 --size 128 --crop --batch 4 --threads 1 --workers 0 "
@@ -169,8 +171,52 @@ def interpolation_section(rows: list[dict], base_figs: dict) -> list[str]:
     return lines
 
 
+def routing_section(rows: list[dict], base_figs: dict) -> list[str]:
+    """The routed checkpoint ``adapt`` serves by default (``adapt.route``): per run, the target and every old
+    domain at the adapted threshold, against the unadapted model, and how many pairs went to the right head."""
+    if not rows:
+        return []
+    old_sets = sorted({s for r in rows for s in r["old"]})
+    lines = ["## Routing by domain (what `adapt` serves by default)", "",
+             "The adapted head and the old one behind the one frozen encoder; each pair goes to the head of its nearest "
+             "reference (the k labelled pairs; 20 training pairs of each old domain that replay did not use), the old "
+             "head's logits shifted so the adapted threshold cuts where the old one did (`anodfdnet/models/routed.py`). "
+             "Built from the finished k = 5, 10-minute runs above (the same weights: routing costs no training), evaluated "
+             "at the adapted threshold. Command: `python -m benchmarks adapt --route RUN ...`. In brackets: the change "
+             "against the unadapted model; *to head*: share of the set's pairs routed to the head it belongs to.", "",
+             "| run | target F1 | to head | " + " | ".join(f"{_short(s)} | to head" for s in old_sets) + " |",
+             "|---|---:|---:|" + "---:|---:|" * len(old_sets)]
+    changes = defaultdict(list)
+    gains = defaultdict(list)
+    for r in sorted(rows, key=lambda r: r["run"]):
+        b = _base_test(base_figs, r["target"], r["seed"])
+        cells = [f"{100 * r['test']['f1']:.1f}" + (f" ({100 * (r['test']['f1'] - b):+.1f})" if b is not None else ""),
+                 f"{100 * r['test_routed_to_target']:.0f} %"]
+        if b is not None:
+            gains[r["target"]].append(r["test"]["f1"] - b)
+        for s in old_sets:
+            v = r["old"].get(s)
+            bo = base_figs.get(r["target"], {}).get("old", {}).get(s, {}).get("f1")
+            if v is None:
+                cells += ["–", "–"]
+                continue
+            if bo is not None:
+                changes[r["target"]].append(v["f1"] - bo)
+            cells += [f"{100 * v['f1']:.1f}" + (f" ({100 * (v['f1'] - bo):+.1f})" if bo is not None else ""),
+                      f"{100 * v['routed_to_old']:.0f} %"]
+        lines.append(f"| {r['run']} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for target in sorted(gains):
+        worst = min(changes[target]) if changes[target] else None
+        lines.append(f"- {target}: target gain {100 * statistics.fmean(gains[target]):+.1f} points (mean of "
+                     f"{len(gains[target])} runs); worst old-domain change "
+                     + (f"{100 * worst:+.1f} points ({'met' if worst >= -0.02 else 'missed'}: >= -2)" if worst is not None else "–"))
+    lines.append("")
+    return lines
+
+
 def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str, design: tuple | None = None,
-                 interp: list[dict] | None = None) -> None:
+                 interp: list[dict] | None = None, routed: list[dict] | None = None) -> None:
     lines = ["# Adaptation to an unseen domain (`python -m anodfdnet adapt`)", "",
              "Written by `python -m benchmarks adapt` (`benchmarks/adapt.py` says what each figure is). Commands:", "",
              "```", COMMAND, "```", "",
@@ -181,6 +227,7 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
              "the old weights at a threshold fitted to the labels, or the old checkpoint unchanged). Budgets are CPU minutes "
              "for the whole `adapt` (its folds and the final run), one thread.", ""]
     lines += targets_section(results, base_figs)
+    lines += routing_section(routed or [], base_figs)
     by = defaultdict(list)
     for r in results:
         by[(r["target"], r["variant"])].append(r)
@@ -249,5 +296,5 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
     lines += HISTORY.splitlines()
     out.write_text("\n".join(lines).rstrip() + "\n")
     out.with_name("adapt.json").write_text(json.dumps({"results": results, "baselines": base_figs, "summary": summary,
-                                                        "base_tunnel": base_tunnel}, indent=1) + "\n")
+                                                        "routed": routed or [], "base_tunnel": base_tunnel}, indent=1) + "\n")
     print(f"wrote {out} ({len(results)} runs)")

@@ -199,6 +199,25 @@ def test_adapted_checkpoints_carry_their_domain_threshold_and_the_old_ones(tmp_p
     old = report["old_domains"]["synth:20"]  # forgetting, on the old domain's validation side
     assert old["pairs"] == len(parse_spec("synth:20@val")) and 0.0 <= old["before"] <= 1.0 and 0.0 <= old["adapted"] <= 1.0
     assert old["refit_threshold"] == refit and old["threshold"] == 0.3
+    # the routed checkpoint: both heads behind the one frozen encoder, one threshold for both
+    routed = read_info(tmp_path / "run" / "routed.safetensors")
+    assert report["routed"] == str(routed.path) and routed.routing["target_references"] == 4
+    assert routed.routing["old_references"] == len(cal) and routed.threshold == adapted.threshold
+    assert routed.meta["domain_thresholds"] == {"generic": adapted.threshold, "site-b": adapted.threshold}
+    assert "routed" in old and 0.0 <= old["routed_to_old"] <= 1.0
+    if report["choice"] == "adapted":
+        assert report["best"] and read_info(report["best"]).routing
+    model, _ = load_checkpoint(routed.path)
+    base_model, _ = load_checkpoint(init)
+    pair = parse_spec("synth:20@val")[0]
+    from anodfdnet.inference.pipeline import prepare_pair
+
+    h, c, _, _ = prepare_pair(pair.history, pair.current, 64, "off")
+    with torch.inference_mode():
+        got = model(h[None], c[None])
+        as_old = base_model(h[None], c[None]) + model.base_shift
+        as_adapted = model.adapted(h[None], c[None])
+    assert torch.allclose(got, as_old, atol=1e-5) or torch.allclose(got, as_adapted, atol=1e-5)
     only_threshold = read_info(tmp_path / "run" / "threshold.safetensors")
     a, b = load_checkpoint(init)[0].state_dict(), load_checkpoint(only_threshold.path)[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)  # the threshold-only candidate keeps the weights

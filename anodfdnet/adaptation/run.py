@@ -44,6 +44,7 @@ from ..metrics import PixelMetrics
 from ..train import TrainConfig, train
 from .choice import CANDIDATES, MIN_GAIN, HeldOut, choose, cross_fitted, fitted_threshold, pooled
 from .replay import Mixture, calibration_pool, old_domains, replay_pool
+from .routing import routed_model, routing_accuracy
 from .targets import labelled_pairs, make_folds, subset, target_spec
 
 STEPS_PER_EPOCH = 50  # steps between the saves a run resumes from
@@ -68,6 +69,7 @@ class AdaptConfig:
     final_share: float = 0.5  # of the budget, for the final run when there are folds (the folds share the rest)
     calibrate_old: int = 20  # training pairs of each old domain, unused by replay, that refit the generic threshold (0: keep it)
     check_old: int = 20  # validation pairs of each old domain on which forgetting is reported (0: none)
+    route: bool = True  # serve the adapted head only for pairs like the labelled ones, the old head otherwise (routing.py)
     align: str = "auto"  # alignment when the held-out pairs are predicted (as served)
     labels_policy: str = "latest"
     min_agreement: float | None = None
@@ -120,9 +122,11 @@ def _train_run(cfg: AdaptConfig, init_path: Path, source, indices: list[int], re
     return train(tcfg, sources=(mix, {}))
 
 
-def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dict, device, align: str) -> dict:
+def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dict, device, align: str,
+                routed=None) -> dict:
     """F1 of the old model at the old threshold and of the adapted one at its refitted ``generic`` threshold
-    (and at the old one) on each old domain's validation pairs."""
+    (and at the old one) on each old domain's validation pairs; with ``routed`` (path, threshold), the routed
+    checkpoint's F1 at its threshold and the share of these pairs it sent to the old head."""
     out = {}
     for spec, src in sets.items():
         before = pooled(list(_per_pair(before_ref, src, range(len(src)), "checkpoint", device, align).values()))
@@ -130,6 +134,11 @@ def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dic
         out[spec] = {"before": before.at(threshold)["f1"], "adapted": after.at(refit)["f1"],
                      "adapted_at_old_threshold": after.at(threshold)["f1"], "pairs": len(src), "threshold": threshold,
                      "refit_threshold": refit}
+        if routed is not None:
+            path, t = routed
+            model, info = load_checkpoint(path, device)
+            out[spec]["routed"] = pooled(list(_per_pair(path, src, range(len(src)), "checkpoint", device, align).values())).at(t)["f1"]
+            out[spec]["routed_to_old"] = routing_accuracy(model, src, range(len(src)), False, align, info.eval_size)
     return out
 
 
@@ -224,8 +233,23 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
         say(f"refitting the old domains' threshold on {len(calibration)} of their training pairs not replayed")
         t_generic = fitted_threshold(list(_per_pair(final, calibration, range(len(calibration)), "checkpoint", device,
                                                     cfg.align).values()))
+    routed_path, routing = None, None
+    if cfg.route:
+        try:
+            routed = routed_model(final, init_path, source, range(n), calibration, t_adapted, base.threshold, cfg.align)
+            routing = {"references": int(routed.references.shape[0]), "dim": int(routed.references.shape[1]),
+                       "target_references": n, "old_references": int(routed.references.shape[0]) - n,
+                       "base_shift": round(float(routed.base_shift), 4), "old_threshold": base.threshold,
+                       "target_routed_right": (routing_accuracy(routed, source, range(n), True, cfg.align,
+                                                                read_info(final).eval_size, leave_one_out=True) if n > 1 else None)}
+            routed_path = save_checkpoint(out / "routed.safetensors", routed, {**read_info(final).meta, "routing": routing})
+            say(f"routing: the adapted head for pairs like the {n} labelled one(s), the old head for pairs like "
+                f"{routing['old_references']} of the old domains' (each labelled pair, left out, goes to the adapted head: "
+                + (f"{100 * routing['target_routed_right']:.0f} %)" if routing["target_routed_right"] is not None else "not checked with 1 pair)"))
+        except UserError as e:
+            say(f"routing: not built: {e}")
     forgetting = _forgetting(init_path, final, base.threshold, t_generic, old_domains(old_specs, cfg.check_old, {spec}),
-                             device, cfg.align)
+                             device, cfg.align, routed=(routed_path, t_adapted) if routed_path else None)
     summary = {"domain": domain, "from": str(cfg.init), "labels": cfg.labels, "labels_spec": spec,
                "labels_policy": getattr(raw, "policy", None), "pairs": n,
                "folds": len(folds), "choice": choice, "heldout": {k: v.as_dict() for k, v in results.items()},
@@ -240,12 +264,17 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
                           {**common, "threshold": t_adapted,
                            "domain_thresholds": {**thresholds, "generic": t_generic, domain: t_adapted},
                            "val_metrics": heldout_metrics("adapted", t_adapted), "candidate": "adapted"})
+    if routed_path is not None:  # one threshold for both heads: the old head's logits are shifted to it
+        routed_path = _write(routed_path, routed_path, {
+            **common, "threshold": t_adapted, "routing": routing,
+            "domain_thresholds": {**thresholds, "generic": t_adapted, domain: t_adapted},
+            "val_metrics": heldout_metrics("adapted", t_adapted), "candidate": "adapted, routed by domain"})
     threshold_path = None
     if folds:
         threshold_path = _write(init_path, out / "threshold.safetensors",
                                 {**common, "threshold": t_domain, "domain_thresholds": {**thresholds, domain: t_domain},
                                  "val_metrics": heldout_metrics("threshold", t_domain), "candidate": "threshold"})
-    chosen_path = {"adapted": adapted_path, "threshold": threshold_path}.get(choice)
+    chosen_path = {"adapted": routed_path or adapted_path, "threshold": threshold_path}.get(choice)
     best = out / "best.safetensors"
     if chosen_path is not None:
         shutil.copyfile(chosen_path, best)
@@ -267,6 +296,7 @@ def adapt(cfg: AdaptConfig, source=None) -> dict:
               "label_policies": {p: sel.as_dict() for p, sel in selections.items()}, "budget_cpu_minutes": cfg.budget_minutes, "runs": runs, "replay": notes,
               "cpu_minutes": round((time.process_time() - cpu0) / 60, 2), "wall_minutes": round((time.perf_counter() - wall0) / 60, 2),
               "adapted": str(adapted_path), "threshold_only": str(threshold_path) if threshold_path else None,
+              "routed": str(routed_path) if routed_path else None, "routing": routing,
               "best": str(best) if chosen_path is not None else None, "installed": str(served) if served else None,
               "config": {k: v for k, v in asdict(cfg).items() if k not in ("progress", "extra_meta")}}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -295,7 +325,9 @@ def describe(report: dict, base_name: str) -> str:
                      f"@ {t['generic_adapted']:.2f} (its refitted 'generic' threshold; at the old one in brackets):")
         for spec, f in report["old_domains"].items():
             lines.append(f"  {spec}: {100 * f['before']:.1f} % -> {100 * f['adapted']:.1f} % "
-                         f"({100 * f['adapted_at_old_threshold']:.1f} %; {f['pairs']} pairs)")
+                         f"({100 * f['adapted_at_old_threshold']:.1f} %; {f['pairs']} pairs)"
+                         + (f"; routed {100 * f['routed']:.1f} % ({100 * f['routed_to_old']:.0f} % of the pairs to the old head)"
+                            if "routed" in f else ""))
     choice = report["choice"]
     if not held:
         lines.append(f"1 labelled pair: nothing to hold out, so nothing shows the adapted model is better; {base_name} stays the "

@@ -140,6 +140,9 @@ def export_onnx(checkpoint: str | Path, out: str | Path | None = None, check: bo
         raise UserError(f"exporting to ONNX needs the onnx, onnxscript and onnxruntime packages ({e.name} is missing): "
                         f"pip install onnx onnxscript onnxruntime") from None
     model, info = load_checkpoint(checkpoint, torch.device("cpu"))
+    if info.routing:
+        raise UserError(f"'{info.path}' routes each pair to one of two heads (an adapted checkpoint), which ONNX cannot express: "
+                        "serve it with the PyTorch paths, or export the unrouted adapted.safetensors of its run folder.")
     model.eval()
     if out is None:
         out = sidecar_path(checkpoint) if _may_write_beside(checkpoint) else cache_path(checkpoint)

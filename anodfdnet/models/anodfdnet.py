@@ -161,10 +161,14 @@ class AnoDFDNet(nn.Module):
     def forward(self, history: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
         """history, current: B x 3 x H x W in [-1, 1], H and W multiples of 16. Returns B x 1 x H x W logits."""
         check_input(history, current)
-        b = history.shape[0]
         # One encoder pass over both images: shared weights and shared BatchNorm statistics, so the
         # network is exactly symmetric in its two inputs in training as well as in evaluation.
-        taps = self.encoder(torch.cat([history, current], 0))
+        return self.head(self.encoder(torch.cat([history, current], 0)), history.shape[-2:])
+
+    def head(self, taps: list[torch.Tensor], size) -> torch.Tensor:
+        """Everything after the encoder: ``taps`` of the histories then the currents (2B items each), ``size``
+        the input's H x W. Returns B x 1 x H x W logits (``models/routed.py`` runs two heads on one encoding)."""
+        b = taps[0].shape[0] // 2
         d1, d_el, d2, d3, d4, d5 = (torch.abs(t[b:] - t[:b]) for t in taps)
         if self.i2c is None:
             x = self.transformer(d5) if self.transformer is not None else d5
@@ -173,7 +177,7 @@ class AnoDFDNet(nn.Module):
         out = self.i2c(taps[-1][:b], taps[-1][b:], d5)
         self.i2c_out = out if self.training else None
         if self.config.objective == "normal":  # the anomaly map is the discrepancy score
-            return self.i2c.score_logits(out.score, *d5.shape[-2:], history.shape[-2:])
+            return self.i2c.score_logits(out.score, *d5.shape[-2:], size)
         return self.decoder(out.features, d1, d_el, d2, d3, d4, maps=out.maps)
 
 
