@@ -160,9 +160,11 @@ def load_checkpoint(ref: str | Path, device: str | torch.device = "cpu") -> tupl
     if info.routing:  # two heads on one encoder, routed by domain
         from .models.routed import RoutedModel
 
-        r = info.routing
-        model = RoutedModel(model, build_model(info.config), torch.zeros(r["references"], r["dim"]),
-                            torch.zeros(r["references"], dtype=torch.bool))
+        with safe_open(str(info.path), framework="pt") as f:  # the shape the file holds, not what its metadata claims
+            shape = f.get_slice("references").get_shape() if "references" in f.keys() else None
+        if not shape or len(shape) != 2:
+            raise UserError(f"'{info.path}' says it is routed but holds no references.")
+        model = RoutedModel(model, build_model(info.config), torch.zeros(*shape), torch.zeros(shape[0], dtype=torch.bool))
     try:
         model.load_state_dict(load_file(str(info.path)))
     except RuntimeError as e:

@@ -168,24 +168,31 @@ def baselines(t: Target, seeds: list[int]) -> dict:
     return out
 
 
-def interpolate(work: Path, run: str, alphas: list[float], tg: dict[str, Target]) -> None:
-    """WiSE-FT rows for one run folder (``target/variant/kK-bB-sS``): see the module's docstring."""
+def _finished_run(work: Path, run: str, tg: dict[str, Target], option: str):
+    """(folder, target, k, budget, seed, variant, pool, labelled indices, test source) of a finished run folder
+    ``TARGET/VARIANT/kK-bB-sS`` under ``work``; a UserError naming ``option`` otherwise."""
     import re
 
-    import torch
-
-    from anodfdnet.checkpoint import load_checkpoint, read_info
     from anodfdnet.data import Subset, parse_spec
     from anodfdnet.errors import UserError
 
     m = re.fullmatch(r"(tunnel|levir)/([\w.-]+)/k(\d+)-b([\d.]+)-s(\d+)", run.strip("/"))
     folder = work / run
     if m is None or not (folder / "adapted.safetensors").is_file():
-        raise UserError(f"--interpolate '{run}': expected a finished run folder TARGET/VARIANT/kK-bB-sS under {work}.")
+        raise UserError(f"{option} '{run}': expected a finished run folder TARGET/VARIANT/kK-bB-sS under {work}.")
     t, k, seed = tg[m.group(1)], int(m.group(3)), int(m.group(5))
     pool = parse_spec(t.pool)
-    test_idx = picks(t, len(pool), k, seed)[1]
+    labelled, test_idx = picks(t, len(pool), k, seed)
     test = Subset(pool, test_idx, f"{t.pool}#test(seed={seed})") if test_idx is not None else parse_spec(t.test)
+    return folder, t, k, float(m.group(4)), seed, m.group(2), pool, labelled, test
+
+
+def interpolate(work: Path, run: str, alphas: list[float], tg: dict[str, Target]) -> None:
+    """WiSE-FT rows for one run folder (``target/variant/kK-bB-sS``): see the module's docstring."""
+    from anodfdnet.checkpoint import load_checkpoint, read_info
+    from anodfdnet.data import parse_spec
+
+    folder, t, _, _, _, _, _, _, test = _finished_run(work, run, tg, "--interpolate")
     info = read_info(folder / "adapted.safetensors")
     generic = info.meta.get("domain_thresholds", {}).get("generic", info.threshold)
     old_model, _ = load_checkpoint(t.base)
@@ -216,23 +223,13 @@ def route(work: Path, run: str, tg: dict[str, Target]) -> dict:
     the run's labelled pairs and the old domains' calibration pairs (as ``adapt`` draws them), evaluated like a
     run: the test pairs, the old domains (first 60 validation pairs) at the adapted threshold, and the share of
     each set routed to the head it belongs to. One row per run in ``WORK/routed.jsonl``."""
-    import re
-
     from anodfdnet.adaptation.replay import calibration_pool
     from anodfdnet.adaptation.routing import routed_model, routing_accuracy
     from anodfdnet.checkpoint import read_info, resolve, save_checkpoint
     from anodfdnet.data import Subset, parse_spec
-    from anodfdnet.errors import UserError
 
-    m = re.fullmatch(r"(tunnel|levir)/([\w.-]+)/k(\d+)-b([\d.]+)-s(\d+)", run.strip("/"))
-    folder = work / run
-    if m is None or not (folder / "adapted.safetensors").is_file():
-        raise UserError(f"--route '{run}': expected a finished run folder TARGET/VARIANT/kK-bB-sS under {work}.")
-    t, k, seed = tg[m.group(1)], int(m.group(3)), int(m.group(5))
-    pool = parse_spec(t.pool)
-    labelled, test_idx = picks(t, len(pool), k, seed)
+    folder, t, k, budget, seed, variant, pool, labelled, test = _finished_run(work, run, tg, "--route")
     spec = f"{t.pool}#pick(k={k},seed={seed})"
-    test = Subset(pool, test_idx, f"{t.pool}#test(seed={seed})") if test_idx is not None else parse_spec(t.test)
     adapted = folder / "adapted.safetensors"
     info, base = read_info(adapted), read_info(resolve(t.base))
     calibration = calibration_pool(list(base.meta.get("data", [])), 20, 128, seed, {spec})
@@ -241,7 +238,7 @@ def route(work: Path, run: str, tg: dict[str, Target]) -> dict:
     path = save_checkpoint(folder / "routed.safetensors", routed, {
         **info.meta, "routing": {"references": int(routed.references.shape[0]), "dim": int(routed.references.shape[1])}})
     size = info.eval_size
-    row = {"run": run, "target": t.name, "k": k, "budget": float(m.group(4)), "seed": seed, "variant": m.group(2),
+    row = {"run": run, "target": t.name, "k": k, "budget": budget, "seed": seed, "variant": variant,
            "references": {"target": k, "old": len(calibration)},
            "test": _at(_metrics(path, test)[0], info.threshold),
            "test_routed_to_target": routing_accuracy(routed, test, range(len(test)), True, "auto", size), "old": {}}

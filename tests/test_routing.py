@@ -137,3 +137,13 @@ def test_close_calls_are_routed_in_float32_under_bf16_autocast(tmp_path):
             routed = RoutedModel(adapted, base, torch.stack(refs), torch.tensor(is_target))
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 assert routed.route(taps).tolist() == [near_is_target], (refs[0][0].item(), is_target)
+
+
+def test_a_crafted_routing_claim_allocates_nothing_and_is_refused(tmp_path):
+    """A checkpoint whose metadata claims routing with 10^12 references must not size an allocation from that
+    claim: the shapes are read from the file, and a file without references is refused with a sentence."""
+    a_path, _, adapted, _ = _two_models(tmp_path)
+    liar = save_checkpoint(tmp_path / "liar.safetensors", adapted,
+                           {"eval_size": 64, "routing": {"references": 10**12, "dim": 10**6}})
+    with pytest.raises(UserError, match="holds no references"):
+        load_checkpoint(liar)

@@ -128,6 +128,10 @@ def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dic
     (and at the old one) on each old domain's validation pairs; with ``routed`` (path, threshold), the routed
     checkpoint's F1 at its threshold and the share of these pairs it sent to the old head."""
     out = {}
+    routed_model_, routed_size = None, None
+    if routed is not None:
+        routed_model_, info = load_checkpoint(routed[0], device)
+        routed_size = info.eval_size
     for spec, src in sets.items():
         before = pooled(list(_per_pair(before_ref, src, range(len(src)), "checkpoint", device, align).values()))
         after = pooled(list(_per_pair(after_ref, src, range(len(src)), "checkpoint", device, align).values()))
@@ -136,9 +140,8 @@ def _forgetting(before_ref, after_ref, threshold: float, refit: float, sets: dic
                      "refit_threshold": refit}
         if routed is not None:
             path, t = routed
-            model, info = load_checkpoint(path, device)
             out[spec]["routed"] = pooled(list(_per_pair(path, src, range(len(src)), "checkpoint", device, align).values())).at(t)["f1"]
-            out[spec]["routed_to_old"] = routing_accuracy(model, src, range(len(src)), False, align, info.eval_size)
+            out[spec]["routed_to_old"] = routing_accuracy(routed_model_, src, range(len(src)), False, align, routed_size)
     return out
 
 
