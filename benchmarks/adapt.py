@@ -65,13 +65,14 @@ class Target:
     base: str
     reference: str | None
     old: tuple[str, ...]
+    unseen: tuple[str, ...] = ()  # sites neither the old checkpoint nor the adaptation saw (a third site)
 
 
 def targets(base_tunnel: str) -> dict[str, Target]:
     deeppcb, tunnel = f"deeppcb:{SHARED}/deeppcb/trainval.txt", f"ba:{SHARED}/tunnel_synthetic"
     return {
         "tunnel": Target("tunnel", f"{tunnel}@train", f"{tunnel}@val", base_tunnel, "effnet-d2",
-                         (f"{deeppcb}@val", "synth:2000@val")),
+                         (f"{deeppcb}@val", "synth:2000@val"), (f"ab:{SHARED}/levir_samples",)),
         "levir": Target("levir", f"ab:{SHARED}/levir_samples", None, "effnet-d2", None,
                         (f"{deeppcb}@val", f"{tunnel}@val", "synth:2000@val")),
     }
@@ -255,6 +256,49 @@ def route(work: Path, run: str, tg: dict[str, Target]) -> dict:
     return row
 
 
+def unseen(work: Path, run: str, tg: dict[str, Target]) -> dict:
+    """A third site through a routed run (``--route`` first): pairs of a site neither the old checkpoint nor the
+    adaptation saw (the tunnel runs: LEVIR), through the routed checkpoint, the adapted one and the old one, each at
+    its own threshold; where they were routed and how near the nearest reference of each head was, beside the
+    same similarities for the run's own test pairs and the old domains. One row per run in ``WORK/unseen.jsonl``."""
+    from anodfdnet.adaptation.routing import similarities
+    from anodfdnet.checkpoint import load_checkpoint, read_info, resolve
+    from anodfdnet.data import parse_spec
+    from anodfdnet.errors import UserError
+
+    folder, t, k, budget, seed, variant, pool, labelled, test = _finished_run(work, run, tg, "--unseen")
+    routed_path = folder / "routed.safetensors"
+    if not routed_path.is_file():
+        raise UserError(f"--unseen '{run}': no routed checkpoint there yet: run --route {run} first.")
+    if not t.unseen:
+        raise UserError(f"--unseen '{run}': no site in ../shared is unseen by both heads of a {t.name} run.")
+    routed, info = load_checkpoint(routed_path)
+    adapted, base = folder / "adapted.safetensors", resolve(t.base)
+    t_adapted, t_old = read_info(adapted).threshold, read_info(base).threshold
+    size = info.eval_size
+
+    def nearest(src, n) -> dict:
+        sim = similarities(routed, src, range(n), size, "auto")
+        tgt = sim[:, routed.reference_is_target].max(dim=1).values
+        old = sim[:, ~routed.reference_is_target].max(dim=1).values
+        return {"to_target": float((tgt > old).float().mean()), "best_target": tgt.tolist(), "best_old": old.tolist()}
+
+    row = {"run": run, "target": t.name, "k": k, "budget": budget, "seed": seed, "variant": variant, "sites": {},
+           "own_test": nearest(test, min(30, len(test))),
+           "old": {s: nearest(parse_spec(s), min(30, len(parse_spec(s)))) for s in t.old}}
+    for spec in t.unseen:
+        src = parse_spec(spec)
+        row["sites"][spec] = {"routed": _at(_metrics(routed_path, src)[0], t_adapted),
+                              "adapted": _at(_metrics(adapted, src)[0], t_adapted),
+                              "old": _at(_metrics(base, src)[0], t_old), **nearest(src, len(src))}
+    with open(work / "unseen.jsonl", "a") as f:
+        f.write(json.dumps(row) + "\n")
+    for spec, v in row["sites"].items():
+        print(f"{run} on {spec.split('/')[-1]}: routed F1 {100 * v['routed']['f1']:.1f} ({100 * v['to_target']:.0f} % to the adapted "
+              f"head), adapted {100 * v['adapted']['f1']:.1f}, old {100 * v['old']['f1']:.1f}", flush=True)
+    return row
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", action="store_true", help="run the adaptations that are missing (else only write the report)")
     p.add_argument("--targets", nargs="+", default=["tunnel", "levir"], choices=["tunnel", "levir"])
@@ -272,6 +316,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--alphas", nargs="+", type=float, default=[1.0, 0.5, 0.3], help="weights of the adapted model")
     p.add_argument("--route", nargs="+", metavar="RUN", help="run folders under --work (TARGET/VARIANT/kK-bB-sS) made before "
                    "adapt routed by domain: each one's routed checkpoint, evaluated like a run (WORK/routed.jsonl)")
+    p.add_argument("--unseen", nargs="+", metavar="RUN", help="routed run folders (after --route): a site neither head saw "
+                   "(LEVIR for the tunnel runs) through the routed, adapted and old checkpoints (WORK/unseen.jsonl)")
     p.add_argument("--design-work", default=str(Path.home() / "runs" / "adapt-design"),
                    help="the design ablation's work folder (run with --variants and --base-tunnel set to the early snapshot)")
     p.add_argument("--design-base", default="generic-notunnel-d2, step 2,400", help="what the design runs started from")
@@ -287,6 +333,8 @@ def main(args) -> int:
         interpolate(work, args.interpolate, args.alphas, tg)
     for run in args.route or []:
         route(work, run, tg)
+    for run in args.unseen or []:
+        unseen(work, run, tg)
     if args.run:
         if "tunnel" in args.targets and not Path(args.base_tunnel).expanduser().is_file():
             raise UserError(f"--base-tunnel '{args.base_tunnel}' is not a file: train it first (the command is in ADAPT.md).")
@@ -302,7 +350,8 @@ def main(args) -> int:
                   json.loads((d / "baselines.json").read_text()), args.design_base)
     interp = [json.loads(line) for line in (work / "interpolate.jsonl").read_text().splitlines()] if (work / "interpolate.jsonl").exists() else []
     routed = [json.loads(line) for line in (work / "routed.jsonl").read_text().splitlines()] if (work / "routed.jsonl").exists() else []
-    write_report(results, base_figs, Path(args.out), args.base_tunnel, design, interp, routed)
+    unseen_rows = [json.loads(line) for line in (work / "unseen.jsonl").read_text().splitlines()] if (work / "unseen.jsonl").exists() else []
+    write_report(results, base_figs, Path(args.out), args.base_tunnel, design, interp, routed, unseen_rows)
     return 0
 
 

@@ -215,8 +215,46 @@ def routing_section(rows: list[dict], base_figs: dict) -> list[str]:
     return lines
 
 
+def _dist(values: list[float]) -> str:
+    """Cosine similarities as distances 1 - cos in units of 10^-3: mean (range)."""
+    d = [1e3 * (1 - v) for v in values]
+    return f"{statistics.fmean(d):.2f} ({min(d):.2f}–{max(d):.2f})" if d else "–"
+
+
+def unseen_section(rows: list[dict]) -> list[str]:
+    """A third site through the routed checkpoint (``adapt.unseen``): F1 of routed, adapted and old, where its pairs
+    went, and how near the nearest reference of each head was, beside the run's own test pairs and old domains."""
+    if not rows:
+        return []
+    lines = ["## A third site: pairs neither head saw", "",
+             "The routed tunnel runs on the LEVIR crops (no model here saw a satellite pair): the routed checkpoint "
+             "(adapted threshold), the adapted one alone (adapted threshold) and the old checkpoint (its own threshold), "
+             "all 11 pairs. Command: `python -m benchmarks adapt --unseen RUN ...` (after `--route`).", "",
+             "| run | site | routed F1 | to adapted head | adapted F1 | old F1 |", "|---|---|---:|---:|---:|---:|"]
+    for r in sorted(rows, key=lambda r: r["run"]):
+        for spec, v in r["sites"].items():
+            lines.append(f"| {r['run']} | {_short(spec)} | {100 * v['routed']['f1']:.1f} | {100 * v['to_target']:.0f} % | "
+                         f"{100 * v['adapted']['f1']:.1f} | {100 * v['old']['f1']:.1f} |")
+    pts = [(v["routed"]["f1"], v["old"]["f1"], v["adapted"]["f1"]) for r in rows for v in r["sites"].values()]
+    lines += ["", f"Routed against the old checkpoint on the third site: {sum(a >= b - 0.005 for a, b, _ in pts)} of {len(pts)} "
+              f"runs at least as good (worst change {100 * min(a - b for a, b, _ in pts):+.1f} points); the adapted head alone "
+              f"would have been below the old checkpoint in {sum(c < b - 0.005 for _, b, c in pts)} of {len(pts)}."]
+    lines += ["", "Distance (1 - cosine similarity, x 10^-3) of each pair's domain embedding to the nearest reference of each "
+              "head, mean (range) over the pairs; the routing takes the nearer. The embeddings (averaged ReLU6 features) "
+              "share one dominant direction, so every distance is small; what routes is their ratio, and within each set "
+              "it points the same way for every pair.", "",
+              "| run | pairs | nearest target reference | nearest old reference |", "|---|---|---:|---:|"]
+    for r in sorted(rows, key=lambda r: r["run"]):
+        sets = [("own test pairs", r["own_test"])] + [(f"old: {_short(s)}", v) for s, v in r["old"].items()] + [
+            (f"third site: {_short(s)}", v) for s, v in r["sites"].items()]
+        for name, v in sets:
+            lines.append(f"| {r['run']} | {name} | {_dist(v['best_target'])} | {_dist(v['best_old'])} |")
+    lines.append("")
+    return lines
+
+
 def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: str, design: tuple | None = None,
-                 interp: list[dict] | None = None, routed: list[dict] | None = None) -> None:
+                 interp: list[dict] | None = None, routed: list[dict] | None = None, unseen: list[dict] | None = None) -> None:
     lines = ["# Adaptation to an unseen domain (`python -m anodfdnet adapt`)", "",
              "Written by `python -m benchmarks adapt` (`benchmarks/adapt.py` says what each figure is). Commands:", "",
              "```", COMMAND, "```", "",
@@ -228,6 +266,7 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
              "for the whole `adapt` (its folds and the final run), one thread.", ""]
     lines += targets_section(results, base_figs)
     lines += routing_section(routed or [], base_figs)
+    lines += unseen_section(unseen or [])
     by = defaultdict(list)
     for r in results:
         by[(r["target"], r["variant"])].append(r)
@@ -296,5 +335,5 @@ def write_report(results: list[dict], base_figs: dict, out: Path, base_tunnel: s
     lines += HISTORY.splitlines()
     out.write_text("\n".join(lines).rstrip() + "\n")
     out.with_name("adapt.json").write_text(json.dumps({"results": results, "baselines": base_figs, "summary": summary,
-                                                        "routed": routed or [], "base_tunnel": base_tunnel}, indent=1) + "\n")
+                                                        "routed": routed or [], "unseen": unseen or [], "base_tunnel": base_tunnel}, indent=1) + "\n")
     print(f"wrote {out} ({len(results)} runs)")

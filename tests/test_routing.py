@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from anodfdnet.adaptation.routing import logit, routed_model, routing_accuracy
+from anodfdnet.adaptation.routing import logit, routed_model, routing_accuracy, similarities
 from anodfdnet.checkpoint import load_checkpoint, read_info, save_checkpoint
 from anodfdnet.data import Pair
 from anodfdnet.errors import UserError
@@ -89,6 +89,12 @@ def test_each_pair_goes_to_the_head_of_its_nearest_reference_and_the_old_head_is
     assert routing_accuracy(routed, Pairs(new_a), range(2), True, "off", 64) == 1.0
     assert routing_accuracy(routed, Pairs(new_b), range(2), False, "off", 64) == 1.0
     assert routing_accuracy(routed, target, range(3), True, "off", 64, leave_one_out=True) == 1.0
+    # the similarities the routing compares: a labelled pair is its own reference (cosine 1)
+    sim = similarities(routed, target, range(3), 64, "off")
+    assert sim.shape == (3, 7)
+    assert torch.allclose(sim[torch.arange(3), torch.arange(3)], torch.ones(3), atol=1e-4)
+    sim_b = similarities(routed, Pairs(new_b), range(2), 64, "off")
+    assert bool((sim_b[:, ~routed.reference_is_target].max(1).values > sim_b[:, routed.reference_is_target].max(1).values).all())
 
 
 def test_a_routed_checkpoint_round_trips_as_one_file(tmp_path):

@@ -21,7 +21,7 @@ from ..inference.pipeline import prepare_pair
 from ..models.anodfdnet import AnoDFDNet
 from ..models.routed import RoutedModel, domain_embedding
 
-__all__ = ["embeddings", "logit", "routed_model", "routing_accuracy"]
+__all__ = ["embeddings", "logit", "routed_model", "routing_accuracy", "similarities"]
 
 
 def logit(p: float) -> float:
@@ -70,6 +70,17 @@ def routed_model(adapted_ref, base_ref, target, target_idx, old, t_adapted: floa
 
 
 @torch.inference_mode()
+def similarities(model: RoutedModel, source, indices, size: int | None, align: str) -> torch.Tensor:
+    """N x R cosine similarities of ``source``'s pairs ``indices`` to the model's references (the routing's inputs)."""
+    rows = []
+    for i in indices:
+        pair = source[i]
+        h, c, _, _ = prepare_pair(pair.history, pair.current, size, align)
+        emb = domain_embedding(model.encoder(torch.cat([h[None], c[None]], 0).to(model.references.device)))
+        rows.append((emb.float() @ model.references.float().T)[0])
+    return torch.stack(rows) if rows else torch.zeros(0, len(model.references))
+
+
 def routing_accuracy(model: RoutedModel, source, indices, to_target: bool, align: str, size: int | None,
                      leave_one_out: bool = False) -> float:
     """Share of ``source``'s pairs ``indices`` routed to the adapted head (``to_target``) or to the old one.
@@ -77,13 +88,8 @@ def routing_accuracy(model: RoutedModel, source, indices, to_target: bool, align
     labelled pairs the references were made from."""
     if not len(indices):
         return float("nan")
-    right = 0
-    for i in indices:
-        pair = source[i]
-        h, c, _, _ = prepare_pair(pair.history, pair.current, size, align)
-        emb = domain_embedding(model.encoder(torch.cat([h[None], c[None]], 0).to(model.references.device)))
-        sim = (emb @ model.references.T)[0]
-        if leave_one_out:
-            sim[sim.argmax()] = -2.0
-        right += int(bool(model.reference_is_target[sim.argmax()]) == to_target)
-    return right / len(indices)
+    sim = similarities(model, source, indices, size, align).clone()  # an inference tensor: clone before writing
+    if leave_one_out:
+        sim[torch.arange(len(sim)), sim.argmax(dim=1)] = -2.0
+    routed = model.reference_is_target[sim.argmax(dim=1)]
+    return float((routed == to_target).float().mean())

@@ -19,6 +19,9 @@ run loses only what was in flight. With no ``--address`` a local Ray is started 
 ``cpus`` CPUs (default: all); with one, the cluster is joined, and every node must read the SPEC's files,
 the checkpoint and RUN at the same paths (shared storage, or fsspec URLs in a manifest).
 
+Back-pressure: the queues between the stages may hold ``INFLIGHT_BYTES_PER_CPU`` per cluster CPU, so a pair goes
+through all three stages within seconds of being read and memory stays flat however long the archive.
+
 Pitfall (checked): an actor pool reserving every CPU starves the prepare tasks and hangs; the pool is
 therefore refused unless it leaves at least one CPU of the cluster to the tasks.
 """
@@ -34,6 +37,11 @@ import numpy as np
 
 from ..errors import UserError
 
+# Object-store bytes the dataset's queues may hold per cluster CPU (at least 64 MB): Ray Data's back-pressure.
+# Without a budget (checked with Ray 2.60, local Ray on 2 CPUs) the prepare tasks took every free CPU until all
+# pairs were prepared and the finish tasks ran only after: 2,000 pairs wrote no row for 3 minutes (a kill then loses
+# everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
+INFLIGHT_BYTES_PER_CPU = 32 * 2**20
 PREPARE_MEMORY = 512 * 2**20  # bytes a prepare task reserves: a worker with torch loaded and a 2048x2048 pair decoded and aligned
 
 
@@ -160,7 +168,10 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver's tqdm bar counts pairs
         ctx.print_on_execution_start = False
+        ctx.wait_for_min_actors_s = 600
         total_cpus = ray.cluster_resources().get("CPU", 0)
+        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+            object_store_memory=max(64 * 2**20, INFLIGHT_BYTES_PER_CPU * total_cpus))
         actor_cpus = job.cpus_per_worker
         if job.workers < 1:
             raise UserError(f"--workers (model actors with --engine ray) must be 1 or more, got {job.workers}.")
