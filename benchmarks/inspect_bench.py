@@ -42,6 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engines", default="local,ray", help="comma-separated (default local,ray)")
     p.add_argument("--workers", type=int, default=2, help="local engine's reader/writer threads (default 2)")
     p.add_argument("--cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
+    p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs of Ray's model actor, also its torch threads (default 1)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--align", default="auto", help="the engines' --align (default auto)")
@@ -223,7 +224,8 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "anodfdnet", "inspect", "--data", f"pairs:{folder}", "--out", str(out), "--checkpoint",
            a.checkpoint, "--device", a.device, "--batch", str(a.batch), "--limit", str(n), "--align", a.align]
-    cmd += ["--workers", str(a.workers)] if engine == "local" else ["--engine", "ray", "--workers", "1"] + (
+    cmd += ["--workers", str(a.workers)] if engine == "local" else ["--engine", "ray", "--workers", "1", "--cpus-per-worker",
+                                                                    f"{getattr(a, 'cpus_per_worker', 1):g}"] + (
         ["--cpus", str(a.cpus)] if a.cpus else []) + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
     journal = out / "journal.jsonl"
     samples = []
@@ -319,7 +321,7 @@ def write_report(path: Path, r: dict) -> None:
     for e in r["engines"]:
         f = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
         who = (f"model in the main thread + {r['workers']} reader/writer threads" if e["engine"] == "local"
-               else f"1 model actor (1 CPU) + CPU tasks, local Ray with {r['ray_cpus']} logical CPUs")
+               else f"1 model actor ({r.get('ray_cpus_per_worker', 1):g} CPU) + CPU tasks, local Ray with {r['ray_cpus']} logical CPUs")
         wall = e.get("command_s") or e["seconds"]
         lines.append(f"| {e['engine']} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
                      f"{f(_steady(e), 2)} | {f(e.get('files_from_100_pairs_per_s'), 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
@@ -430,7 +432,7 @@ def main(a) -> int:
     st = stage_costs(a.checkpoint, folder, n=min(12, a.pairs))
     r = {"command": "python -m benchmarks inspect " + " ".join(sys.argv[2:]), "cores": len(os.sched_getaffinity(0)), "header": machine_header([torch.device("cpu")]),
          "load_start": load_start, "load_end": load_average(), "pairs": a.pairs, "side": a.side, "checkpoint": a.checkpoint,
-         "batch": a.batch, "workers": a.workers, "ray_cpus": a.cpus or os.cpu_count(), "budget_s": a.budget_s, "engines": results, "model_only": m,
+         "batch": a.batch, "workers": a.workers, "ray_cpus": a.cpus or os.cpu_count(), "ray_cpus_per_worker": a.cpus_per_worker, "budget_s": a.budget_s, "engines": results, "model_only": m,
          "stages": st, "estimate": cluster_estimate(st)}
     out = Path(a.out)
     out.with_name("inspect.json").write_text(json.dumps(r, indent=1))  # first: a report that fails loses no figure

@@ -43,3 +43,24 @@ def test_interpolation_rows_show_the_change_against_the_unadapted_model(tmp_path
     rows = [{"run": "tunnel/default/k5-b10-s0", "alpha": 0.5, "test": fig(0.30), "old": {OLD: fig(0.75)}}]
     text = "\n".join(interpolation_section(rows, BASE))
     assert "| tunnel/default/k5-b10-s0 | 0.5 | 30.0 (+10.0) | 75.0 (-5.0) |" in text
+
+
+def test_third_site_rows_compare_the_routed_model_with_the_old_one():
+    from benchmarks.adapt_report import unseen_section
+
+    fig = lambda f1: {"f1": f1, "iou": 0.0, "threshold": 0.3, "auc": 0.9, "pairs": 11}  # noqa: E731
+    near = lambda t, o: {"to_target": 0.0, "best_target": t, "best_old": o}  # noqa: E731
+    site = "ab:/x/levir_samples"
+
+    def row(seed, routed, adapted, old):
+        return {"run": f"tunnel/default/k5-b10-s{seed}", "own_test": near([0.99999], [0.9997]),
+                "old": {OLD: near([0.999], [0.99998])},
+                "sites": {site: {"routed": fig(routed), "adapted": fig(adapted), "old": fig(old), **near([0.9992, 0.9994], [0.9998])}}}
+
+    text = "\n".join(unseen_section([row(0, 0.136, 0.089, 0.136), row(1, 0.10, 0.30, 0.136)]))
+    assert "| tunnel/default/k5-b10-s0 | levir_samples | 13.6 | 0 % | 8.9 | 13.6 |" in text
+    assert "1 of 2 runs at least as good (worst change -3.6 points)" in text
+    assert "the adapted head alone would have been below the old checkpoint in 1 of 2" in text
+    # distances 1 - cos in units of 10^-3: mean (range)
+    assert "| tunnel/default/k5-b10-s0 | third site: levir_samples | 0.70 (0.60–0.80) | 0.20 (0.20–0.20) |" in text
+    assert unseen_section([]) == []
