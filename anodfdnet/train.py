@@ -171,7 +171,7 @@ def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
 
     encoder = model_config(cfg).encoder
     frozen = cfg.encoder_lr == 0  # no backward through the depthwise convolutions: bf16 is faster then (adaptation)
-    return "bf16" if native_cpu_bf16() and (encoder != "efficientnet-lite0" or frozen) else "fp32"
+    return "bf16" if native_cpu_bf16() and (not encoder.startswith("efficientnet-lite") or frozen) else "fp32"
 
 
 def anomaly_prior(source, limit: int = 200) -> float:
@@ -253,7 +253,7 @@ def build_sources(cfg: TrainConfig):
 
 def _initial_model(cfg: TrainConfig) -> torch.nn.Module:
     model = build_model(model_config(cfg))
-    if cfg.pretrained and not cfg.init and getattr(model.config, "encoder", None) == "efficientnet-lite0":
+    if cfg.pretrained and not cfg.init and getattr(model.config, "encoder", "").startswith("efficientnet-lite"):
         from .models.efficientnet_lite import load_imagenet
 
         load_imagenet(model.encoder)

