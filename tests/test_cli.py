@@ -112,7 +112,7 @@ def test_models_table_lists_every_preset_and_depth():
     r = run("models")
     assert r.returncode == 0, r.stderr
     rows = [line.split() for line in r.stdout.splitlines()[1:]]
-    assert {(row[0], int(row[1])) for row in rows} == {(p, d) for p in ("effnet", "lite", "paper") for d in (0, 1, 2, 4, 8)}
+    assert {(row[0], int(row[1])) for row in rows} == {(p, d) for p in ("effnet", "effnet1", "lite", "paper") for d in (0, 1, 2, 4, 8)}
 
 
 def test_cli_nits_version_help_splits_and_missing_folders(tiny_pairs, ckpt, tmp_path):
