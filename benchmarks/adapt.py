@@ -285,7 +285,7 @@ def unseen(work: Path, run: str, tg: dict[str, Target]) -> dict:
 
     row = {"run": run, "target": t.name, "k": k, "budget": budget, "seed": seed, "variant": variant, "sites": {},
            "own_test": nearest(test, min(30, len(test))),
-           "old": {s: nearest(parse_spec(s), min(30, len(parse_spec(s)))) for s in t.old}}
+           "old": {s: nearest(src, min(30, len(src))) for s, src in ((s, parse_spec(s)) for s in t.old)}}
     for spec in t.unseen:
         src = parse_spec(spec)
         row["sites"][spec] = {"routed": _at(_metrics(routed_path, src)[0], t_adapted),

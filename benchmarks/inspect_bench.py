@@ -306,7 +306,7 @@ def write_report(path: Path, r: dict) -> None:
     lines += [f"- load average (1/5/15 min) at start: {r['load_start']}, at end: {r['load_end']} (the end includes this "
               "benchmark's own engines). " + ("**The machine was shared with other long jobs while this ran: every figure below "
                                               "is under that load**; the two engines ran one after the other." if start_load > 1.5
-                                              else "Nothing else ran on the machine; the two engines ran one after the other."),
+                                              else "The load at the start was low (under 1.5 on these cores); the two engines ran one after the other."),
               f"- pairs: {r['pairs']} generated {r['side']}x{r['side']} JPEG pairs (feature-rich textures, a small rotation, "
               "scale and shift between history and current, an anomaly in 85 %)"
               + (f"; the issue asks for 2,000, {r['pairs']} were asked for here" if r["pairs"] < 2000 else "")

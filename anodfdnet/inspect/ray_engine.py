@@ -168,7 +168,6 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver's tqdm bar counts pairs
         ctx.print_on_execution_start = False
-        ctx.wait_for_min_actors_s = 600
         total_cpus = ray.cluster_resources().get("CPU", 0)
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
             object_store_memory=max(64 * 2**20, INFLIGHT_BYTES_PER_CPU * total_cpus))

