@@ -82,7 +82,9 @@ def crowd(tmp_path_factory):
     for name in ("SYSTEM", "SPACE_ID", "OAUTH_CLIENT_ID", "ANODFDNET_REQUIRE_LOGIN"):
         mp.delenv(name, raising=False)
     env = {"ANODFDNET_QUEUE": f"pairs:{queue}", "ANODFDNET_LABELS_PER_PAIR": str(K), "ANODFDNET_GOLD": f"pairs:{gold}",
-           "ANODFDNET_GOLD_RATE": "0.2", "ANODFDNET_REVIEWERS": "rita"}
+           "ANODFDNET_GOLD_RATE": "1", "ANODFDNET_REVIEWERS": "rita"}
+    # Rate 1: each client is handed both gold pairs before queue pairs, so every run has gold answers to check
+    # (at 0.2 a run with no gold draw at all happened in CI; the rate itself is tested in test_crowd_labels).
     (tmp / "checkpoints").mkdir()
     with served_app(tmp, tmp / "checkpoints", env) as url:
         yield url, tmp / "labels", queue, gold
@@ -144,7 +146,7 @@ def test_five_separate_clients_label_every_pair_exactly_three_times(crowd):
         expected = np.mean([mask_iou(a, b) for j, a in enumerate(masks) for b in masks[j + 1:]])
         assert snap.agreement(p).mask == pytest.approx(expected)
     gold_rows = [r for r in snap.rows if r.kind == "gold"]
-    assert gold_rows and {r.content_hash for r in gold_rows} <= gold_hashes
+    assert len(gold_rows) == 5 * len(gold_hashes) and {r.content_hash for r in gold_rows} == gold_hashes
     for r in gold_rows:  # each gold answer scored against the known mask
         truth = files[r.content_hash[:8]][2]
         assert r.gold_iou == pytest.approx(mask_iou(painted[(r.annotator, r.content_hash)], truth), abs=1e-6)
