@@ -64,3 +64,14 @@ def test_third_site_rows_compare_the_routed_model_with_the_old_one():
     # distances 1 - cos in units of 10^-3: mean (range)
     assert "| tunnel/default/k5-b10-s0 | third site: levir_samples | 0.70 (0.60–0.80) | 0.20 (0.20–0.20) |" in text
     assert unseen_section([]) == []
+
+
+def test_the_targets_name_what_is_served_by_default_the_routed_model():
+    fig = lambda f1: {"f1": f1, "iou": 0.0, "threshold": 0.3, "auc": 0.9, "pairs": 17}  # noqa: E731
+    routed = [{"run": f"tunnel/default/k5-b10-s{s}", "target": "tunnel", "seed": s, "test": fig(0.40),
+               "test_routed_to_target": 1.0, "old": {OLD: {**fig(0.80 - 0.01 * s), "routed_to_old": 1.0}}} for s in range(3)]
+    text = "\n".join(targets_section([_row(s, 0.40, 0.70) for s in range(3)], BASE, routed))
+    assert "-10.0 DeepPCB@val (missed)" in text  # the adapted model alone forgets
+    assert "- tunnel, served by default (routed, 3 runs): target gain +20.0 points (met: >= +15); worst old-domain change -2.0 points (met: >= -2)" in text
+    routed[0]["old"][OLD]["f1"] = 0.70
+    assert "worst old-domain change -10.0 points (missed: >= -2)" in "\n".join(targets_section([_row(0, 0.40, 0.70)], BASE, routed))
