@@ -222,3 +222,9 @@ def test_the_i2c_benchmark_report_is_written_from_what_has_run():
     per_set = {s.key: {"off": fig} for s in sets}
     report = format_report({"i2c-d2": {0: per_set, 1: per_set}, CLASSICAL: {0: per_set}}, sets, ["off"], "cmd", 8, [0, 1])
     assert "| I2Correlation d2 | 2 | 50.0 ± 0.0" in report and "registered difference (classical, no training) | 1 | 50.0" in report
+    # The summary: per seed a mean over the moved sets, then over seeds, and the difference from the Transformer d2.
+    moved = {s.key: {"off": {**fig, "f1_cal": 0.4 if s.key.startswith("move-") else 0.8}} for s in sets}
+    better = {s.key: {"off": {**fig, "f1_cal": 0.6 if s.key.startswith("move-") else 0.8}} for s in sets}
+    summary = format_report({"transformer-d2": {0: moved, 1: moved}, "i2c-d2": {0: better, 1: moved}}, sets, ["off"], "cmd", 8, [0, 1])
+    assert "| Transformer d2 (today's) | 2 | 80.0 ± 0.0 | 40.0 ± 0.0 | 40.0 ± 0.0 |" in summary
+    assert "| I2Correlation d2 | 2 | 80.0 ± 0.0 (+0.0) | 50.0 ± 14.1 (+10.0) | 50.0 ± 14.1 (+10.0) |" in summary
