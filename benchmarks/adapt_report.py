@@ -47,6 +47,11 @@ TARGETS = ("k = 5 labelled pairs and at most 10 CPU-minutes: target-domain F1 at
            "never below the unadapted model on held-out pairs (the guard)")
 
 
+def _verdict(value: float, at_least_points: float) -> str:
+    """'met' when a fraction, in points at the report's precision (0.1), is at least the bound; 'missed' otherwise."""
+    return "met" if round(100 * value, 1) >= at_least_points else "missed"
+
+
 def targets_section(results: list[dict], base_figs: dict, routed: list[dict] | None = None) -> list[str]:
     """The issue's targets, met or missed, from the default variant's k = 5 runs at the largest budget <= 10; with
     ``routed`` rows (``--route``), a line per target on the routed checkpoint, which is what ``adapt`` serves."""
@@ -74,17 +79,16 @@ def targets_section(results: list[dict], base_figs: dict, routed: list[dict] | N
                 olds.append((statistics.fmean(r["old"][spec]["f1"] for r in at if spec in r["old"]) - b, _short(spec)))
         worst = min(olds) if olds else None
         below = sum(r["test_served"]["f1"] < _base_test(base_figs, target, r["seed"]) - 0.005 for r in k5)
-        mark = lambda ok: "met" if ok else "missed"  # noqa: E731
         lines.append(
-            f"| {target} | {budget:g} min | {len(at)} | {100 * base:.1f} | {100 * served:.1f} | {100 * gain:+.1f} ({mark(gain >= 0.15)}) | "
-            + (f"{100 * ref:.1f} | {100 * (ref - served):.1f} ({mark(ref - served <= 0.10)}) | " if ref is not None else "– (none here) | – | ")
-            + (f"{100 * worst[0]:+.1f} {worst[1]} ({mark(worst[0] >= -0.02)}) | " if worst else "– | ")
+            f"| {target} | {budget:g} min | {len(at)} | {100 * base:.1f} | {100 * served:.1f} | {100 * gain:+.1f} ({_verdict(gain, 15)}) | "
+            + (f"{100 * ref:.1f} | {100 * (ref - served):.1f} ({_verdict(served - ref, -10)}) | " if ref is not None else "– (none here) | – | ")
+            + (f"{100 * worst[0]:+.1f} {worst[1]} ({_verdict(worst[0], -2)}) | " if worst else "– | ")
             + (f"never below in {len(k5)} runs (met) |" if not below else f"below in {below} of {len(k5)} runs (missed) |"))
     lines.append("")
     for target, (gain, worst, n) in sorted(_routed_summary(routed or [], base_figs).items()):
         lines.append(f"- {target}, served by default (routed, {n} runs): target gain {100 * gain:+.1f} points "
-                     f"({'met' if round(100 * gain, 1) >= 15 else 'missed'}: >= +15); worst old-domain change "
-                     + (f"{100 * worst:+.1f} points ({'met' if round(100 * worst, 1) >= -2 else 'missed'}: >= -2)" if worst is not None else "–"))
+                     f"({_verdict(gain, 15)}: >= +15); worst old-domain change "
+                     + (f"{100 * worst:+.1f} points ({_verdict(worst, -2)}: >= -2)" if worst is not None else "–"))
     if routed:
         lines.append("")
     return lines

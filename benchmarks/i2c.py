@@ -215,7 +215,7 @@ def summary_section(results: dict, sets: list[EvalSet], aligns: list[str], label
     worst = [s for s in moved if s.key == f"move-{max(SHIFTS)}-{max(ROTATIONS)}"] or moved[-1:]
     if not moved or not results:
         return []
-    groups = [("unmoved sets", plain, "off")] + [(f"moved sets, `--align {a}`", moved, a) for a in aligns] \
+    groups = [(f"unmoved sets, `--align {aligns[0]}`", plain, aligns[0])] + [(f"moved sets, `--align {a}`", moved, a) for a in aligns] \
         + [(f"{worst[0].label}, `--align {a}`", worst, a) for a in aligns]
     lines = ["## Summary: F1 (%) without and with viewpoint change", "",
              f"Mean F1 at the calibrated threshold over a group of sets (unmoved: {', '.join(s.label for s in plain)}; "

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -256,8 +257,6 @@ def measure(args) -> dict:
                 m = evaluate(model, source, SIZE if label == "synth hard" else None, cpu, limit=args.limit,
                              progress=False, forward=fwd)
             rep["f1"].setdefault(name, {})[label] = 100 * m["f1"]
-    import shutil
-
     shutil.rmtree(tmp, ignore_errors=True)  # the stand-in checkpoint and the quantised ONNX files
     rep["load_end"], rep["seconds"] = load_average(), time.perf_counter() - t_start
     rep["date"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())

@@ -228,3 +228,5 @@ def test_the_i2c_benchmark_report_is_written_from_what_has_run():
     summary = format_report({"transformer-d2": {0: moved, 1: moved}, "i2c-d2": {0: better, 1: moved}}, sets, ["off"], "cmd", 8, [0, 1])
     assert "| Transformer d2 (today's) | 2 | 80.0 ± 0.0 | 40.0 ± 0.0 | 40.0 ± 0.0 |" in summary
     assert "| I2Correlation d2 | 2 | 80.0 ± 0.0 (+0.0) | 50.0 ± 14.1 (+10.0) | 50.0 ± 14.1 (+10.0) |" in summary
+    auto_only = {s.key: {"auto": v["off"]} for s, v in ((s, moved[s.key]) for s in sets)}  # scored with --aligns auto only
+    assert "| unmoved sets, `--align auto` |" in format_report({"transformer-d2": {0: auto_only}}, sets, ["auto"], "cmd", 8, [0])
