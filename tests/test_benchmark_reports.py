@@ -1,5 +1,5 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
-from benchmarks.inspect_bench import rss_figures
+from benchmarks.inspect_bench import KEPT, _limit_line, budget_line, cpu_by_role, cpu_lines, kept_section, process_role, rss_figures, write_report
 from benchmarks.routes import format_report
 
 
@@ -43,3 +43,69 @@ def test_rss_end_is_read_before_the_final_row_not_after_the_shutdown():
     assert r["rss_growth_mb"] == 9 and r["rss_peak_mb"] == 3020
     short = rss_figures(samples[:8], 70)  # a run of 70 pairs: the mark is a third of it
     assert short["rss_mark_pair"] == 23 and short["rss_at_mark_mb"] == 3003
+
+
+def test_process_roles_name_the_driver_ray_workers_and_daemons():
+    assert process_role(10, 10, ["python", "-m", "anodfdnet"]) == "the command (driver)"
+    assert process_role(11, 10, ["ray::MapWorker(MapBatches(_Model))", ""]) == "Ray: model actor"
+    assert process_role(12, 10, ["ray::IDLE"]) == "Ray: CPU task workers"
+    assert process_role(13, 10, ["ray::MapBatches(_prepare)"]) == "Ray: CPU task workers"
+    assert process_role(14, 10, ["ray::_StatsActor"]) == "Ray: other workers"
+    assert process_role(15, 10, ["/usr/lib/python3/site-packages/ray/core/src/ray/raylet/raylet", "--x"]) == "Ray: raylet"
+    assert process_role(16, 10, ["/usr/bin/python3.11", "/site-packages/ray/_private/log_monitor.py", "--a"]) == "Ray: log_monitor.py"
+    assert process_role(17, 10, ["/usr/bin/python3.11", "/home/me/other.py"]) == "other.py"
+
+
+def test_cpu_by_role_counts_the_window_only_and_keeps_processes_that_started_or_exited():
+    before = {1: ("the command (driver)", 10.0), 2: ("Ray: model actor", 50.0), 3: ("Ray: CPU task workers", 4.0)}
+    after = {1: ("the command (driver)", 11.0), 2: ("Ray: model actor", 60.0), 3: ("Ray: CPU task workers", 6.0),
+             4: ("Ray: CPU task workers", 2.0)}  # 4 started inside the window: all its CPU counts
+    r = cpu_by_role(before, after, 100)
+    assert list(r) == ["Ray: model actor", "Ray: CPU task workers", "the command (driver)", "total"]  # largest first
+    assert r["Ray: model actor"] == 100.0 and r["Ray: CPU task workers"] == 40.0 and r["the command (driver)"] == 10.0
+    assert r["total"] == 150.0
+    assert cpu_by_role(before, after, 0) == {}
+
+
+def test_cpu_lines_give_rays_share_of_the_local_engines_cpu():
+    engines = [{"engine": "local", "cpu_ms_per_pair": {"the command (driver)": 150.0, "total": 150.0}},
+               {"engine": "ray", "cpu_ms_per_pair": {"Ray: model actor": 100.0, "Ray: raylet": 65.0, "total": 165.0}}]
+    text = "\n".join(cpu_lines(engines))
+    assert "| ray | Ray: raylet | 65.0 |" in text and "| local | **total** | **150.0** |" in text
+    assert "spend +10% of the local engine's CPU per pair" in text
+    assert cpu_lines([{"engine": "local"}]) == []
+
+
+def test_the_limit_line_follows_the_measured_costs():
+    est = {"cores": 16, "cpu_ms_for_500": 32.0}
+    slow = _limit_line({"cpu_s_per_pair": 0.044, "align": 0.016}, est)
+    assert "1.4x that, so the ≥ 500 pairs/s target is not reachable on paper; with `--align off`" in slow
+    assert "16 / 28 ms = 571 pairs/s" in slow
+    assert "nor with `--align off`" in _limit_line({"cpu_s_per_pair": 0.060, "align": 0.016}, est)
+    assert "is reachable on paper with alignment auto" in _limit_line({"cpu_s_per_pair": 0.030, "align": 0.016}, est)
+
+
+def test_rewriting_the_report_keeps_the_earlier_runs_section(tmp_path):
+    out = tmp_path / "INSPECT.md"
+    kept = f"{KEPT} (by hand)\n\n| pairs | overhead |\n|---:|---:|\n| 600 | +9 % |\n"
+    out.write_text(f"# old report\n\n## End to end\n\nold figures\n\n{kept}\n## A later section\n\nnot kept\n")
+    assert kept_section(out) == kept
+    r = {"command": "python -m benchmarks inspect", "header": ["- machine: test"], "load_start": "0.1/0.1/0.1", "load_end": "1/1/1",
+         "pairs": 20, "side": 64, "checkpoint": "effnet-d2", "batch": 1, "workers": 2, "ray_cpus": 3, "engines": []}
+    write_report(out, r)
+    text = out.read_text()
+    assert "old figures" not in text and "not kept" not in text and "the issue asks for 2,000, 20 were asked for here" in text
+    assert text.count(KEPT) == 1 and text.endswith(kept)
+    write_report(out, r)  # and again: still one copy
+    assert out.read_text() == text
+    assert kept_section(tmp_path / "missing.md") == ""
+
+
+def test_the_budget_line_gives_the_ceiling_and_how_busy_each_engine_kept_the_cores():
+    m = {"ms_per_call": 47.0, "torch_threads": 2, "pairs_per_s": 21.2}
+    engines = [{"engine": "local", "cpu_ms_per_pair": {"total": 142.0}, "files_steady_pairs_per_s": 11.2}]
+    near = budget_line(m, 0.041, 2, engines)  # 2 / 0.135 s = 14.8 pairs/s: 1.43x below the model
+    assert "no engine can pass 14.8 pairs/s, 1.43x below" in near and "busy at least 95% of the time" in near
+    assert "local 80% (142 ms of CPU a pair, against 135 ms" in near
+    far = budget_line(m, 0.070, 2, [])
+    assert "1.74x below" in far and "out of reach here" in far and "busy:" not in far
