@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "the CPU, 16 on a GPU)")
     ins.add_argument("--workers", type=int, default=None, help="local: threads reading and writing beside the model (default 2); "
                      "ray: model actors (default 1)")
+    ins.add_argument("--lanes", type=int, default=None, help="local: model calls in flight at once, each on its share of "
+                     "torch's threads (default 2 on a CPU: they keep the cores busier than one call on all of them; 1 on a GPU)")
     ins.add_argument("--cpus", type=int, default=None, help="ray without --address: CPUs of the local Ray (default: all)")
     ins.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs each model actor reserves (default 1)")
     ins.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each model actor reserves, e.g. 1 or 0.5 "
@@ -298,7 +300,7 @@ def cmd_inspect(a) -> int:
 
     s = inspect_archive(InspectConfig(data=a.data, out=a.out, checkpoint=a.checkpoint, engine=a.engine, address=a.address,
                                       threshold=a.threshold, size=a.size, device=a.device, path=a.path, align=a.align,
-                                      batch=a.batch, workers=a.workers, cpus=a.cpus, cpus_per_worker=a.cpus_per_worker,
+                                      batch=a.batch, workers=a.workers, lanes=a.lanes, cpus=a.cpus, cpus_per_worker=a.cpus_per_worker,
                                       gpus_per_worker=a.gpus_per_worker, limit=a.limit, report_rows=a.report_rows,
                                       to_queue=a.to_queue, top=a.top, rank=a.rank))
     print_summary(s)

@@ -16,12 +16,14 @@ most, so alignment has real work; cached under .cache/anodfdnet/bench-inspect):
    results row: what a node or a cluster needs;
 4. from those, the on-paper rate of a 10-node x 1-GPU Ray cluster.
 
-Equal workers: both engines get one model replica and the same number of CPU workers (local: the model in the main
-thread plus --workers reader/writer threads; Ray: one model actor and CPU tasks on --cpus minus one logical CPUs, so
-``--cpus 3`` matches the local default of 2 reader/writer threads, on any number of cores; ``--cpus 4
---cpus-per-worker 2`` also gives the actor as many torch threads as the local engine's model has on 2 cores).
+Equal workers: for each count N in ``--lanes`` (default 1 then 2), both engines run N model workers on the same
+torch threads each (cores / N) and the same number of CPU workers: local ``--lanes N`` plus ``--workers`` (2)
+reader/writer threads; Ray N model actors of cores / N CPUs and CPU tasks on the rest of ``--cpus`` (default twice
+the cores: the local engine's N lanes' threads plus its 2 reader/writer threads on 2 cores). The model alone is
+measured on all of torch's threads (the issue's reference rate) and on each lane's or actor's threads.
 
-Rewriting the report keeps its hand-kept ``## Earlier runs`` section (``kept_section``), so earlier figures stay.
+The report itself is written by benchmarks/inspect_report.py; rewriting it keeps its hand-kept ``## Earlier runs``
+section, so earlier figures stay.
 """
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .inspect_report import cluster_estimate, write_report
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
 
@@ -47,8 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="effnet-d2")
     p.add_argument("--engines", default="local,ray", help="comma-separated (default local,ray)")
     p.add_argument("--workers", type=int, default=2, help="local engine's reader/writer threads (default 2)")
-    p.add_argument("--cpus", type=int, default=None, help="CPUs for the local Ray (default: all)")
-    p.add_argument("--cpus-per-worker", type=float, default=1, help="CPUs of Ray's model actor, also its torch threads (default 1)")
+    p.add_argument("--lanes", default="1,2", help="model workers, a comma-separated list run in turn (default 1,2): the "
+                   "local engine's --lanes (model calls in flight, torch's threads shared among them) and as many Ray model "
+                   "actors, so each engine runs at each setting and Ray's overhead is read at equal workers")
+    p.add_argument("--cpus", type=int, default=None, help="logical CPUs for the local Ray (default: twice this machine's cores, "
+                   "as many as the local engine's threads at 2 model workers on 2 cores: 2 lanes and 2 reader/writer threads)")
+    p.add_argument("--cpus-per-worker", type=float, default=None, help="CPUs of each Ray model actor, also its torch threads "
+                   "(default: this machine's cores over the model workers, the torch threads of each local lane)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--align", default="auto", help="the engines' --align (default auto)")
@@ -113,7 +122,20 @@ def make_pairs(n: int, side: int, seed: int = 0) -> Path:
 # --- measurements ---------------------------------------------------------------------------------
 
 
-def model_only(checkpoint: str, folder: Path, batch: int, calls: int = 30, device: str = "cpu") -> dict:
+def model_only(checkpoint: str, folder: Path, batch: int, calls: int = 30, device: str = "cpu", threads: int | None = None) -> dict:
+    """The model's rate on prepared tensors, and the CPU (this process, every thread) it spends per pair; ``threads``:
+    torch's threads for the measurement (default: as they are)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
+    try:
+        return _model_only(checkpoint, folder, batch, calls, device)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _model_only(checkpoint: str, folder: Path, batch: int, calls: int, device: str) -> dict:
     import torch
 
     from anodfdnet.inference.pipeline import prepare_aligned
@@ -126,13 +148,13 @@ def model_only(checkpoint: str, folder: Path, batch: int, calls: int = 30, devic
     for _ in range(3):
         p.predict_logits(hb, cb)
     sync()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(calls):
         p.predict_logits(hb, cb)
     sync()
-    s = time.perf_counter() - t0
+    s, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"pairs_per_s": calls * batch / s, "ms_per_call": s / calls * 1000, "batch": batch, "path": p.runtime.detail,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": torch.get_num_threads(), "cpu_ms_per_pair": cpu / (calls * batch) * 1000}
 
 
 def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
@@ -269,15 +291,24 @@ def finish_times(run: Path) -> dict:
             "files_first_10_s": times[9] - times[0], "files_from_100_pairs_per_s": late}
 
 
-def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
+def ray_cpus(a) -> int:
+    return a.cpus or 2 * len(os.sched_getaffinity(0))
+
+
+def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) -> dict:
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "anodfdnet", "inspect", "--data", f"pairs:{folder}", "--out", str(out), "--checkpoint",
            a.checkpoint, "--device", a.device, "--batch", str(a.batch), "--limit", str(n), "--align", a.align]
-    cmd += ["--workers", str(a.workers)] if engine == "local" else ["--engine", "ray", "--workers", "1", "--cpus-per-worker",
-                                                                    f"{getattr(a, 'cpus_per_worker', 1):g}"] + (
-        ["--cpus", str(a.cpus)] if a.cpus else []) + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
+    # model workers: local lanes (threads) or Ray actors; each Ray actor gets a local lane's torch threads
+    each = max(1, len(os.sched_getaffinity(0)) // lanes)
+    actor_cpus = getattr(a, "cpus_per_worker", None) or each
+    if engine == "local":
+        cmd += ["--workers", str(a.workers), "--lanes", str(lanes)]
+    else:
+        cmd += ["--engine", "ray", "--workers", str(lanes), "--cpus-per-worker", f"{actor_cpus:g}"]
+        cmd += ["--cpus", str(ray_cpus(a))] + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
     journal = out / "journal.jsonl"
     samples = []
     cpu: dict = {}
@@ -321,7 +352,8 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path) -> dict:
     steady = (last[1] - first[1]) / (last[0] - first[0]) if first and last[0] > first[0] else None
     timeline = finish_times(out)
     steady_cpu = cpu_by_role(cpu_mark[1], cpu_last[1], cpu_last[0] - cpu_mark[0]) if cpu_last else {}
-    return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
+    return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
+            "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
             **rss_figures(samples, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
 
 
@@ -337,191 +369,6 @@ def rss_figures(samples: list, done: int) -> dict:
             "rss_growth_mb": (rss_end - rss_mark) / 2**20 if rss_mark and rss_end else None}
 
 
-# --- report ---------------------------------------------------------------------------------------
-
-
-def cluster_estimate(stages: dict, cores: int = 16, gpu_actor_pairs_s: float = 1000.0, nodes: int = 10) -> dict:
-    cpu_side = cores / stages["cpu_s_per_pair"]  # CPU tasks of one node, every core busy
-    per_node = min(cpu_side, gpu_actor_pairs_s)
-    driver_cap = 1 / stages["journal_s_per_row"]
-    cluster = min(nodes * per_node, driver_cap)
-    return {"cores": cores, "nodes": nodes, "gpu_actor_pairs_s": gpu_actor_pairs_s, "cpu_side_pairs_s": cpu_side,
-            "per_node_pairs_s": per_node, "driver_cap_rows_s": driver_cap, "cluster_pairs_s": cluster,
-            "read_mb_s": cluster * stages["bytes_in"] / 1e6, "write_mb_s": cluster * stages["bytes_out"] / 1e6,
-            "cpu_ms_for_500": cores / 500 * 1000}
-
-
-def _steady(e: dict) -> float | None:
-    return e.get("files_steady_pairs_per_s") or e.get("steady_pairs_per_s")
-
-
-def write_report(path: Path, r: dict) -> None:
-    m, st, est = r.get("model_only"), r.get("stages"), r.get("estimate")
-    lines = ["# Batch inspection: local engine against Ray (`python -m benchmarks inspect`)", "",
-             f"Command: `{r['command']}`", ""]
-    lines += r["header"]
-    start_load = float(str(r["load_start"]).split("/")[0])  # > 1.5 on 2 cores: something else held a core
-    lines += [f"- load average (1/5/15 min) at start: {r['load_start']}, at end: {r['load_end']} (the end includes this "
-              "benchmark's own engines). " + ("**The machine was shared with other long jobs while this ran: every figure below "
-                                              "is under that load**; the two engines ran one after the other." if start_load > 1.5
-                                              else "The load at the start was low (under 1.5 on these cores); the two engines ran one after the other."),
-              f"- pairs: {r['pairs']} generated {r['side']}x{r['side']} JPEG pairs (feature-rich textures, a small rotation, "
-              "scale and shift between history and current, an anomaly in 85 %)"
-              + (f"; the issue asks for 2,000, {r['pairs']} were asked for here" if r["pairs"] < 2000 else "")
-              + (f"; each engine was stopped (Ctrl-C, as a user would; finished pairs kept) after {r['budget_s']:.0f} s and "
-                 "rated on the pairs it finished." if r.get("budget_s") else "."),
-              f"- checkpoint {r['checkpoint']}, alignment {r.get('align', 'auto')}, batch {r['batch']}, masks, heat maps and thumbnails written.", "",
-              "## End to end", "",
-              "Rates are taken from the times each pair's last file was written (the overlay thumbnail), so they do not depend "
-              "on the 0.5 s sampling; RSS is sampled.", "",
-              "| engine | workers | pairs | seconds (the command's clock: model load or Ray start-up included) | pairs/s overall | pairs/s from pair 10 | pairs/s from pair 100 | "
-              "RSS at pair N, MB | RSS at the last pair, MB | RSS growth, MB | peak RSS, MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for e in r["engines"]:
-        f = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
-        who = (f"model in the main thread + {r['workers']} reader/writer threads" if e["engine"] == "local"
-               else f"1 model actor ({r.get('ray_cpus_per_worker', 1):g} CPU) + CPU tasks, local Ray with {r['ray_cpus']} logical CPUs")
-        wall = e.get("command_s") or e["seconds"]
-        lines.append(f"| {e['engine']} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
-                     f"{f(_steady(e), 2)} | {f(e.get('files_from_100_pairs_per_s'), 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
-                     f"{f(e['rss_end_mb'], 0)} | {f(e['rss_growth_mb'], 0)} | {f(e['rss_peak_mb'], 0)} |")
-    if m:
-        lines += ["", f"Model alone (`Predictor.predict_logits`, {m['path']}, batch {m['batch']}, {m['torch_threads']} torch "
-                  f"threads): **{m['pairs_per_s']:.2f} pairs/s** ({m['ms_per_call']:.0f} ms a call)."]
-    else:
-        lines += ["", "Model alone: not measured in this run (it did not finish before the session's deadline)."]
-    for e in r["engines"]:
-        if _steady(e) and m:
-            lines.append(f"- {e['engine']}: the model-only rate is {m['pairs_per_s'] / _steady(e):.2f}x its steady "
-                         f"end-to-end rate (the issue's target: within 1.5x).")
-    loc = {e["engine"]: e for e in r["engines"]}
-    if "local" in loc and "ray" in loc and _steady(loc["ray"]) and _steady(loc["local"]):
-        ov = _steady(loc["local"]) / _steady(loc["ray"]) - 1
-        ov_all = loc["ray"]["seconds"] / loc["local"]["seconds"] - 1
-        lines.append(f"- Ray's overhead at equal workers: {ov * 100:+.0f} % steady, {ov_all * 100:+.0f} % on the whole command "
-                     "(start-up of the local Ray and its actor included; the issue's target: at most 15 %).")
-    if m and st:
-        other = st["cpu_s_per_pair"]
-        cores = r.get("cores") or os.cpu_count()
-        lines.append(budget_line(m, other, cores, r["engines"]))
-    lines += cpu_lines(r["engines"])
-    if r.get("notes"):
-        lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
-    lines += _stage_lines(st, est) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
-                                                 "(it did not finish before the session's deadline)."]
-    lines += ["", "## GPU", "",
-              "No GPU was lent to this session. `benchmarks/inspect_gpu.sh` is the prepared check for one GPU machine with 16 cores "
-              "(model-only rate at batch 16, then `inspect --engine local --workers 14 --batch 16` end to end at 512x512 with "
-              "alignment auto, then with `--align off`; Ray too where it is installed): target ≥ 500 pairs/s end to end.", "",
-              "## effnet-d2 against Unet-cat on the CPU", "",
-              "The issue's item on making effnet-d2 at most 0.5x Unet-cat on the CPU path (ONNX Runtime, int8, torch.compile, a "
-              "fused depthwise path, another encoder cut) is measured by `python -m benchmarks routes`: `benchmarks/ROUTES.md`.", ""]
-    kept = kept_section(path)
-    path.write_text("\n".join(lines + ([kept] if kept else [])))
-
-
-def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str:
-    """The ceiling this machine's cores put on any engine (the model's CPU plus the other steps' per pair), and how
-    busy each engine kept the cores (its steady CPU per pair x its steady rate)."""
-    model_cpu = m["ms_per_call"] / 1000 * m["torch_threads"]
-    ceiling = cores / (model_cpu + other_s)
-    ratio = m["pairs_per_s"] / ceiling
-    line = (f"- The CPU budget on this machine: the model takes about {model_cpu * 1000:.0f} ms of CPU a pair ({m['ms_per_call']:.0f} ms "
-            f"on {m['torch_threads']} threads) and the other steps {other_s * 1000:.0f} ms (below), so with all {cores} cores busy "
-            f"no engine can pass {ceiling:.1f} pairs/s, {ratio:.2f}x below the model-only rate")
-    if ratio > 1.5:
-        line += (": within 1.5x of the model is out of reach here; it needs the other steps to cost at most half the model's "
-                 "CPU on cores the model does not use (a GPU, or more cores than the model's threads).")
-    else:
-        line += (f": within 1.5x of the model is possible only with {cores} cores busy at least {ratio / 1.5:.0%} of the time "
-                 "and no CPU lost to threads or processes contending for them.")
-    busy = [f"{e['engine']} {e['cpu_ms_per_pair']['total'] * _steady(e) / 1000 / cores:.0%} ({e['cpu_ms_per_pair']['total']:.0f} ms of "
-            f"CPU a pair, against {(model_cpu + other_s) * 1000:.0f} ms for the model and the steps alone)"
-            for e in engines if e.get("cpu_ms_per_pair") and _steady(e)]
-    if busy:
-        line += " Measured in the steady part, the cores were busy: " + "; ".join(busy) + "."
-    return line
-
-
-KEPT = "## Earlier runs"
-
-
-def kept_section(path: Path) -> str:
-    """The hand-kept section of an existing report (from a line starting with ``KEPT`` to the next ``## `` heading or
-    the end): rewriting the report keeps it, so earlier runs' figures are not lost with each new run."""
-    if not path.is_file():
-        return ""
-    text = path.read_text()
-    start = text.find("\n" + KEPT)
-    if start < 0:
-        return ""
-    end = text.find("\n## ", start + 1)
-    return text[start + 1:end if end >= 0 else len(text)].rstrip() + "\n"
-
-
-def cpu_lines(engines: list[dict]) -> list[str]:
-    """The CPU each engine's processes spent per pair (steady: from the 10th pair to the last), by role: where Ray's
-    overhead goes, in a unit the host's speed changes less than the wall-clock rate."""
-    have = [e for e in engines if e.get("cpu_ms_per_pair")]
-    if not have:
-        return []
-    lines = ["", "### CPU per pair, by process (steady: from the 10th pair to the last; user + system time of every process of "
-             "the command's tree, read from /proc every 0.5 s)", "", "| engine | process | CPU ms per pair |", "|---|---|---:|"]
-    for e in have:
-        for role, ms in e["cpu_ms_per_pair"].items():
-            if role != "total":
-                lines.append(f"| {e['engine']} | {role} | {ms:.1f} |")
-        lines.append(f"| {e['engine']} | **total** | **{e['cpu_ms_per_pair']['total']:.1f}** |")
-    by = {e["engine"]: e["cpu_ms_per_pair"]["total"] for e in have}
-    if "local" in by and "ray" in by:
-        lines += ["", f"Ray's processes spend {by['ray'] / by['local'] - 1:+.0%} of the local engine's CPU per pair; on a machine "
-                  "whose cores are all busy (here) that is its throughput overhead too."]
-    return lines
-
-
-def _limit_line(st: dict, est: dict) -> str:
-    """What limits a 16-core GPU node, from the measured CPU cost per pair (with and without alignment)."""
-    ms, need = st["cpu_s_per_pair"] * 1000, est["cpu_ms_for_500"]
-    no_align = ms - st["align"] * 1000
-    line = (f"- What limits it: decode + alignment + PNG writing ({ms:.0f} ms of CPU a pair here, {no_align:.0f} ms without "
-            f"alignment), long before the GPU. 500 pairs/s on one {est['cores']}-core machine needs at most {need:.0f} ms of CPU "
-            "per pair: ")
-    if ms <= need:
-        return line + "the measured cost is within it, so the ≥ 500 pairs/s target is reachable on paper with alignment auto."
-    line += f"with alignment auto the measured cost is {ms / need:.1f}x that, so the ≥ 500 pairs/s target is not reachable on paper"
-    if no_align <= need:
-        return line + (f"; with `--align off` ({est['cores']} / {no_align:.0f} ms = {est['cores'] / no_align * 1000:.0f} pairs/s "
-                       "on paper) it is, for pairs the camera already registers.")
-    return line + f", nor with `--align off` ({est['cores']} / {no_align:.0f} ms = {est['cores'] / no_align * 1000:.0f} pairs/s)."
-
-
-def _stage_lines(st: dict, est: dict) -> list[str]:
-    lines = []
-    lines += ["", "## Where a pair's time goes (one thread, CPU seconds per pair)", "",
-              "| decode 2 JPEGs | align (auto) | resize + tensors + thumbnails | finish: probabilities, regions, mask + heat PNGs, overlay | total |",
-              "|---:|---:|---:|---:|---:|",
-              f"| {st['decode'] * 1000:.1f} ms | {st['align'] * 1000:.1f} ms | {st['resize'] * 1000:.1f} ms | {st['finish'] * 1000:.1f} ms | "
-              f"{st['cpu_s_per_pair'] * 1000:.1f} ms |", "",
-              f"Over the first {st['pairs']} pairs; the finish step works on the model's own map of each pair (the model call "
-              "itself is not counted). "
-              f"Bytes per pair: {st['bytes_in'] / 1e3:.0f} kB read (two JPEGs), {st['bytes_out'] / 1e3:.0f} kB written (mask, heat map, "
-              f"thumbnails). The driver appends a results row in {st['journal_s_per_row'] * 1e6:.0f} µs.", "",
-              "## On paper: a 10-node x 1-GPU Ray cluster", "",
-              f"Per node ({est['cores']} cores, one GPU actor): the CPU tasks (decode, align, write) do at most {est['cores']} / "
-              f"{st['cpu_s_per_pair'] * 1000:.0f} ms = **{est['cpu_side_pairs_s']:.0f} pairs/s** with every core busy (the actor's own "
-              f"core and Ray's overhead not counted); the GPU actor does about {est['gpu_actor_pairs_s']:.0f} pairs/s at 512x512 with "
-              "batches of 16 (an estimate from the issue's H200 figures: effnet-d2 bf16 3.95 ms per 256x256 pair and 8.94 ms per "
-              "1024x1024 pair at batch 1, 13,280 pairs/s model-only for lite-d2 at batch 64; to be measured by "
-              "`benchmarks/inspect_gpu.sh`). So a node gives **"
-              f"{est['per_node_pairs_s']:.0f} pairs/s**, limited by {'the CPU side' if est['cpu_side_pairs_s'] < est['gpu_actor_pairs_s'] else 'the GPU'}, "
-              f"and 10 nodes **{est['cluster_pairs_s']:.0f} pairs/s**.",
-              _limit_line(st, est),
-              f"- Network: {est['read_mb_s']:.0f} MB/s read and {est['write_mb_s']:.0f} MB/s written across the cluster at that rate "
-              "(shared storage for RUN, or object storage through fsspec for the inputs): fine for 10 GbE.",
-              f"- The writer: one driver appends every row ({st['journal_s_per_row'] * 1e6:.0f} µs each, a ceiling of "
-              f"{est['driver_cap_rows_s']:.0f} rows/s) and Ray Data streams rows of a few kB back to it: not the limit at 10 nodes."]
-    return lines
-
-
 def main(a) -> int:
     import torch
 
@@ -533,7 +380,7 @@ def main(a) -> int:
         for e in r["engines"]:
             if e.get("samples"):
                 e.update(rss_figures(e["samples"], e["pairs"]))
-            run = ROOT / "runs" / f"bench-inspect-{e['engine']}"
+            run = ROOT / "runs" / (f"bench-inspect-{e['engine']}" + (f"-{e['lanes']}" if "lanes" in e else ""))
             if "files_steady_pairs_per_s" not in e and run.is_dir():
                 e.update(finish_times(run))
             said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(e.get("summary", [])))
@@ -545,21 +392,28 @@ def main(a) -> int:
         print(f"wrote {a.out} from {a.from_json}")
         return 0
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
+    lanes = [int(v) for v in str(a.lanes).split(",") if v.strip()]
+    if not lanes or min(lanes) < 1:
+        raise SystemExit(f"--lanes must list model workers of 1 or more, got {a.lanes!r}")
     load_start = load_average()
     folder = make_pairs(a.pairs, a.side)
     print(f"pairs in {folder}", flush=True)
     results = []
-    for e in engines:
-        print(f"engine {e} ...", flush=True)
-        results.append(run_engine(e, folder, a.pairs, a, ROOT / "runs" / f"bench-inspect-{e}"))
-        print(json.dumps(results[-1]), flush=True)
+    for n in lanes:
+        for e in engines:
+            print(f"engine {e}, {n} model worker(s) ...", flush=True)
+            results.append(run_engine(e, folder, a.pairs, a, ROOT / "runs" / f"bench-inspect-{e}-{n}", lanes=n))
+            print(json.dumps(results[-1]), flush=True)
     print("model only ...", flush=True)
     m = model_only(a.checkpoint, folder, a.batch, device=a.device)
+    if a.device == "cpu":  # what each local lane or Ray actor runs: its share of the threads
+        m["by_threads"] = {str(t): model_only(a.checkpoint, folder, a.batch, device=a.device, threads=t)
+                           for t in sorted({e["threads_each"] for e in results}) if t != m["torch_threads"]}
     print("stage costs ...", flush=True)
     st = stage_costs(a.checkpoint, folder, n=min(12, a.pairs))
     r = {"command": "python -m benchmarks inspect " + " ".join(sys.argv[2:]), "cores": len(os.sched_getaffinity(0)), "header": machine_header([torch.device("cpu")]),
          "load_start": load_start, "load_end": load_average(), "pairs": a.pairs, "side": a.side, "checkpoint": a.checkpoint,
-         "batch": a.batch, "align": a.align, "workers": a.workers, "ray_cpus": a.cpus or os.cpu_count(), "ray_cpus_per_worker": a.cpus_per_worker, "budget_s": a.budget_s, "engines": results, "model_only": m,
+         "batch": a.batch, "align": a.align, "workers": a.workers, "lanes": lanes, "torch_threads": torch.get_num_threads(), "ray_cpus": ray_cpus(a), "budget_s": a.budget_s, "engines": results, "model_only": m,
          "stages": st, "estimate": cluster_estimate(st)}
     out = Path(a.out)
     out.with_name("inspect.json").write_text(json.dumps(r, indent=1))  # first: a report that fails loses no figure

@@ -44,7 +44,7 @@ except ImportError:
     print("Ray is not installed here: the Ray engine is not measured", flush=True)
 for engine in engines:
     for align in ("auto", "off"):
-        a = SimpleNamespace(checkpoint="effnet-d2", device="cuda", batch=16, workers=14, cpus=None, align=align)
+        a = SimpleNamespace(checkpoint="effnet-d2", device="cuda", batch=16, workers=14, cpus=os.cpu_count(), cpus_per_worker=1, align=align)
         if engine == "ray":
             a.workers = 1
         try:

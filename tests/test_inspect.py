@@ -18,6 +18,7 @@ from PIL import Image
 
 from anodfdnet.checkpoint import save_checkpoint
 from anodfdnet.cli import main as cli_main
+from anodfdnet.errors import UserError
 from anodfdnet.inspect import InspectConfig, inspect_archive
 from anodfdnet.inspect.results import SCHEMA, read_results, worst_first
 from anodfdnet.models import ModelConfig, build_model
@@ -68,6 +69,28 @@ def test_a_run_writes_one_row_and_the_files_of_every_pair(local_run, pairs):
             assert 0 <= g["x"] < 96 and 0 <= g["y"] < 96 and g["area"] <= g["w"] * g["h"]
             assert 0 <= g["mean_prob"] <= g["max_prob"] <= r["score_max"] + 1e-6
         assert r["align_verdict"] and "aligned" in r["alignment"]
+
+
+def test_model_lanes_on_a_cpu_give_the_same_rows_and_leave_torchs_threads_as_they_were(tmp_path, local_run, pairs, checkpoint):
+    from anodfdnet.inspect.local import cpu_lanes
+
+    assert cpu_lanes(None, 2) == (2, 1) and cpu_lanes(None, 1) == (1, 1) and cpu_lanes(None, 16) == (2, 8)
+    assert cpu_lanes(3, 16) == (3, 5) and cpu_lanes(4, 2) == (4, 1)
+    before = torch.get_num_threads()
+    lanes, threads = cpu_lanes(None, before)  # the default run (local_run) on this machine's threads
+    assert f"{lanes} model lane{'s' if lanes > 1 else ''} x {threads} torch thread" in local_run.engine
+    one = inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "one"), checkpoint=checkpoint, device="cpu",
+                                        lanes=1))
+    assert torch.get_num_threads() == before
+    assert f"1 model lane x {before} torch thread" in one.engine
+    ref = _by_id(local_run.rows)
+    for pid, row in _by_id(one.rows).items():
+        assert row["n_regions"] == ref[pid]["n_regions"] and row["area_pct"] == pytest.approx(ref[pid]["area_pct"], abs=0.05)
+        assert row["score_max"] == pytest.approx(ref[pid]["score_max"], abs=1e-3)
+    with pytest.raises(UserError, match="--lanes is the local engine's"):
+        inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "r"), engine="ray", lanes=2))
+    with pytest.raises(UserError, match="--lanes must be 1 or more"):
+        inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "r"), lanes=0))
 
 
 def test_results_parquet_has_the_schema_and_datasets_reads_it(local_run):

@@ -80,11 +80,13 @@ def test_folder_prediction_batches_equal_shapes_and_keeps_order(ckpt, tmp_path):
     source = parse_spec(f"pairs:{tmp_path / 'p'}")
     p = Predictor(ckpt, device="cpu", size=None, path="eager")
     one = [(pair.name, p.predict(pair.history, pair.current)) for pair in (source[i] for i in range(len(source)))]
-    for batch, workers in ((3, 2), (8, 0)):
-        got = list(iter_predictions(p, source, batch=batch, workers=workers))
+    for batch, workers, lanes in ((3, 2, 1), (8, 0, 1), (1, 2, 3), (2, 1, 2)):  # lanes: model calls in flight, still in order
+        got = list(iter_predictions(p, source, batch=batch, workers=workers, lanes=lanes))
         assert [pair.name for pair, _ in got] == [name for name, _ in one]
         for (_, prob), (_, ref) in zip(got, one):
             np.testing.assert_allclose(prob, ref, atol=1e-5)
     assert [prob.shape for _, prob in got] == [(64, 64)] * 5 + [(96, 96)] * 4
     with pytest.raises(UserError, match="batch"):
         list(iter_predictions(p, source, batch=0))
+    with pytest.raises(UserError, match="lanes"):
+        list(iter_predictions(p, source, lanes=0))

@@ -96,7 +96,7 @@ class _Failed:
 
 
 def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None,
-                     with_alignment: bool = False, indices=None, on_error=None):
+                     with_alignment: bool = False, indices=None, on_error=None, lanes: int = 1):
     """Yield (pair, probability map) for every pair of a ``data.Source`` (the first ``limit``), in order;
     (pair, map, alignment) with ``with_alignment``. Each pair is aligned with ``predictor.align``.
 
@@ -107,9 +107,13 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
     Decoding and preprocessing run in ``workers`` threads ahead of the model (image decoding and resizing
     release the GIL), so the model is not kept waiting; 0 prepares each pair in the calling thread.
     Consecutive pairs whose model input shape is the same go through the model together, up to ``batch``
-    at a time."""
+    at a time. ``lanes``: model calls in flight at once, each in its own thread (results still come in order); on
+    a CPU, calls on one torch thread each (``torch.set_num_threads``, the caller's choice) use the cores better
+    than one call on all of them, whose threads wait for each other at every operation."""
     if batch < 1:
         raise UserError(f"batch must be 1 or more, got {batch}.")
+    if lanes < 1:
+        raise UserError(f"lanes must be 1 or more, got {lanes}.")
     order = list(range(len(source))) if indices is None else [int(i) for i in indices]
     n = len(order) if limit is None else min(limit, len(order))
 
@@ -124,23 +128,36 @@ def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int 
             return _Failed(i, e)
         return _Prepared(pair, h, c, tuple(out_shape), tuple(shape), alignment)
 
-    def run(group: list[_Prepared]):
+    def run(group: list[_Prepared]) -> list[tuple]:
         logits = predictor.predict_logits(torch.stack([g.history for g in group]), torch.stack([g.current for g in group]))
         probs = probabilities(logits, [g.out_shape for g in group], [g.alignment for g in group])
-        for g, prob in zip(group, probs):
-            yield (g.pair, prob, g.alignment) if with_alignment else (g.pair, prob)
+        return [(g.pair, prob, g.alignment) if with_alignment else (g.pair, prob) for g, prob in zip(group, probs)]
 
-    group: list[_Prepared] = []
-    for item in _prefetched(load, n, workers, ahead=max(2 * batch, 2 * workers)):
-        if isinstance(item, _Failed):
-            on_error(item.index, item.error)
-            continue
-        if group and (item.shape != group[0].shape or len(group) >= batch):
+    def groups():
+        group: list[_Prepared] = []
+        for item in _prefetched(load, n, workers, ahead=max(2 * batch * lanes, 2 * workers)):
+            if isinstance(item, _Failed):
+                on_error(item.index, item.error)
+                continue
+            if group and (item.shape != group[0].shape or len(group) >= batch):
+                yield group
+                group = []
+            group.append(item)
+        if group:
+            yield group
+
+    if lanes == 1:
+        for group in groups():
             yield from run(group)
-            group = []
-        group.append(item)
-    if group:
-        yield from run(group)
+        return
+    with ThreadPoolExecutor(lanes, thread_name_prefix="anodfdnet-model") as pool:
+        calls: deque = deque()
+        for group in groups():
+            calls.append(pool.submit(run, group))
+            while len(calls) > lanes or (calls and calls[0].done()):
+                yield from calls.popleft().result()
+        while calls:
+            yield from calls.popleft().result()
 
 
 def _prefetched(load, n: int, workers: int, ahead: int):

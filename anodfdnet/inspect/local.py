@@ -3,6 +3,11 @@
 ``iter_predictions`` reads, decodes and aligns pairs in ``workers`` threads ahead of the model and batches
 pairs of one input shape; ``outputs.finish_pair`` (regions, PNGs, thumbnails) runs in the same number of
 writer threads while the model goes on. Nothing to install or start; never imports Ray.
+
+On a CPU the model runs in ``lanes`` threads at once, each call on its share of torch's threads (default 2 lanes):
+one call on every core spends part of its time with its threads waiting for each other at each operation while
+the reader and writer threads hold a core, and two single-threaded calls keep the cores busier
+(benchmarks/INSPECT.md: 10.1 against 9.0 pairs/s on 2 cores, 2,000 pairs, alignment auto).
 """
 from __future__ import annotations
 
@@ -11,25 +16,50 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
+import torch
+
 from ..inference.predictor import Predictor, iter_predictions
 from .outputs import finish_pair, thumbnails
+
+DEFAULT_CPU_LANES = 2  # measured on 2 cores only (benchmarks/INSPECT.md); a GPU runs one lane with bigger batches
+
+
+def cpu_lanes(lanes: int | None, threads: int) -> tuple[int, int]:
+    """(model lanes, torch threads for each) on a CPU with ``threads`` torch threads: ``lanes`` None takes the
+    default, capped at the threads there are."""
+    n = min(DEFAULT_CPU_LANES, threads) if lanes is None else lanes
+    return max(1, n), max(1, threads // max(1, n))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_local(job, todo: list[int], on_result, on_error) -> str:
     """Inspect the pairs ``todo`` (indices of ``job.source``); ``on_result(row)`` and ``on_error(index, message)``
     are called in this thread. Returns a line saying what ran."""
     predictor = Predictor(job.checkpoint, device=job.device, size=job.size, path=job.path, align=job.align)
-    batch = job.batch or (16 if predictor.device.type == "cuda" else 1)
+    on_cpu = predictor.device.type == "cpu"
+    batch = job.batch or (1 if on_cpu else 16)
     workers = job.workers
+    lanes, threads = cpu_lanes(job.lanes, torch.get_num_threads()) if on_cpu else (job.lanes or 1, torch.get_num_threads())
 
     def finish(pair, prob, alignment):
         return finish_pair(job.run, pair.name, job.index_of[pair.name], prob, alignment,
                            thumbnails(pair.history, pair.current), job.threshold)
 
     waiting: deque = deque()
-    with ThreadPoolExecutor(workers, thread_name_prefix="inspect-write") if workers else contextlib.nullcontext() as writer:
+    with _torch_threads(threads), \
+            ThreadPoolExecutor(workers, thread_name_prefix="inspect-write") if workers else contextlib.nullcontext() as writer:
         for pair, prob, alignment in iter_predictions(predictor, job.source, batch=batch, workers=workers, indices=todo,
-                                                      with_alignment=True, on_error=lambda i, e: on_error(i, str(e))):
+                                                      lanes=lanes, with_alignment=True,
+                                                      on_error=lambda i, e: on_error(i, str(e))):
             alignment = replace(alignment, history=None)  # the warped full-size history is not needed any more
             if writer is None:
                 on_result(finish(pair, prob, alignment))
@@ -39,4 +69,5 @@ def run_local(job, todo: list[int], on_result, on_error) -> str:
                 on_result(waiting.popleft().result())
         for f in waiting:
             on_result(f.result())
-    return f"local engine: {predictor.runtime.detail}, batch {batch}, {workers} reader/writer threads"
+    return (f"local engine: {predictor.runtime.detail}, batch {batch}, {lanes} model lane{'s' if lanes > 1 else ''} x "
+            f"{threads} torch thread{'s' if threads > 1 else ''}, {workers} reader/writer threads")

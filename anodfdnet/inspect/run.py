@@ -44,6 +44,7 @@ class InspectConfig:
     align: str = "auto"
     batch: int | None = None  # pairs per model call (default 1 on CPU, 16 on a GPU)
     workers: int | None = None  # local: reader/writer threads (default 2); ray: model actors (default 1)
+    lanes: int | None = None  # local: model calls in flight (default 2 on a CPU, 1 on a GPU)
     cpus: int | None = None  # ray without --address: CPUs of the local Ray (default all)
     cpus_per_worker: float = 1.0  # ray: CPUs each model actor reserves
     gpus_per_worker: float = 0.0  # ray: GPUs each model actor reserves
@@ -69,6 +70,7 @@ class Job:
     align: str
     batch: int | None
     workers: int
+    lanes: int | None = None
     address: str | None = None
     cpus: int | None = None
     cpus_per_worker: float = 1.0
@@ -95,6 +97,10 @@ def _check(cfg: InspectConfig) -> None:
         raise UserError("--address names a Ray cluster: use it with --engine ray.")
     if cfg.workers is not None and cfg.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {cfg.workers}.")
+    if cfg.lanes is not None and cfg.lanes < 1:
+        raise UserError(f"--lanes must be 1 or more, got {cfg.lanes}.")
+    if cfg.lanes is not None and cfg.engine != "local":
+        raise UserError("--lanes is the local engine's; Ray runs --workers model actors of --cpus-per-worker CPUs each.")
     if cfg.batch is not None and cfg.batch < 1:
         raise UserError(f"--batch must be 1 or more, got {cfg.batch}.")
     if cfg.gpus_per_worker < 0 or cfg.cpus_per_worker <= 0:
@@ -154,7 +160,7 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
         write_table(journal.rows.values(), run / "results.parquet")  # a killed run's rows, made whole first
     job = Job(spec=cfg.data, source=source, run=run, checkpoint=str(checkpoint), threshold=threshold, size=size,
               device=cfg.device, path=cfg.path, align=cfg.align, batch=cfg.batch,
-              workers=cfg.workers if cfg.workers is not None else (2 if cfg.engine == "local" else 1),
+              workers=cfg.workers if cfg.workers is not None else (2 if cfg.engine == "local" else 1), lanes=cfg.lanes,
               address=cfg.address, cpus=cfg.cpus, cpus_per_worker=cfg.cpus_per_worker, gpus_per_worker=cfg.gpus_per_worker,
               index_of={source.names[i]: i for i in todo})
     if skipped:
@@ -218,7 +224,7 @@ def print_summary(s: Summary) -> None:
     print(head)
     if worst:
         w = worst[0]
-        print(f"worst: {w['id']} (max probability {w['score_max']:.3f}, {w['area_pct']:.2f} % anomalous, {w['n_regions']} regions)")
+        print(f"worst: {w['id']} (max probability {w['score_max']:.3f}, {w['area_pct']:.2f} % anomalous, {w['n_regions']} region{'' if w['n_regions'] == 1 else 's'})")
     print(f"report: {s.run / 'report.html'}")
     if s.errors:
         print(f"{len(s.errors)} pairs or lines could not be read and were skipped (also in {s.run / 'errors.jsonl'}):")
