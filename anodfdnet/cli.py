@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--path", default="auto", help=PATH_HELP)
     pr.add_argument("--batch", type=int, default=None, help="pairs per model call with --data, when their input shapes match (default 1 on the CPU, 16 on CUDA)")
     pr.add_argument("--workers", type=int, default=2, help="threads decoding inputs and encoding outputs with --data; 0 does both in the main thread (default 2)")
+    pr.add_argument("--lanes", type=int, default=None, help="with --data: model calls in flight at once, each on its share of torch's "
+                    "threads (default 2 on a CPU: they keep the cores busier than one call on all of them; 1 on a GPU)")
     pr.add_argument("--align", choices=MODES, default="auto", help=ALIGN_HELP)
 
     ins = sub.add_parser("inspect", help="inspect a whole archive: scores, regions, masks, a report worst first; resumable; "
@@ -290,7 +292,7 @@ def cmd_predict(a) -> int:
 
     predict_files(a.checkpoint, history=a.history, current=a.current, out=a.out, heatmap=a.heatmap, data=a.data,
                   out_dir=a.out_dir, threshold=a.threshold, size=a.size, device=a.device, path=a.path, batch=a.batch,
-                  workers=a.workers, align=a.align)
+                  workers=a.workers, align=a.align, lanes=a.lanes)
     return 0
 
 

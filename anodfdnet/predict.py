@@ -22,7 +22,7 @@ from tqdm import tqdm
 from .data import parse_spec
 from .data.images import save_mask_png, save_rgb_png
 from .errors import UserError
-from .inference.predictor import Prediction, Predictor, iter_predictions
+from .inference.predictor import Prediction, Predictor, iter_predictions, model_lanes, torch_threads
 from .metrics import binarize
 from .visualize import heatmap_rgb
 
@@ -32,10 +32,11 @@ __all__ = ["Prediction", "Predictor", "iter_predictions", "predict_files"]
 def predict_files(checkpoint: str, *, history: str | None = None, current: str | None = None, out: str | None = None,
                   heatmap: str | None = None, data: str | None = None, out_dir: str | None = None, threshold: float | None = None,
                   size: int | None | str = "checkpoint", device: str = "auto", path: str = "auto", batch: int | None = None,
-                  workers: int = 2, align: str = "auto") -> None:
+                  workers: int = 2, align: str = "auto", lanes: int | None = None) -> None:
     """Either one pair (``history``, ``current`` -> the mask ``out`` and/or the heat map ``heatmap``) or every
     pair of the SPEC ``data`` (-> ``out_dir/NAME_mask.png`` and ``NAME_heat.png``); says what it wrote.
-    ``threshold`` None takes the checkpoint's calibrated threshold."""
+    ``threshold`` None takes the checkpoint's calibrated threshold; ``lanes``: model calls in flight with ``data``
+    (``model_lanes``: 2 on a CPU, 1 on a GPU)."""
     one = history or current or out or heatmap
     if bool(one) == bool(data):
         raise UserError("give either --history, --current and --out for one pair, or --data and --out-dir for many.")
@@ -66,6 +67,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
         raise UserError("--data needs --out-dir for the masks and heat maps.")
     if workers < 0:
         raise UserError(f"--workers must be 0 or more, got {workers}.")
+    lanes, threads = model_lanes(predictor, lanes)
     source = parse_spec(data)
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,10 +84,11 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
 
     # Outputs are encoded in threads while the model runs on the next batch; at most 2 x workers wait.
     bar = tqdm(total=len(source), desc=f"predict ({predictor.runtime.path})", unit="pair")
-    with ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer, \
+    with torch_threads(threads), \
+            ThreadPoolExecutor(workers, thread_name_prefix="anodfdnet-write") if workers else contextlib.nullcontext() as writer, \
             open(folder / "alignment.jsonl", "w") as log:
         waiting: deque = deque()
-        for pair, prob, a in iter_predictions(predictor, source, batch=batch, workers=workers, with_alignment=True):
+        for pair, prob, a in iter_predictions(predictor, source, batch=batch, workers=workers, lanes=lanes, with_alignment=True):
             log.write(json.dumps({"name": pair.name, **a.meta()}) + "\n")
             if writer is None:
                 write(pair.name, prob, a)
@@ -99,7 +102,8 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
             f.result()
             bar.update(1)
     bar.close()
-    print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch})")
+    print(f"wrote {len(source)} masks and heat maps to {folder} ({predictor.runtime.detail}, batch {batch}, {lanes} model "
+          f"lane{'s' if lanes > 1 else ''} x {threads} torch thread{'s' if threads > 1 else ''})")
 
 
 def _make_parent(target: str) -> None:

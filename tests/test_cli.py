@@ -51,12 +51,19 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
 
     assert f"predict ({auto_path(torch.device('cpu'))})" in r.stderr and "8/8" in r.stderr  # the bar names the path
     # Batched, with other thread counts: the same files, byte for byte (fp32 eager both times).
-    for name, extra in (("one", ["--workers", "2"]), ("batched", ["--batch", "3", "--workers", "0"])):
+    # With model lanes (calls in flight, torch's threads shared among them) too.
+    for name, extra in (("one", ["--workers", "2", "--lanes", "1"]), ("batched", ["--batch", "3", "--workers", "0"]),
+                        ("lanes", ["--lanes", "3"])):
         r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / name, "--device", "cpu",
                 "--path", "eager", *extra)
         assert r.returncode == 0, r.stderr
+        said = {"one": " 1 model lane x ", "lanes": " 3 model lanes x 1 torch thread)", "batched": " model lane"}[name]
+        assert said in r.stdout, r.stdout
     for f in sorted((tmp_path / "one").glob("*_mask.png")):
-        assert np.array_equal(np.array(Image.open(f)), np.array(Image.open(tmp_path / "batched" / f.name))), f.name
+        for other in ("batched", "lanes"):
+            assert np.array_equal(np.array(Image.open(f)), np.array(Image.open(tmp_path / other / f.name))), (other, f.name)
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
+                          "--device", "cpu", "--lanes", "0"), "--lanes must be 1 or more, got 0")
     assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
                           "--device", "cpu", "--batch", "0"), "batch")
     assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",

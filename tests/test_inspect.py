@@ -72,7 +72,7 @@ def test_a_run_writes_one_row_and_the_files_of_every_pair(local_run, pairs):
 
 
 def test_model_lanes_on_a_cpu_give_the_same_rows_and_leave_torchs_threads_as_they_were(tmp_path, local_run, pairs, checkpoint):
-    from anodfdnet.inspect.local import cpu_lanes
+    from anodfdnet.inference.predictor import cpu_lanes
 
     assert cpu_lanes(None, 2) == (2, 1) and cpu_lanes(None, 1) == (1, 1) and cpu_lanes(None, 16) == (2, 8)
     assert cpu_lanes(3, 16) == (3, 5) and cpu_lanes(4, 2) == (4, 1)

@@ -7,6 +7,7 @@ and nothing in a forward pass mutates shared state.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -93,6 +94,38 @@ class _Prepared:
 class _Failed:
     index: int
     error: UserError
+
+
+DEFAULT_CPU_LANES = 2  # measured on 2 cores only (benchmarks/INSPECT.md); a GPU runs one lane with bigger batches
+
+
+def cpu_lanes(lanes: int | None, threads: int) -> tuple[int, int]:
+    """(model lanes, torch threads for each) on a CPU with ``threads`` torch threads: ``lanes`` None takes the
+    default, capped at the threads there are."""
+    n = min(DEFAULT_CPU_LANES, threads) if lanes is None else lanes
+    return max(1, n), max(1, threads // max(1, n))
+
+
+def model_lanes(predictor: Predictor, lanes: int | None) -> tuple[int, int]:
+    """(model calls in flight, torch threads for each) for ``iter_predictions`` on this predictor's device: on a
+    CPU two single-threaded calls keep the cores busier than one call on all of them while reader and writer
+    threads hold a core (benchmarks/INSPECT.md); on a GPU one lane, which batches."""
+    if lanes is not None and lanes < 1:
+        raise UserError(f"--lanes must be 1 or more, got {lanes}.")
+    if predictor.device.type != "cpu":
+        return lanes or 1, torch.get_num_threads()
+    return cpu_lanes(lanes, torch.get_num_threads())
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """torch's intra-op threads set to ``n`` inside the block and restored after it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def iter_predictions(predictor: Predictor, source, batch: int = 1, workers: int = 2, limit: int | None = None,

@@ -16,30 +16,8 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
-import torch
-
-from ..inference.predictor import Predictor, iter_predictions
+from ..inference.predictor import Predictor, iter_predictions, model_lanes, torch_threads
 from .outputs import finish_pair, thumbnails
-
-DEFAULT_CPU_LANES = 2  # measured on 2 cores only (benchmarks/INSPECT.md); a GPU runs one lane with bigger batches
-
-
-def cpu_lanes(lanes: int | None, threads: int) -> tuple[int, int]:
-    """(model lanes, torch threads for each) on a CPU with ``threads`` torch threads: ``lanes`` None takes the
-    default, capped at the threads there are."""
-    n = min(DEFAULT_CPU_LANES, threads) if lanes is None else lanes
-    return max(1, n), max(1, threads // max(1, n))
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def run_local(job, todo: list[int], on_result, on_error) -> str:
     """Inspect the pairs ``todo`` (indices of ``job.source``); ``on_result(row)`` and ``on_error(index, message)``
@@ -48,14 +26,14 @@ def run_local(job, todo: list[int], on_result, on_error) -> str:
     on_cpu = predictor.device.type == "cpu"
     batch = job.batch or (1 if on_cpu else 16)
     workers = job.workers
-    lanes, threads = cpu_lanes(job.lanes, torch.get_num_threads()) if on_cpu else (job.lanes or 1, torch.get_num_threads())
+    lanes, threads = model_lanes(predictor, job.lanes)
 
     def finish(pair, prob, alignment):
         return finish_pair(job.run, pair.name, job.index_of[pair.name], prob, alignment,
                            thumbnails(pair.history, pair.current), job.threshold)
 
     waiting: deque = deque()
-    with _torch_threads(threads), \
+    with torch_threads(threads), \
             ThreadPoolExecutor(workers, thread_name_prefix="inspect-write") if workers else contextlib.nullcontext() as writer:
         for pair, prob, alignment in iter_predictions(predictor, job.source, batch=batch, workers=workers, indices=todo,
                                                       lanes=lanes, with_alignment=True,
