@@ -46,7 +46,7 @@ CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = "Batch inspection: local engine against Ray at equal workers, RSS growth, model-only rate; write benchmarks/INSPECT.md."
-    p.add_argument("--pairs", type=int, default=300, help="generated pairs (default 300; the issue's 2,000 take 8 to 15 min on 2 cores)")
+    p.add_argument("--pairs", type=int, default=300, help="generated pairs (default 300; the issue's 2,000 take about 17 min on 2 cores for the 4 engine runs of --lanes 1,2)")
     p.add_argument("--side", type=int, default=512, help="pair size in pixels (default 512)")
     p.add_argument("--checkpoint", default="effnet-d2")
     p.add_argument("--engines", default="local,ray", help="comma-separated (default local,ray)")
