@@ -7,7 +7,8 @@ most, so alignment has real work; cached under .cache/anodfdnet/bench-inspect):
 2. each engine end to end as the user runs it (``python -m anodfdnet inspect`` in a subprocess, alignment auto,
    masks, heat maps and thumbnails written), sampled every 0.5 s: finished pairs (the journal) and the RSS of the
    whole process tree (for Ray: driver, raylet, GCS, workers; shared object-store pages are counted in every
-   process that maps them). Rates: over the whole command (start-up included) and steady (from the 10th pair);
+   process that maps them, so the PSS of the tree, which divides each shared page among its mappers, is sampled
+   too). Rates: over the whole command (start-up included) and steady (from the 10th pair);
    RSS growth from pair 100 (or a third of the run, if shorter) to the end; the CPU time (user + system, from
    /proc) each process of the tree spent per pair in the steady part, by role (driver, model actor, CPU task
    workers, Ray's daemons): where Ray's overhead goes, in a unit the host's speed moves less than the rates;
@@ -234,9 +235,8 @@ def process_role(pid: int, root: int, cmdline: list[str]) -> str:
     return f"Ray: {name}" if name in ("raylet", "gcs_server", "plasma_store") else name or "?"
 
 
-def _tree_sample(pid: int, cpu: dict | None = None) -> int:
-    """RSS bytes of pid and all its descendants; with ``cpu``, also record each one's CPU seconds so far (user + system,
-    its threads included) as ``cpu[pid] = (role, seconds)``: a process that exits keeps its last sample."""
+def _tree_pids(pid: int) -> list[int]:
+    """pid and all its descendants (from /proc)."""
     children: dict[int, list[int]] = {}
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
@@ -247,10 +247,34 @@ def _tree_sample(pid: int, cpu: dict | None = None) -> int:
         except (OSError, ValueError, IndexError):
             continue
         children.setdefault(ppid, []).append(int(p.name))
-    total, todo = 0, [pid]
+    out, todo = [], [pid]
     while todo:
         q = todo.pop()
+        out.append(q)
         todo.extend(children.get(q, []))
+    return out
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size (bytes) of pid and its descendants: each shared page (Ray's object store, libraries)
+    divided among the processes that map it, so unlike summed RSS a page counts once for the whole tree."""
+    total = 0
+    for q in _tree_pids(pid):
+        try:
+            for line in Path(f"/proc/{q}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def _tree_sample(pid: int, cpu: dict | None = None) -> int:
+    """RSS bytes of pid and all its descendants; with ``cpu``, also record each one's CPU seconds so far (user + system,
+    its threads included) as ``cpu[pid] = (role, seconds)``: a process that exits keeps its last sample."""
+    total = 0
+    for q in _tree_pids(pid):
         try:
             for line in Path(f"/proc/{q}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -310,7 +334,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
         cmd += ["--engine", "ray", "--workers", str(lanes), "--cpus-per-worker", f"{actor_cpus:g}"]
         cmd += ["--cpus", str(ray_cpus(a))] + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
     journal = out / "journal.jsonl"
-    samples = []
+    samples, pss = [], []  # (seconds, pairs done, bytes): summed RSS and PSS of the tree
     cpu: dict = {}
     cpu_mark = cpu_last = None  # (pairs done, snapshot) at the first sample with 10 pairs done and at the last one after
     t0 = time.perf_counter()
@@ -327,6 +351,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
         while proc.poll() is None:
             done = journal.read_bytes().count(b"\n") if journal.exists() else 0
             samples.append((time.perf_counter() - t0, done, _tree_sample(proc.pid, cpu)))
+            pss.append((samples[-1][0], done, tree_pss(proc.pid)))
             if cpu_mark is None and done >= 10:
                 cpu_mark = (done, dict(cpu))
             if cpu_mark is not None and done > cpu_mark[0]:
@@ -354,7 +379,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
     steady_cpu = cpu_by_role(cpu_mark[1], cpu_last[1], cpu_last[0] - cpu_mark[0]) if cpu_last else {}
     return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
             "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
-            **rss_figures(samples, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
+            **rss_figures(samples, done), "pss": rss_figures(pss, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
 
 
 def rss_figures(samples: list, done: int) -> dict:

@@ -47,6 +47,18 @@ def _threads_each(e: dict, r: dict) -> int:
     return max(1, r.get("torch_threads", 1) // n) if e["engine"] == "local" else int(r.get("ray_cpus_per_worker", 1))
 
 
+def pss_lines(engines: list[dict]) -> list[str]:
+    """The tree's memory without double counting (PSS, sampled with the RSS): summed RSS counts a shared page, such as
+    Ray's object store, once in every process that maps it."""
+    have = [e for e in engines if (e.get("pss") or {}).get("rss_growth_mb") is not None]
+    if not have:
+        return []
+    return ["", "Memory without double counting: the proportional set size (PSS: each shared page, such as Ray's object "
+            "store, divided among the processes that map it) of the whole tree, from pair N of the table to the last pair: "
+            + "; ".join(f"{label(e)} {e['pss']['rss_at_mark_mb']:.0f} → {e['pss']['rss_end_mb']:.0f} MB "
+                        f"({e['pss']['rss_growth_mb']:+.0f} MB)" for e in have) + "."]
+
+
 def overhead_lines(engines: list[dict]) -> list[str]:
     """Ray's overhead at equal model workers (local lanes = Ray actors), steady and on the whole command, and, where
     more than one setting ran, each engine at its best."""
@@ -100,6 +112,7 @@ def write_report(path: Path, r: dict) -> None:
         lines.append(f"| {label(e)} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
                      f"{f(_steady(e), 2)} | {f(e.get('files_from_100_pairs_per_s'), 2)} | {f(e['rss_at_mark_mb'], 0)} (N={e['rss_mark_pair']}) | "
                      f"{f(e['rss_end_mb'], 0)} | {f(e['rss_growth_mb'], 0)} | {f(e['rss_peak_mb'], 0)} |")
+    lines += pss_lines(r["engines"])
     if m:
         lines += ["", f"Model alone (`Predictor.predict_logits`, {m['path']}, batch {m['batch']}, {m['torch_threads']} torch "
                   f"threads): **{m['pairs_per_s']:.2f} pairs/s** ({m['ms_per_call']:.0f} ms a call"

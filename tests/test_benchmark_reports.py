@@ -1,6 +1,6 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
 from benchmarks.inspect_bench import cpu_by_role, process_role, rss_figures
-from benchmarks.inspect_report import KEPT, _limit_line, budget_line, cpu_lines, kept_section, overhead_lines, write_report
+from benchmarks.inspect_report import KEPT, _limit_line, budget_line, cpu_lines, kept_section, overhead_lines, pss_lines, write_report
 from benchmarks.routes import format_report
 
 
@@ -149,3 +149,12 @@ def test_cpu_lines_and_the_budget_name_each_setting_and_use_its_own_models_cpu()
     # each row against its own model's CPU: 2 threads (100 ms) for 1 lane, 1 thread (90 ms) for 2 lanes
     assert "local, 1 lane 78% (142 ms of CPU a pair, against 150 ms" in line
     assert "local, 2 lanes 96% (160 ms of CPU a pair, against 140 ms" in line
+
+
+def test_the_pss_line_gives_each_engines_memory_without_double_counting():
+    rows = [{**_row("local", 2, 10.0, 200.0), "pss": {"rss_at_mark_mb": 600.4, "rss_end_mb": 655.0, "rss_growth_mb": 54.6}},
+            {**_row("ray", 2, 8.0, 250.0), "pss": {"rss_at_mark_mb": 1500.0, "rss_end_mb": 1480.0, "rss_growth_mb": -20.0}},
+            _row("ray", 1, 8.0, 250.0)]  # an older run's row: no PSS sampled, left out
+    text = "\n".join(pss_lines(rows))
+    assert "local, 2 lanes 600 → 655 MB (+55 MB); ray, 2 actors 1500 → 1480 MB (-20 MB)." in text and "1 actor" not in text
+    assert pss_lines(rows[2:]) == []
