@@ -255,16 +255,21 @@ def _tree_pids(pid: int) -> list[int]:
     return out
 
 
+def _kb_field(path: str, key: str) -> int:
+    """Bytes of a ``key: N kB`` line of a /proc file (``status``, ``smaps_rollup``); 0 where it has none."""
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def tree_pss(pid: int) -> int:
     """Proportional set size (bytes) of pid and its descendants: each shared page (Ray's object store, libraries)
     divided among the processes that map it, so unlike summed RSS a page counts once for the whole tree."""
     total = 0
     for q in _tree_pids(pid):
         try:
-            for line in Path(f"/proc/{q}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-                    break
+            total += _kb_field(f"/proc/{q}/smaps_rollup", "Pss:")
         except (OSError, ValueError, IndexError):
             pass
     return total
@@ -276,9 +281,7 @@ def _tree_sample(pid: int, cpu: dict | None = None) -> int:
     total = 0
     for q in _tree_pids(pid):
         try:
-            for line in Path(f"/proc/{q}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
+            total += _kb_field(f"/proc/{q}/status", "VmRSS:")
             if cpu is not None:
                 fields = Path(f"/proc/{q}/stat").read_text().rsplit(")", 1)[1].split()
                 seconds = (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime

@@ -1,5 +1,5 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
-from benchmarks.inspect_bench import cpu_by_role, process_role, rss_figures
+from benchmarks.inspect_bench import _tree_sample, cpu_by_role, process_role, rss_figures, tree_pss
 from benchmarks.inspect_report import KEPT, _limit_line, budget_line, cpu_lines, kept_section, overhead_lines, pss_lines, write_report
 from benchmarks.routes import format_report
 
@@ -158,3 +158,13 @@ def test_the_pss_line_gives_each_engines_memory_without_double_counting():
     text = "\n".join(pss_lines(rows))
     assert "local, 2 lanes 600 → 655 MB (+55 MB); ray, 2 actors 1500 → 1480 MB (-20 MB)." in text and "1 actor" not in text
     assert pss_lines(rows[2:]) == []
+
+
+def test_this_processs_pss_is_read_from_proc_and_never_above_its_rss():
+    import os
+
+    if not os.path.exists(f"/proc/{os.getpid()}/smaps_rollup"):
+        import pytest
+        pytest.skip("no /proc/PID/smaps_rollup on this system (Linux 4.14 or later has it)")
+    pss, rss = tree_pss(os.getpid()), _tree_sample(os.getpid())
+    assert 10 * 2**20 < pss <= rss, (pss, rss)  # a Python with numpy loaded maps well over 10 MB; shared pages split
