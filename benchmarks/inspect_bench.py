@@ -408,7 +408,7 @@ def main(a) -> int:
         for e in r["engines"]:
             if e.get("samples"):
                 e.update(rss_figures(e["samples"], e["pairs"]))
-            run = ROOT / "runs" / (f"bench-inspect-{e['engine']}" + (f"-{e['lanes']}" if "lanes" in e else ""))
+            run = ROOT / "runs" / f"bench-inspect-{e['engine']}-{e['lanes']}"
             if "files_steady_pairs_per_s" not in e and run.is_dir():
                 e.update(finish_times(run))
             said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(e.get("summary", [])))

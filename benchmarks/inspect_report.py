@@ -23,28 +23,14 @@ def _steady(e: dict) -> float | None:
 
 
 def label(e: dict) -> str:
-    """An engine row's name: the engine and, where the run measured more than one setting, its model workers."""
-    if "lanes" not in e:
-        return e["engine"]
+    """An engine row's name: the engine and its model workers (local lanes or Ray actors)."""
     n = e["lanes"]
     return f"{e['engine']}, {n} {'lane' if e['engine'] == 'local' else 'actor'}{'s' if n > 1 else ''}"
 
 
 def model_runs(m: dict) -> dict[int, dict]:
     """The model-only figures by torch threads: the issue's reference (all threads) and each lane's or actor's."""
-    runs = {m["torch_threads"]: m}
-    if m.get("lane"):
-        runs[m["lane"]["torch_threads"]] = m["lane"]
-    runs.update({int(k): v for k, v in (m.get("by_threads") or {}).items()})
-    return runs
-
-
-def _threads_each(e: dict, r: dict) -> int:
-    """Torch threads of each of an engine row's model lanes or actors."""
-    if "threads_each" in e:
-        return e["threads_each"]
-    n = r.get("lanes") or 1
-    return max(1, r.get("torch_threads", 1) // n) if e["engine"] == "local" else int(r.get("ray_cpus_per_worker", 1))
+    return {m["torch_threads"]: m, **{int(k): v for k, v in (m.get("by_threads") or {}).items()}}
 
 
 def pss_lines(engines: list[dict]) -> list[str]:
@@ -63,14 +49,14 @@ def overhead_lines(engines: list[dict]) -> list[str]:
     """Ray's overhead at equal model workers (local lanes = Ray actors), steady and on the whole command, and, where
     more than one setting ran, each engine at its best."""
     lines = []
-    for n in sorted({e.get("lanes") for e in engines}, key=lambda v: v or 0):
-        loc = next((e for e in engines if e["engine"] == "local" and e.get("lanes") == n and _steady(e)), None)
-        ray = next((e for e in engines if e["engine"] == "ray" and e.get("lanes") == n and _steady(e)), None)
+    for n in sorted({e["lanes"] for e in engines}):
+        loc = next((e for e in engines if e["engine"] == "local" and e["lanes"] == n and _steady(e)), None)
+        ray = next((e for e in engines if e["engine"] == "ray" and e["lanes"] == n and _steady(e)), None)
         if loc and ray:
             ov, ov_all = _steady(loc) / _steady(ray) - 1, ray["seconds"] / loc["seconds"] - 1
-            who = f" ({n} model worker{'s' if n > 1 else ''} each: {label(loc)} against {label(ray)})" if n else ""
-            lines.append(f"- Ray's overhead at equal workers{who}: {ov * 100:+.0f} % steady, {ov_all * 100:+.0f} % on the whole "
-                         "command (start-up of the local Ray and its actors included; the issue's target: at most 15 %).")
+            lines.append(f"- Ray's overhead at equal workers ({n} model worker{'s' if n > 1 else ''} each: {label(loc)} against "
+                         f"{label(ray)}): {ov * 100:+.0f} % steady, {ov_all * 100:+.0f} % on the whole command (start-up of the "
+                         "local Ray and its actors included; the issue's target: at most 15 %).")
     best = {k: max((e for e in engines if e["engine"] == k and _steady(e)), key=_steady, default=None) for k in ("local", "ray")}
     if len(lines) > 1 and best["local"] and best["ray"]:
         lines.append(f"- Each engine at its best setting on this machine ({label(best['local'])}: {_steady(best['local']):.2f} pairs/s; "
@@ -102,11 +88,11 @@ def write_report(path: Path, r: dict) -> None:
               "RSS at pair N, MB | RSS at the last pair, MB | RSS growth, MB | peak RSS, MB |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for e in r["engines"]:
         f = lambda v, p=1: "n/a" if v is None else f"{v:.{p}f}"  # noqa: E731
-        n, each = e.get("lanes") or r.get("lanes") or 1, _threads_each(e, r)
+        n, each = e["lanes"], e["threads_each"]
         threads = f"{each} torch thread{'s' if each > 1 else ''}"
         who = ((f"{n} model lanes ({threads} each)" if n > 1 else f"model in one lane ({threads})")
                + f" + {r['workers']} reader/writer threads" if e["engine"] == "local"
-               else f"{n} model actor{'s' if n > 1 else ''} ({e.get('ray_cpus_per_worker', r.get('ray_cpus_per_worker', 1)):g} CPU "
+               else f"{n} model actor{'s' if n > 1 else ''} ({e['ray_cpus_per_worker']:g} CPU "
                     f"each) + CPU tasks, local Ray with {r['ray_cpus']} logical CPUs")
         wall = e.get("command_s") or e["seconds"]
         lines.append(f"| {label(e)} | {who} | {e['pairs']}{' (stopped at the budget)' if e.get('stopped_at_budget') else ''} | {f(wall)} | {f(e['pairs'] / wall, 2)} | "
@@ -132,7 +118,7 @@ def write_report(path: Path, r: dict) -> None:
     if m and st:
         other = st["cpu_s_per_pair"]
         cores = r.get("cores") or os.cpu_count()
-        lines.append(budget_line(m, other, cores, r["engines"], r))
+        lines.append(budget_line(m, other, cores, r["engines"]))
     lines += cpu_lines(r["engines"])
     if r.get("notes"):
         lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
@@ -149,7 +135,7 @@ def write_report(path: Path, r: dict) -> None:
     path.write_text("\n".join(lines + ([kept] if kept else [])))
 
 
-def budget_line(m: dict, other_s: float, cores: int, engines: list[dict], r: dict | None = None) -> str:
+def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str:
     """The ceiling this machine's cores put on any engine (the model's CPU, on the fewest threads measured, plus the
     other steps' per pair), and how busy each engine kept the cores (its steady CPU per pair x its steady rate)."""
     runs = model_runs(m)
@@ -174,7 +160,7 @@ def budget_line(m: dict, other_s: float, cores: int, engines: list[dict], r: dic
     busy = []
     for e in engines:
         if e.get("cpu_ms_per_pair") and _steady(e):
-            own = cpu_s(runs.get(_threads_each(e, r or {}), run)) if r else model_cpu
+            own = cpu_s(runs.get(e["threads_each"], run))
             busy.append(f"{label(e)} {e['cpu_ms_per_pair']['total'] * _steady(e) / 1000 / cores:.0%} ({e['cpu_ms_per_pair']['total']:.0f} "
                         f"ms of CPU a pair, against {(own + other_s) * 1000:.0f} ms for the model and the steps alone)")
     if busy:
@@ -212,10 +198,10 @@ def cpu_lines(engines: list[dict]) -> list[str]:
                 lines.append(f"| {label(e)} | {role} | {ms:.1f} |")
         lines.append(f"| {label(e)} | **total** | **{e['cpu_ms_per_pair']['total']:.1f}** |")
     shares = []
-    for n in sorted({e.get("lanes") for e in have}, key=lambda v: v or 0):
-        by = {e["engine"]: e["cpu_ms_per_pair"]["total"] for e in have if e.get("lanes") == n}
+    for n in sorted({e["lanes"] for e in have}):
+        by = {e["engine"]: e["cpu_ms_per_pair"]["total"] for e in have if e["lanes"] == n}
         if "local" in by and "ray" in by:
-            shares.append(f"{by['ray'] / by['local'] - 1:+.0%}" + (f" at {n} model worker{'s' if n > 1 else ''} each" if n else ""))
+            shares.append(f"{by['ray'] / by['local'] - 1:+.0%} at {n} model worker{'s' if n > 1 else ''} each")
     if shares:
         lines += ["", f"Ray's processes against the local engine, CPU per pair: {', '.join(shares)}; on a machine whose cores "
                   "are all busy (here) that is its throughput overhead too."]

@@ -69,12 +69,12 @@ def test_cpu_by_role_counts_the_window_only_and_keeps_processes_that_started_or_
 
 
 def test_cpu_lines_give_rays_share_of_the_local_engines_cpu():
-    engines = [{"engine": "local", "cpu_ms_per_pair": {"the command (driver)": 150.0, "total": 150.0}},
-               {"engine": "ray", "cpu_ms_per_pair": {"Ray: model actor": 100.0, "Ray: raylet": 65.0, "total": 165.0}}]
+    engines = [{"engine": "local", "lanes": 1, "cpu_ms_per_pair": {"the command (driver)": 150.0, "total": 150.0}},
+               {"engine": "ray", "lanes": 1, "cpu_ms_per_pair": {"Ray: model actor": 100.0, "Ray: raylet": 65.0, "total": 165.0}}]
     text = "\n".join(cpu_lines(engines))
-    assert "| ray | Ray: raylet | 65.0 |" in text and "| local | **total** | **150.0** |" in text
-    assert "Ray's processes against the local engine, CPU per pair: +10%;" in text
-    assert cpu_lines([{"engine": "local"}]) == []
+    assert "| ray, 1 actor | Ray: raylet | 65.0 |" in text and "| local, 1 lane | **total** | **150.0** |" in text
+    assert "Ray's processes against the local engine, CPU per pair: +10% at 1 model worker each;" in text
+    assert cpu_lines([{"engine": "local", "lanes": 1}]) == []
 
 
 def test_the_limit_line_follows_the_measured_costs():
@@ -104,14 +104,14 @@ def test_rewriting_the_report_keeps_the_earlier_runs_section(tmp_path):
 
 def test_the_budget_line_gives_the_ceiling_and_how_busy_each_engine_kept_the_cores():
     m = {"ms_per_call": 47.0, "torch_threads": 2, "pairs_per_s": 21.2}
-    engines = [{"engine": "local", "cpu_ms_per_pair": {"total": 142.0}, "files_steady_pairs_per_s": 11.2}]
+    engines = [{"engine": "local", "lanes": 1, "threads_each": 2, "cpu_ms_per_pair": {"total": 142.0}, "files_steady_pairs_per_s": 11.2}]
     near = budget_line(m, 0.041, 2, engines)  # 2 / 0.135 s = 14.8 pairs/s: 1.43x below the model
     assert "no engine can pass 14.8 pairs/s, 1.43x below" in near and "busy at least 95% of the time" in near
-    assert "local 80% (142 ms of CPU a pair, against 135 ms" in near
+    assert "local, 1 lane 80% (142 ms of CPU a pair, against 135 ms" in near
     far = budget_line(m, 0.070, 2, [])
     assert "1.74x below" in far and "out of reach here" in far and "busy:" not in far
     # with lanes, the ceiling uses the CPU one lane's model call measured (1 thread: 70 ms), not 2 threads' 94
-    lane = {**m, "lane": {"ms_per_call": 70.0, "torch_threads": 1, "pairs_per_s": 14.3, "cpu_ms_per_pair": 70.0}}
+    lane = {**m, "by_threads": {"1": {"ms_per_call": 70.0, "torch_threads": 1, "pairs_per_s": 14.3, "cpu_ms_per_pair": 70.0}}}
     laned = budget_line(lane, 0.041, 2, [])  # 2 / 0.111 s = 18.0 pairs/s
     assert "about 70 ms of CPU a pair (on 1 torch thread, as the engines run it)" in laned and "pass 18.0 pairs/s" in laned
 
@@ -130,10 +130,6 @@ def test_rays_overhead_is_read_at_equal_model_workers_and_at_each_engines_best()
     assert "(local, 2 lanes: 12.00 pairs/s; ray, 1 actor: 10.00): Ray's overhead +20 % steady" in lines[2]
     # one setting only: no best-of line; a setting with one engine only: no overhead line for it
     assert len(overhead_lines(rows[:2])) == 1 and overhead_lines([rows[0], rows[3]]) == []
-    # an old report's rows (no lanes) still pair up
-    old = [{"engine": "local", "files_steady_pairs_per_s": 11.0, "seconds": 10.0}, {"engine": "ray", "files_steady_pairs_per_s": 10.0, "seconds": 11.0}]
-    assert overhead_lines(old) == ["- Ray's overhead at equal workers: +10 % steady, +10 % on the whole command (start-up of the "
-                                   "local Ray and its actors included; the issue's target: at most 15 %)."]
 
 
 def test_cpu_lines_and_the_budget_name_each_setting_and_use_its_own_models_cpu():
@@ -144,7 +140,7 @@ def test_cpu_lines_and_the_budget_name_each_setting_and_use_its_own_models_cpu()
     assert "against the local engine, CPU per pair: +15% at 1 model worker each, +23% at 2 model workers each;" in text
     m = {"ms_per_call": 50.0, "torch_threads": 2, "pairs_per_s": 20.0, "cpu_ms_per_pair": 100.0,
          "by_threads": {"1": {"ms_per_call": 90.0, "torch_threads": 1, "pairs_per_s": 11.1, "cpu_ms_per_pair": 90.0}}}
-    line = budget_line(m, 0.050, 2, rows, {"lanes": [1, 2]})
+    line = budget_line(m, 0.050, 2, rows)
     assert "about 90 ms of CPU a pair (on 1 torch thread" in line and "pass 14.3 pairs/s" in line  # 2 / 0.140 s
     # each row against its own model's CPU: 2 threads (100 ms) for 1 lane, 1 thread (90 ms) for 2 lanes
     assert "local, 1 lane 78% (142 ms of CPU a pair, against 150 ms" in line

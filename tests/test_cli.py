@@ -63,7 +63,9 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
         for other in ("batched", "lanes"):
             assert np.array_equal(np.array(Image.open(f)), np.array(Image.open(tmp_path / other / f.name))), (other, f.name)
     assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
-                          "--device", "cpu", "--lanes", "0"), "--lanes must be 1 or more, got 0")
+                          "--device", "cpu", "--lanes", "0"), "--lanes must be 1 or more", "got 0.")
+    assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
+                          "--device", "cpu", "--lanes", "100000"), "at most 64", "got 100000")  # no 100,000 threads
     assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",
                           "--device", "cpu", "--batch", "0"), "batch")
     assert_user_error(run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "x",

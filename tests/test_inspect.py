@@ -89,8 +89,10 @@ def test_model_lanes_on_a_cpu_give_the_same_rows_and_leave_torchs_threads_as_the
         assert row["score_max"] == pytest.approx(ref[pid]["score_max"], abs=1e-3)
     with pytest.raises(UserError, match="--lanes is the local engine's"):
         inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "r"), engine="ray", lanes=2))
-    with pytest.raises(UserError, match="--lanes must be 1 or more"):
-        inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "r"), lanes=0))
+    for bad in (0, 65):
+        with pytest.raises(UserError, match="--lanes must be 1 or more and at most 64"):
+            inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "r"), lanes=bad))
+    assert not (tmp_path / "r").exists()  # refused before the run folder is made
 
 
 def test_results_parquet_has_the_schema_and_datasets_reads_it(local_run):

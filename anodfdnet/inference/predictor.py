@@ -106,12 +106,21 @@ def cpu_lanes(lanes: int | None, threads: int) -> tuple[int, int]:
     return max(1, n), max(1, threads // max(1, n))
 
 
+MAX_LANES = 64  # each lane keeps 2 x batch prepared pairs in memory ahead of it
+
+
+def check_lanes(lanes: int | None) -> None:
+    """A clear error for a ``--lanes`` that is not 1 to MAX_LANES (None: the default)."""
+    if lanes is not None and not 1 <= lanes <= MAX_LANES:
+        raise UserError(f"--lanes must be 1 or more and at most {MAX_LANES} (each lane holds prepared pairs in memory), "
+                        f"got {lanes}.")
+
+
 def model_lanes(predictor: Predictor, lanes: int | None) -> tuple[int, int]:
     """(model calls in flight, torch threads for each) for ``iter_predictions`` on this predictor's device: on a
     CPU two single-threaded calls keep the cores busier than one call on all of them while reader and writer
     threads hold a core (benchmarks/INSPECT.md); on a GPU one lane, which batches."""
-    if lanes is not None and lanes < 1:
-        raise UserError(f"--lanes must be 1 or more, got {lanes}.")
+    check_lanes(lanes)
     if predictor.device.type != "cpu":
         return lanes or 1, torch.get_num_threads()
     return cpu_lanes(lanes, torch.get_num_threads())

@@ -19,6 +19,7 @@ from dataclasses import replace
 from ..inference.predictor import Predictor, iter_predictions, model_lanes, torch_threads
 from .outputs import finish_pair, thumbnails
 
+
 def run_local(job, todo: list[int], on_result, on_error) -> str:
     """Inspect the pairs ``todo`` (indices of ``job.source``); ``on_result(row)`` and ``on_error(index, message)``
     are called in this thread. Returns a line saying what ran."""

@@ -23,6 +23,7 @@ from ..align import check_mode
 from ..checkpoint import read_info, resolve
 from ..data import parse_spec
 from ..errors import UserError
+from ..inference.predictor import check_lanes
 from .outputs import make_dirs
 from .results import Journal, read_results, worst_first, write_table
 
@@ -97,8 +98,7 @@ def _check(cfg: InspectConfig) -> None:
         raise UserError("--address names a Ray cluster: use it with --engine ray.")
     if cfg.workers is not None and cfg.workers < 0:
         raise UserError(f"--workers must be 0 or more, got {cfg.workers}.")
-    if cfg.lanes is not None and cfg.lanes < 1:
-        raise UserError(f"--lanes must be 1 or more, got {cfg.lanes}.")
+    check_lanes(cfg.lanes)  # before the run folder or the model: the same rule model_lanes applies
     if cfg.lanes is not None and cfg.engine != "local":
         raise UserError("--lanes is the local engine's; Ray runs --workers model actors of --cpus-per-worker CPUs each.")
     if cfg.batch is not None and cfg.batch < 1:
