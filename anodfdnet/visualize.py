@@ -1,18 +1,56 @@
 """Pictures of a probability map: the heat-map colouring shared by the CLI and the app."""
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
+
+from .data.images import save_indexed_png, save_rgb_png
 
 
 UNKNOWN_RGB = (128, 128, 128)  # pixels the aligned history does not cover: unknown, drawn grey
 
 
+TURBO = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO),
+                     cv2.COLOR_BGR2RGB)[:, 0]  # 256x3 uint8: the colour of each quantised probability
+
+
+def _levels(prob: np.ndarray) -> np.ndarray:
+    return np.clip(np.asarray(prob, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def heatmap_rgb(prob: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """float HxW in [0, 1] -> uint8 HxWx3 RGB (the 'turbo' colour map: blue = normal, red = anomalous);
     grey (UNKNOWN_RGB) where ``valid`` (bool HxW) is False."""
-    grey = np.clip(np.asarray(prob, dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgb = cv2.cvtColor(cv2.applyColorMap(grey, cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
+    rgb = cv2.cvtColor(cv2.applyColorMap(_levels(prob), cv2.COLORMAP_TURBO), cv2.COLOR_BGR2RGB)
     if valid is not None:
         rgb[~valid] = UNKNOWN_RGB
     return rgb
+
+
+def heatmap_indexed(prob: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """The same picture as ``heatmap_rgb`` as (uint8 HxW palette indices, 256x3 uint8 RGB palette), which a PNG
+    stores in a third of the bytes and encodes about 4x faster; ``palette[index]`` equals ``heatmap_rgb``
+    exactly. The unknown grey takes a probability level no covered pixel uses; None when every level is
+    used (then only the RGB picture is exact)."""
+    index = _levels(prob)
+    if valid is None or valid.all():
+        return index, TURBO
+    free = np.flatnonzero(np.bincount(index[valid], minlength=256) == 0)
+    if free.size == 0:
+        return None
+    palette = TURBO.copy()
+    palette[free[0]] = UNKNOWN_RGB
+    index[~valid] = free[0]
+    return index, palette
+
+
+def save_heatmap_png(path: str | os.PathLike, prob: np.ndarray, valid: np.ndarray | None = None, text: dict | None = None) -> None:
+    """``heatmap_rgb(prob, valid)`` as a PNG, atomically: a palette PNG (``heatmap_indexed``) whenever that is
+    exact, else RGB. Either shows the same colours; ``Image.open(path).convert("RGB")`` reads both back."""
+    indexed = heatmap_indexed(prob, valid)
+    if indexed is None:
+        save_rgb_png(path, heatmap_rgb(prob, valid), text)
+    else:
+        save_indexed_png(path, *indexed, text)

@@ -193,7 +193,7 @@ def test_predict_and_evaluate_record_the_alignment(ckpt, tmp_path):
     assert meta["aligned"] and meta["uncovered_pct"] > 0
     uncovered = np.array(Image.open(one / "m_uncovered.png")) > 0
     assert uncovered.any() and not (np.array(Image.open(one / "m.png")) > 0)[uncovered].any()
-    assert (np.array(Image.open(one / "h.png"))[uncovered] == 128).all()  # grey in the heat map
+    assert (np.array(Image.open(one / "h.png").convert("RGB"))[uncovered] == 128).all()  # grey in the heat map
     assert main(["predict", "--checkpoint", str(ckpt), "--data", f"pairs:{tmp_path / 'pairs'}", "--out-dir",
                  str(tmp_path / "many"), "--device", "cpu", "--workers", "0"]) == 0
     lines = [json.loads(x) for x in (tmp_path / "many" / "alignment.jsonl").read_text().splitlines()]

@@ -42,7 +42,7 @@ def test_predict_one_pair_and_a_folder(tiny_pairs, ckpt, tmp_path):
     assert r.returncode == 0, r.stderr
     mask = np.array(Image.open(tmp_path / "m.png"))
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
-    assert np.array(Image.open(tmp_path / "h.png")).shape == (64, 64, 3)
+    assert np.array(Image.open(tmp_path / "h.png").convert("RGB")).shape == (64, 64, 3)
     r = run("predict", "--checkpoint", ckpt, "--data", f"pairs:{tiny_pairs}", "--out-dir", tmp_path / "many", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert len(list((tmp_path / "many").glob("*_mask.png"))) == 8

@@ -121,8 +121,8 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
         for ga, gb in zip(a["regions"], b["regions"]):
             assert (ga["x"], ga["y"], ga["w"], ga["h"], ga["area"]) == (gb["x"], gb["y"], gb["w"], gb["h"], gb["area"])
             assert gb["max_prob"] == pytest.approx(ga["max_prob"], abs=PROB_ATOL)
-        heat_a = np.array(Image.open(local_run.run / a["heat_png"])).astype(int)
-        heat_b = np.array(Image.open(s.run / b["heat_png"])).astype(int)
+        heat_a = np.array(Image.open(local_run.run / a["heat_png"]).convert("RGB")).astype(int)
+        heat_b = np.array(Image.open(s.run / b["heat_png"]).convert("RGB")).astype(int)
         assert np.abs(heat_a - heat_b).max() <= 1
 
 

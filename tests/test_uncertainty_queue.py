@@ -28,6 +28,15 @@ def test_uncertainty_is_the_area_near_the_threshold_and_the_entropy():
     inside, outside = odds * 3.9, odds * 4.1
     assert uncertainty(np.array([inside / (1 + inside)]), t)[0] == 1.0
     assert uncertainty(np.array([outside / (1 + outside)]), t)[0] == 0.0
+    # the same figures as from recentred(), the definition, on maps of every kind
+    rng = np.random.default_rng(0)
+    for prob in (rng.random((64, 64)), rng.random((64, 64)) ** 8, np.zeros((8, 8)), np.ones((8, 8))):
+        for thr in (0.05, 0.2821, 0.5, 0.9):
+            q = recentred(prob, thr)
+            near = np.mean((q >= 0.2) & (q <= 0.8))
+            qc = np.clip(q, 1e-6, 1 - 1e-6)
+            entropy = np.mean(-(qc * np.log2(qc) + (1 - qc) * np.log2(1 - qc)))
+            assert uncertainty(prob, thr) == pytest.approx((near, entropy), rel=1e-4, abs=1e-6)
 
 
 def test_the_queue_serves_the_least_sure_pairs_first(tmp_path):

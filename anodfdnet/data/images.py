@@ -244,15 +244,27 @@ def save_mask_png(path: str | os.PathLike, mask: np.ndarray, text: dict | None =
     data = np.asarray(mask).astype(bool).astype(np.uint8) * 255
     if data.ndim != 2:
         raise ValueError(f"a mask must be HxW, got shape {data.shape}")
-    _write_png(Path(path), data, "mask", text)
+    _write_png(Path(path), Image.fromarray(data), "mask", text)
 
 
 def save_rgb_png(path: str | os.PathLike, img: np.ndarray, text: dict | None = None) -> None:
     """Write an image (anything :func:`load_rgb` accepts as an array) as an 8-bit RGB PNG, atomically."""
-    _write_png(Path(path), _array_to_rgb(np.asarray(img)), "image", text)
+    _write_png(Path(path), Image.fromarray(_array_to_rgb(np.asarray(img))), "image", text)
 
 
-def _write_png(path: Path, data: np.ndarray, what: str, text: dict | None = None) -> None:
+def save_indexed_png(path: str | os.PathLike, index: np.ndarray, palette: np.ndarray, text: dict | None = None) -> None:
+    """Write uint8 HxW palette indices with a 256x3 uint8 RGB palette as an 8-bit palette PNG, atomically (it
+    shows as ``palette[index]``; read it back with ``Image.open(path).convert("RGB")``)."""
+    index, palette = np.asarray(index), np.asarray(palette)
+    if index.ndim != 2 or index.dtype != np.uint8 or palette.shape != (256, 3) or palette.dtype != np.uint8:
+        raise ValueError(f"an indexed image needs uint8 HxW indices and a 256x3 uint8 palette, got {index.shape} "
+                         f"{index.dtype} and {palette.shape} {palette.dtype}")
+    img = Image.frombuffer("P", (index.shape[1], index.shape[0]), np.ascontiguousarray(index).tobytes(), "raw", "P", 0, 1)
+    img.putpalette(palette.tobytes())
+    _write_png(Path(path), img, "image", text)
+
+
+def _write_png(path: Path, image: Image.Image, what: str, text: dict | None = None) -> None:
     info = None
     if text:
         from PIL.PngImagePlugin import PngInfo
@@ -266,7 +278,7 @@ def _write_png(path: Path, data: np.ndarray, what: str, text: dict | None = None
         # "xb" so the file gets the usual permissions, unlike tempfile's owner-only ones.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "xb") as f:
-            Image.fromarray(data).save(f, format="PNG", pnginfo=info)
+            image.save(f, format="PNG", pnginfo=info)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -21,11 +21,11 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..data.images import save_mask_png, save_rgb_png
+from ..data.images import save_mask_png
 from ..metrics import binarize
 from ..predict import png_text
 from ..uncertainty import uncertainty
-from ..visualize import heatmap_rgb
+from ..visualize import save_heatmap_png
 
 THUMB_SIDE = 160  # long side of the report's thumbnails, in pixels
 MAX_REGIONS = 50  # regions kept per row (largest first); n_regions counts them all
@@ -95,7 +95,7 @@ def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, th
     text = png_text(alignment, threshold)
     mask_png, heat_png = f"masks/{fid}_mask.png", f"heat/{fid}_heat.png"
     save_mask_png(run / mask_png, mask, text)
-    save_rgb_png(run / heat_png, heatmap_rgb(prob, alignment.valid), text)
+    save_heatmap_png(run / heat_png, prob, alignment.valid, text)
     if alignment.valid is not None:
         save_mask_png(run / f"masks/{fid}_uncovered.png", ~alignment.valid, text)
     hist_t, cur_t = thumbs
