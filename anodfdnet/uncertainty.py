@@ -25,9 +25,9 @@ def recentred(prob: np.ndarray, threshold: float) -> np.ndarray:
 def uncertainty(prob: np.ndarray, threshold: float) -> tuple[float, float]:
     """(share of pixels near the threshold, mean binary entropy in bits) of a probability map.
 
-    The same figures as from ``recentred`` (the entropy within 1e-6 bits), computed without its logs and exponentials:
-    ``q = p (1 - t) / (p (1 - t) + (1 - p) t)``, monotone in ``p``, so *near* is a range of ``p``; float32
-    (half the CPU time of float64 on a 512x512 map, where inspect runs it for every pair)."""
+    The same figures as from ``recentred`` (the entropy to 1e-4 relative or 1e-6 bits, tested), without its
+    logs and exponentials: ``q = p (1 - t) / (p (1 - t) + (1 - p) t)`` is monotone in ``p``, so *near* is a range
+    of ``p``; float32 (half the CPU time of float64 on a 512x512 map, where inspect runs it for every pair)."""
     prob = np.asarray(prob, np.float32)
     if not prob.size:
         return 0.0, 0.0

@@ -122,7 +122,7 @@ def write_report(path: Path, r: dict) -> None:
     lines += cpu_lines(r["engines"])
     if r.get("notes"):
         lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
-    lines += _stage_lines(st, est) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
+    lines += _stage_lines(st, est, engine_cpu_line(r["engines"], m, st, est["cores"])) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
                                                  "(it did not finish before the session's deadline)."]
     lines += ["", "## GPU", "",
               "No GPU was lent to this session. `benchmarks/inspect_gpu.sh` is the prepared check for one GPU machine with 16 cores "
@@ -208,6 +208,28 @@ def cpu_lines(engines: list[dict]) -> list[str]:
     return lines
 
 
+def engine_cpu_line(engines: list[dict], m: dict | None, st: dict, cores: int = 16) -> str | None:
+    """The on-paper node again with each engine's own CPU per pair outside the model, as measured on this host (the
+    steps alone leave out Ray's task wrappers, driver and daemons, and the local engine's threads contending)."""
+    outside = []
+    for e in engines:
+        cpu = e.get("cpu_ms_per_pair") or {}
+        if not cpu.get("total"):
+            continue
+        if e["engine"] == "ray":
+            outside.append((label(e), cpu["total"] - cpu.get("Ray: model actor", 0.0)))
+        elif m and model_runs(m).get(e.get("threads_each")):
+            outside.append((label(e), cpu["total"] - model_runs(m)[e["threads_each"]]["cpu_ms_per_pair"]))
+    if not outside:
+        return None
+    parts = [f"{name} {ms:.0f} ms ({cores} / {ms:.0f} ms = {cores / ms * 1000:.0f} pairs/s a node)" for name, ms in outside]
+    return (f"- Counting each engine's own CPU as measured in the rows above, a pair's CPU outside the model (the steps, "
+            f"{st['cpu_s_per_pair'] * 1000:.0f} ms alone, plus Ray's task wrappers, driver and daemons, or the local engine's "
+            "threads contending for the cores; for the local engine, its process's CPU less the model alone's on the same "
+            "threads): " + "; ".join(parts) + ". Those come from 2 busy cores, where every step runs slower than alone; a "
+            "16-core node has to measure its own (`benchmarks/inspect_gpu.sh`).")
+
+
 def _limit_line(st: dict, est: dict) -> str:
     """What limits a 16-core GPU node, from the measured CPU cost per pair (with and without alignment)."""
     ms, need = st["cpu_s_per_pair"] * 1000, est["cpu_ms_for_500"]
@@ -224,14 +246,14 @@ def _limit_line(st: dict, est: dict) -> str:
     return line + f", nor with `--align off` ({est['cores']} / {no_align:.0f} ms = {est['cores'] / no_align * 1000:.0f} pairs/s)."
 
 
-def _stage_lines(st: dict, est: dict) -> list[str]:
+def _stage_lines(st: dict, est: dict, own: str | None = None) -> list[str]:
     lines = []
     lines += ["", "## Where a pair's time goes (CPU per pair, OpenCV and torch on one thread)", "",
               "| decode 2 JPEGs | align (auto) | resize + tensors + thumbnails | finish: probabilities, regions, mask + heat PNGs, overlay | total |",
               "|---:|---:|---:|---:|---:|",
               f"| {st['decode'] * 1000:.1f} ms | {st['align'] * 1000:.1f} ms | {st['resize'] * 1000:.1f} ms | {st['finish'] * 1000:.1f} ms | "
               f"{st['cpu_s_per_pair'] * 1000:.1f} ms |", "",
-              f"Over the first {st['pairs']} pairs; the process's CPU time (helper threads included) with OpenCV and torch on "
+              f"Over {st['pairs']} pairs after one to warm up; the process's CPU time (helper threads included) with OpenCV and torch on "
               "one thread each, as the Ray engine's CPU tasks run them; the finish step works on the model's own map of each pair "
               "(the model call itself is not counted). "
               f"Bytes per pair: {st['bytes_in'] / 1e3:.0f} kB read (two JPEGs), {st['bytes_out'] / 1e3:.0f} kB written (mask, heat map, "
@@ -246,6 +268,7 @@ def _stage_lines(st: dict, est: dict) -> list[str]:
               f"{est['per_node_pairs_s']:.0f} pairs/s**, limited by {'the CPU side' if est['cpu_side_pairs_s'] < est['gpu_actor_pairs_s'] else 'the GPU'}, "
               f"and 10 nodes **{est['cluster_pairs_s']:.0f} pairs/s**.",
               _limit_line(st, est),
+              *([own] if own else []),
               f"- Network: {est['read_mb_s']:.0f} MB/s read and {est['write_mb_s']:.0f} MB/s written across the cluster at that rate "
               "(shared storage for RUN, or object storage through fsspec for the inputs): fine for 10 GbE.",
               f"- The writer: one driver appends every row ({st['journal_s_per_row'] * 1e6:.0f} µs each, a ceiling of "

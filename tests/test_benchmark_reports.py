@@ -1,6 +1,7 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
 from benchmarks.inspect_bench import _tree_sample, cpu_by_role, process_role, rss_figures, tree_pss
-from benchmarks.inspect_report import KEPT, _limit_line, budget_line, cpu_lines, kept_section, overhead_lines, pss_lines, write_report
+from benchmarks.inspect_report import (KEPT, _limit_line, budget_line, cpu_lines, engine_cpu_line, kept_section, overhead_lines,
+                                      pss_lines, write_report)
 from benchmarks.routes import format_report
 
 
@@ -84,6 +85,20 @@ def test_the_limit_line_follows_the_measured_costs():
     assert "16 / 28 ms = 571 pairs/s" in slow
     assert "nor with `--align off`" in _limit_line({"cpu_s_per_pair": 0.060, "align": 0.016}, est)
     assert "is reachable on paper with alignment auto" in _limit_line({"cpu_s_per_pair": 0.030, "align": 0.016}, est)
+
+
+def test_the_node_estimate_counts_each_engines_own_cpu():
+    m = {"torch_threads": 2, "cpu_ms_per_pair": 145.0, "by_threads": {"1": {"cpu_ms_per_pair": 127.0}}}
+    engines = [{"engine": "local", "lanes": 2, "threads_each": 1, "cpu_ms_per_pair": {"total": 175.0}},
+               {"engine": "ray", "lanes": 2, "threads_each": 1,
+                "cpu_ms_per_pair": {"Ray: model actor": 140.0, "Ray: CPU task workers": 38.0, "total": 195.0}},
+               {"engine": "ray", "lanes": 1, "threads_each": 2, "cpu_ms_per_pair": {}}]  # not sampled: left out
+    line = engine_cpu_line(engines, m, {"cpu_s_per_pair": 0.030}, cores=16)
+    assert "the steps, 30 ms alone" in line
+    assert "local, 2 lanes 48 ms (16 / 48 ms = 333 pairs/s a node)" in line  # 175 - the model alone on 1 thread
+    assert "ray, 2 actors 55 ms (16 / 55 ms = 291 pairs/s a node)" in line  # 195 - the model actor
+    assert "ray, 1 actor" not in line
+    assert engine_cpu_line([engines[2]], m, {"cpu_s_per_pair": 0.030}) is None
 
 
 def test_rewriting_the_report_keeps_the_earlier_runs_section(tmp_path):

@@ -41,8 +41,8 @@ def file_id(pid: str) -> str:
 def thumbnail(img: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     """``img`` shrunk so that its long side is ``side``. Where a whole number k >= 2 of pixels fits the shrink
     and divides both sides, k x k blocks are averaged first (OpenCV's fast area path; the largest such k) and
-    the rest is bilinear: 0.11 ms instead of 0.93 for 512 -> 160 (k = 2), within 46 dB of area averaging all
-    the way."""
+    the rest is bilinear: 0.11 ms instead of 0.93 for 512 -> 160 (k = 2), at 46 dB PSNR against area averaging
+    all the way."""
     h, w = img.shape[:2]
     s = side / max(h, w)
     if s >= 1:
