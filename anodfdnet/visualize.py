@@ -31,8 +31,8 @@ def heatmap_rgb(prob: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray
 
 def heatmap_indexed(prob: np.ndarray, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """The same picture as ``heatmap_rgb`` as (uint8 HxW palette indices, 256x3 uint8 RGB palette), which a PNG
-    stores in a third of the bytes and encodes about 4x faster; ``palette[index]`` equals ``heatmap_rgb``
-    exactly. The unknown grey takes a probability level no covered pixel uses; None when every level is
+    stores in about half the bytes and encodes about 4x faster (a model's 512x512 map: 4.0 against 7.1 kB, 1.2
+    against 5.6 ms); ``palette[index]`` equals ``heatmap_rgb`` exactly. The unknown grey takes a probability level no covered pixel uses; None when every level is
     used (then only the RGB picture is exact)."""
     index = _levels(prob)
     if valid is None or valid.all():
