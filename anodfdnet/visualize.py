@@ -14,6 +14,7 @@ UNKNOWN_RGB = (128, 128, 128)  # pixels the aligned history does not cover: unkn
 
 TURBO = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO),
                      cv2.COLOR_BGR2RGB)[:, 0]  # 256x3 uint8: the colour of each quantised probability
+TURBO.setflags(write=False)  # shared by every heatmap_indexed call that needs no unknown grey
 
 
 def _levels(prob: np.ndarray) -> np.ndarray:
