@@ -184,38 +184,40 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
     clock = time.process_time
     cv2_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
-    with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
-        run = Path(tmp)
-        make_dirs(run)
-        for i in range(-1, n):  # pair -1: the last pair, once, to warm up (first calls, caches); not counted
-            d = folder / f"p{i % n:05d}"
-            bytes_in += (d / "hist.jpg").stat().st_size + (d / "cur.jpg").stat().st_size if i >= 0 else 0
-            t0 = clock()
-            hist, cur = load_rgb(d / "hist.jpg"), load_rgb(d / "cur.jpg")
-            t1 = clock()
-            a = align_pair(hist, cur, "auto")
-            t2 = clock()
-            shape = model_input_shape(*cur.shape[:2], info.eval_size)
-            hh, cc = to_tensor(resize_rgb(a.history, shape)), to_tensor(resize_rgb(cur, shape))
-            thumbs = thumbnails(hist, cur)
-            t3_prep = clock()
-            # The model's own map (its regions and texture set the costs of the regions and PNGs); not timed.
-            logits = model.predict_logits(hh[None], cc[None])
-            t3 = clock()
-            prob = probabilities(logits, [cur.shape[:2]], [a])[0]
-            row = finish_pair(run, d.name, i, prob, a, thumbs, info.threshold)
-            t4 = clock()
-            for k, v in zip(t, (t1 - t0, t2 - t1, t3_prep - t2, t4 - t3)):
-                t[k] += v if i >= 0 else 0.0
-        bytes_out = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
-        journal = Journal(run / "journal.jsonl")
-        rows = 2000
-        t0 = time.perf_counter()
-        for k in range(rows):
-            journal.add({**row, "id": f"x{k}", "attempt": 1})
-        journal_s = (time.perf_counter() - t0) / rows
-        journal.close()
-    cv2.setNumThreads(cv2_threads)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
+            run = Path(tmp)
+            make_dirs(run)
+            for i in range(-1, n):  # pair -1: the last pair, once, to warm up (first calls, caches); not counted
+                d = folder / f"p{i % n:05d}"
+                bytes_in += (d / "hist.jpg").stat().st_size + (d / "cur.jpg").stat().st_size if i >= 0 else 0
+                t0 = clock()
+                hist, cur = load_rgb(d / "hist.jpg"), load_rgb(d / "cur.jpg")
+                t1 = clock()
+                a = align_pair(hist, cur, "auto")
+                t2 = clock()
+                shape = model_input_shape(*cur.shape[:2], info.eval_size)
+                hh, cc = to_tensor(resize_rgb(a.history, shape)), to_tensor(resize_rgb(cur, shape))
+                thumbs = thumbnails(hist, cur)
+                t3_prep = clock()
+                # The model's own map (its regions and texture set the costs of the regions and PNGs); not timed.
+                logits = model.predict_logits(hh[None], cc[None])
+                t3 = clock()
+                prob = probabilities(logits, [cur.shape[:2]], [a])[0]
+                row = finish_pair(run, d.name, i, prob, a, thumbs, info.threshold)
+                t4 = clock()
+                for k, v in zip(t, (t1 - t0, t2 - t1, t3_prep - t2, t4 - t3)):
+                    t[k] += v if i >= 0 else 0.0
+            bytes_out = sum(f.stat().st_size for f in run.rglob("*") if f.is_file())
+            journal = Journal(run / "journal.jsonl")
+            rows = 2000
+            t0 = time.perf_counter()
+            for k in range(rows):
+                journal.add({**row, "id": f"x{k}", "attempt": 1})
+            journal_s = (time.perf_counter() - t0) / rows
+            journal.close()
+    finally:
+        cv2.setNumThreads(cv2_threads)
     out = {k: v / n for k, v in t.items()}
     out.update({"cpu_s_per_pair": sum(out.values()), "bytes_in": bytes_in / n, "bytes_out": bytes_out / n,
                 "journal_s_per_row": journal_s, "pairs": n})

@@ -126,6 +126,25 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
         assert np.abs(heat_a - heat_b).max() <= 1
 
 
+def test_ray_cpu_tasks_run_opencv_on_one_thread(pairs):
+    """The prepare and finish tasks hold one CPU each: OpenCV must not start a thread per core in each of them."""
+    import pickle
+
+    import cv2
+
+    from anodfdnet.inspect import ray_engine
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(4)
+    try:
+        out = ray_engine._prepare({"index": np.array([0])}, f"pairs:{pairs}", os.getcwd(), None, "auto")
+        assert cv2.getNumThreads() == 1
+        item = pickle.loads(out["payload"][0])
+        assert item["ok"] and item["hist"].dtype == np.uint8
+    finally:
+        cv2.setNumThreads(before)
+
+
 def test_the_local_engine_and_default_paths_never_import_ray(tmp_path, pairs, checkpoint):
     code = textwrap.dedent(f"""
         import sys
