@@ -120,6 +120,7 @@ def write_report(path: Path, r: dict) -> None:
         cores = r.get("cores") or os.cpu_count()
         lines.append(budget_line(m, other, cores, r["engines"]))
     lines += cpu_lines(r["engines"])
+    lines += background_lines(r["engines"], r.get("cores") or os.cpu_count())
     if r.get("notes"):
         lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
     lines += _stage_lines(st, est, engine_cpu_line(r["engines"], m, st, est["cores"])) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
@@ -205,6 +206,38 @@ def cpu_lines(engines: list[dict]) -> list[str]:
     if shares:
         lines += ["", f"Ray's processes against the local engine, CPU per pair: {', '.join(shares)}; on a machine whose cores "
                   "are all busy (here) that is its throughput overhead too."]
+    return lines
+
+
+# The Ray processes that do the pipeline's work; every other one (the driver's scheduling loop, Ray Data's helper actors,
+# raylet, GCS and the other daemons) is Ray's own background.
+RAY_WORK = ("Ray: model actor", "Ray: CPU task workers")
+
+
+def background_lines(engines: list[dict], cores: int) -> list[str]:
+    """Ray's own background per second of a run: the CPU of its processes that do none of the pipeline's work, per
+    pair times the steady rate. On two 2-core hosts, at 3.1 to 9.6 pairs/s, it came to 138 to 163 ms of CPU a second
+    (benchmarks/INSPECT.md): a share of the machine (large on 2 cores, small on 16) more than a cost per pair."""
+    lines = []
+    for e in engines:
+        cpu, rate = e.get("cpu_ms_per_pair") or {}, _steady(e)
+        if e["engine"] != "ray" or not cpu.get("total") or not rate:
+            continue
+        own = cpu["total"] - sum(cpu.get(k, 0.0) for k in RAY_WORK)
+        per_s = own * rate  # ms of CPU a second
+        line = (f"- {label(e)}: Ray's own processes (the driver: Ray Data's scheduling loop, and the journal and results table the "
+                f"local engine writes too; Ray Data's "
+                f"helper actors; raylet, GCS and the other daemons) {own:.1f} ms of CPU a pair at {rate:.2f} pairs/s = "
+                f"{per_s:.0f} ms of CPU a second, {per_s / 1000 / cores:.1%} of this machine's {cores} cores "
+                f"({per_s / 1000 / 16:.1%} of a 16-core node's)")
+        loc = next((x for x in engines if x["engine"] == "local" and x["lanes"] == e["lanes"]
+                    and (x.get("cpu_ms_per_pair") or {}).get("total")), None)
+        if loc:
+            line += (f"; without it (the journal and table left out too) Ray's processes would spend {(cpu['total'] - own) / loc['cpu_ms_per_pair']['total'] - 1:+.0%} "
+                     f"CPU a pair against {label(loc)}")
+        lines.append(line + ".")
+    if lines:
+        lines = ["", "Ray's background, a share of the machine rather than a cost per pair:", ""] + lines
     return lines
 
 

@@ -1,6 +1,6 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
 from benchmarks.inspect_bench import _tree_sample, cpu_by_role, process_role, rss_figures, tree_pss
-from benchmarks.inspect_report import (KEPT, _limit_line, budget_line, cpu_lines, engine_cpu_line, kept_section, overhead_lines,
+from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, kept_section, overhead_lines,
                                       pss_lines, write_report)
 from benchmarks.routes import format_report
 
@@ -76,6 +76,23 @@ def test_cpu_lines_give_rays_share_of_the_local_engines_cpu():
     assert "| ray, 1 actor | Ray: raylet | 65.0 |" in text and "| local, 1 lane | **total** | **150.0** |" in text
     assert "Ray's processes against the local engine, CPU per pair: +10% at 1 model worker each;" in text
     assert cpu_lines([{"engine": "local", "lanes": 1}]) == []
+
+
+def test_rays_background_is_its_processes_outside_the_work_per_second_and_as_a_share_of_the_cores():
+    engines = [{"engine": "local", "lanes": 2, "cpu_ms_per_pair": {"total": 176.0}, "files_steady_pairs_per_s": 11.0},
+               {"engine": "ray", "lanes": 2, "files_steady_pairs_per_s": 10.0,
+                "cpu_ms_per_pair": {"Ray: model actor": 140.0, "Ray: CPU task workers": 40.0, "the command (driver)": 12.0,
+                                    "Ray: raylet": 4.0, "total": 196.0}},
+               {"engine": "ray", "lanes": 1, "files_steady_pairs_per_s": 5.0,  # no local row at 1 worker: no comparison
+                "cpu_ms_per_pair": {"Ray: model actor": 150.0, "Ray: other workers": 20.0, "total": 170.0}},
+               {"engine": "ray", "lanes": 3, "files_steady_pairs_per_s": 5.0, "cpu_ms_per_pair": {}}]  # not sampled
+    text = "\n".join(background_lines(engines, cores=2))
+    assert "- ray, 2 actors: Ray's own processes" in text
+    assert "16.0 ms of CPU a pair at 10.00 pairs/s = 160 ms of CPU a second, 8.0% of this machine's 2 cores (1.0% of a 16-core node's)" in text
+    assert "without it (the journal and table left out too) Ray's processes would spend +2% CPU a pair against local, 2 lanes." in text  # 180 / 176
+    assert "- ray, 1 actor: Ray's own processes" in text and "20.0 ms of CPU a pair at 5.00 pairs/s = 100 ms" in text
+    assert "ray, 3 actors" not in text and text.count("without it") == 1
+    assert background_lines(engines[:1], cores=2) == []
 
 
 def test_the_limit_line_follows_the_measured_costs():

@@ -42,6 +42,7 @@ from ..errors import UserError
 # pairs were prepared and the finish tasks ran only after: 2,000 pairs wrote no row for 3 minutes (a kill then loses
 # everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
 INFLIGHT_BYTES_PER_CPU = 32 * 2**20
+PAIRS_PER_BLOCK = 4  # pairs a Ray Data block holds: each block is one task per stage
 PREPARE_MEMORY = 512 * 2**20  # bytes a prepare task reserves: a worker with torch loaded and a 2048x2048 pair decoded and aligned
 
 
@@ -190,7 +191,7 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
             raise UserError(f"{job.workers} model actors x {actor_cpus} CPU leave none of the cluster's {total_cpus:g} CPUs to "
                             "reading and writing (Ray would wait forever): lower --workers or --cpus-per-worker.")
         batch = job.batch or (16 if job.gpus_per_worker > 0 else 1)
-        blocks = max(1, min(len(todo), len(todo) // 4 or 1))
+        blocks = max(1, min(len(todo), len(todo) // PAIRS_PER_BLOCK or 1))
         ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
         # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
         # that differ from the actors' also keep Ray Data from fusing this CPU stage into the model actors, which it
