@@ -165,6 +165,48 @@ def test_predictions_through_onnx_equal_eager_ones(exported):
     np.testing.assert_allclose(a.prob, b.prob, atol=1e-4)
 
 
+def test_onednn_bf16_support_follows_the_cpus_flags():
+    import platform
+
+    from anodfdnet.inference.fuse import onednn_supports
+
+    assert onednn_supports(torch.float32)
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("the flags below are x86's")
+    flags = set(next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), []))
+    # oneDNN's bf16 convolutions: AVX-512 BW, VL and DQ, or AVX-NE-CONVERT (read here, not through the code under test)
+    assert onednn_supports(torch.bfloat16) == ({"avx512bw", "avx512vl", "avx512dq"} <= flags or "avx_ne_convert" in flags)
+
+
+@pytest.mark.parametrize("preset,arch", [("effnet", "anodfdnet"), ("lite", "unet-cat")])
+def test_fused_convolutions_compute_unfused_where_onednn_cannot_run_the_autocast_dtype(preset, arch, monkeypatch):
+    """On CPUs without oneDNN bf16 (AVX2-only ones) a fused model under bf16 autocast must still run and give the
+    folded model's map: each FusedConv then runs its convolution and activation as the modules it replaced."""
+    from anodfdnet.inference import fuse
+
+    if not fuse.onednn_fusion_available():
+        pytest.skip("this torch build has no oneDNN fused convolutions (nothing is fused)")
+    monkeypatch.setattr(fuse, "onednn_supports", lambda dtype: dtype == torch.float32)  # as on an AVX2-only CPU
+    unfused, calls = fuse.FusedConv._unfused, []
+
+    def counted(self, *a):
+        calls.append(self)
+        return unfused(self, *a)
+
+    monkeypatch.setattr(fuse.FusedConv, "_unfused", counted)
+    torch.manual_seed(2)
+    model = build_model(ModelConfig.from_preset(preset, 1, arch=arch)).eval()
+    folded = fuse.fold_batchnorm(model).to(memory_format=torch.channels_last)
+    fused = fuse.fuse_activations(fuse.fold_batchnorm(model)).to(memory_format=torch.channels_last)
+    assert any(isinstance(m, fuse.FusedConv) and m.attr != "none" for m in fused.modules())
+    h, c = (x.contiguous(memory_format=torch.channels_last) for x in _inputs(1, 64, 96, seed=5))
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        ref16, got16 = folded(h, c), fused(h, c)
+    assert got16.dtype == ref16.dtype == torch.bfloat16
+    assert float((got16.float() - ref16.float()).abs().max()) <= 0.1  # the same calls: at most bf16 rounding apart
+    assert len({id(m) for m in calls}) == sum(isinstance(m, fuse.FusedConv) for m in fused.modules())  # every one unfused
+
+
 @pytest.mark.parametrize("preset,arch", [("effnet", "anodfdnet"), ("lite", "anodfdnet"), ("lite", "unet-cat")])
 def test_activations_fused_into_onednn_convolutions_keep_the_function(preset, arch):
     from anodfdnet.inference.fuse import FusedConv, fold_batchnorm, fuse_activations, onednn_fusion_available

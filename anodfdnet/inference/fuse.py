@@ -15,13 +15,19 @@ in fp32 and under bf16 autocast (ReLU and ReLU6 commute with rounding to bf16; L
 bf16 result by an ulp); ``tests/test_runtime.py`` checks both. Measured here (Xeon, 2 threads, 256x256, bf16
 autocast, model only): effnet d2 16.2 -> 14.1 ms, lite d2 7.7 -> 7.2 ms, Unet-cat 10.5 -> 9.3 ms.
 Only for inference: the rewritten copy has no BatchNorm to train and no autograd formula.
+
+oneDNN runs these calls in bf16 only on CPUs with AVX-512 BW/VL/DQ or AVX-NE-CONVERT (in fp16 with AVX-512 FP16
+or AMX FP16); elsewhere it raises (found on an AVX2-only AMD EPYC). There, under autocast, a ``FusedConv``
+computes what it replaced, the convolution and then the activation (``onednn_supports``).
 """
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from ..models.efficientnet_lite import Conv2dSame
@@ -49,6 +55,21 @@ def onednn_fusion_available() -> bool:
         return torch.backends.mkldnn.is_available() and all(
             hasattr(torch.ops.mkldnn, op) for op in ("_convolution_pointwise", "_convolution_transpose_pointwise"))
     except (AttributeError, RuntimeError):
+        return False
+
+
+# torch's own checks for oneDNN's low-precision convolutions on this CPU
+_LOWP_CHECKS = {torch.bfloat16: "_is_mkldnn_bf16_supported", torch.float16: "_is_mkldnn_fp16_supported"}
+
+
+@functools.lru_cache(maxsize=None)
+def onednn_supports(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's fused convolutions run in ``dtype`` on this CPU (float32: always where oneDNN is)."""
+    if dtype == torch.float32:
+        return True
+    try:
+        return bool(getattr(torch.ops.mkldnn, _LOWP_CHECKS[dtype])())
+    except (AttributeError, KeyError, RuntimeError):
         return False
 
 
@@ -100,12 +121,29 @@ class FusedConv(nn.Module):
         if torch.is_autocast_enabled("cpu"):
             x = x.to(torch.get_autocast_dtype("cpu"))
         w, b = self._params(x.dtype)
+        if not onednn_supports(x.dtype):
+            return self._unfused(x, w, b)
         if self.transpose:
             y = torch.ops.mkldnn._convolution_transpose_pointwise(
                 x, w, b, self.padding, self.output_padding, self.stride, self.dilation, self.groups, self.attr, self.scalars, "")
         else:
             y = torch.ops.mkldnn._convolution_pointwise(
                 x, w, b, self.padding, self.stride, self.dilation, self.groups, self.attr, self.scalars, "")
+        return y if self.crop is None else self.crop(y)
+
+
+    def _unfused(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        """The convolution and then the activation, as the modules this one replaced compute them."""
+        if self.transpose:
+            y = F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
+        else:
+            y = F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+        if self.attr == "relu":
+            y = F.relu(y)
+        elif self.attr == "hardtanh":
+            y = F.hardtanh(y, *self.scalars)
+        elif self.attr == "leaky_relu":
+            y = F.leaky_relu(y, self.scalars[0])
         return y if self.crop is None else self.crop(y)
 
 
