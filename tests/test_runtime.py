@@ -166,13 +166,14 @@ def test_predictions_through_onnx_equal_eager_ones(exported):
 
 
 def test_onednn_bf16_support_follows_the_cpus_flags():
+    import os
     import platform
 
     from anodfdnet.inference.fuse import onednn_supports
 
     assert onednn_supports(torch.float32)
-    if platform.machine() not in ("x86_64", "AMD64"):
-        pytest.skip("the flags below are x86's")
+    if platform.machine() not in ("x86_64", "AMD64") or not os.path.exists("/proc/cpuinfo"):
+        pytest.skip("the flags below are x86 Linux's /proc/cpuinfo")
     flags = set(next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo") if line.startswith("flags")), []))
     # oneDNN's bf16 convolutions: AVX-512 BW, VL and DQ, or AVX-NE-CONVERT (read here, not through the code under test)
     assert onednn_supports(torch.bfloat16) == ({"avx512bw", "avx512vl", "avx512dq"} <= flags or "avx_ne_convert" in flags)

@@ -91,8 +91,9 @@ class FusedConv(nn.Module):
     the CPU. Follows autocast like the convolution it replaces: under CPU autocast the input and weights
     are cast to its dtype (the weights once, then cached) and the output has that dtype."""
 
-    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, attr: str, scalars: list[float]):
+    def __init__(self, conv: nn.Conv2d | nn.ConvTranspose2d, attr: str, scalars: list[float], act: nn.Module | None = None):
         super().__init__()
+        self.act = act if act is not None else nn.Identity()  # what ``attr`` stands for, for ``_unfused``
         self.transpose = isinstance(conv, nn.ConvTranspose2d)
         self.register_buffer("weight", conv.weight.detach().clone())
         self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().clone())
@@ -131,19 +132,13 @@ class FusedConv(nn.Module):
                 x, w, b, self.padding, self.stride, self.dilation, self.groups, self.attr, self.scalars, "")
         return y if self.crop is None else self.crop(y)
 
-
     def _unfused(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-        """The convolution and then the activation, as the modules this one replaced compute them."""
+        """The convolution and then the activation module, as the modules this one replaced compute them."""
         if self.transpose:
             y = F.conv_transpose2d(x, w, b, self.stride, self.padding, self.output_padding, self.groups, self.dilation)
         else:
             y = F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
-        if self.attr == "relu":
-            y = F.relu(y)
-        elif self.attr == "hardtanh":
-            y = F.hardtanh(y, *self.scalars)
-        elif self.attr == "leaky_relu":
-            y = F.leaky_relu(y, self.scalars[0])
+        y = self.act(y)
         return y if self.crop is None else self.crop(y)
 
 
@@ -171,7 +166,7 @@ def fuse_activations(model: nn.Module) -> nn.Module:
             post = _post_op(act)
             if post is None:  # an activation oneDNN has no exact form of: fuse the convolution alone
                 post, act = ("none", []), None
-            seq._modules[name] = FusedConv(conv, *post)
+            seq._modules[name] = FusedConv(conv, *post, act=act)
             if act is not None:
                 seq._modules[names[j]] = nn.Identity()
     return model
