@@ -24,6 +24,12 @@ reader/writer threads; Ray N model actors of cores / N CPUs and CPU tasks on the
 the cores: the local engine's N lanes' threads plus its 2 reader/writer threads on 2 cores). The model alone is
 measured on all of torch's threads (the issue's reference rate) and on each lane's or actor's threads.
 
+Interleaved (``--rounds K``, K >= 2): the engines run one after the other for minutes each in the sequential run,
+and a 2-core host's own speed drifts by up to 15 % within a minute, more than the overhead being measured. This
+mode splits the pairs into K chunks and runs each chunk with both engines in turn, the order swapped every round,
+each engine resuming its own run folder: Ray's overhead with the drift cancelled (``inspect-interleaved.json``,
+the report's interleaved section; the sequential run's figures, RSS growth over the whole run among them, stay).
+
 The report itself is written by benchmarks/inspect_report.py; rewriting it keeps its hand-kept ``## Earlier runs``
 section, so earlier figures stay.
 """
@@ -44,6 +50,7 @@ from .inspect_report import cluster_estimate, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
+INTERLEAVED_JSON = "inspect-interleaved.json"  # beside inspect.json: the interleaved run (--rounds) of its own
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -65,6 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--align", default="auto", help="the engines' --align (default auto)")
     p.add_argument("--budget-s", type=float, default=None, help="stop each engine after this many seconds (Ctrl-C, as a user "
                    "would) and rate the pairs it finished; a stopped run is marked as such (default: no limit)")
+    p.add_argument("--rounds", type=int, default=1, help="with 2 or more: measure Ray's overhead with the host's drift "
+                   "cancelled instead: the pairs in this many chunks, each run by both engines in turn (the order swapped every "
+                   "round: local, Ray; Ray, local; ...), each engine resuming its own run folder; writes inspect-interleaved.json "
+                   "and the report's interleaved section, keeping the sequential run's figures (default 1: the sequential run)")
     p.add_argument("--from-json", default=None, metavar="inspect.json", help="write the report again from a run's figures")
     p.add_argument("--note", action="append", default=[], help="a note on the run for the report (repeatable; with --from-json)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "INSPECT.md"))
@@ -319,10 +330,11 @@ def cpu_by_role(before: dict, after: dict, pairs: int) -> dict:
     return out
 
 
-def finish_times(run: Path) -> dict:
+def finish_times(run: Path, since: float = 0.0) -> dict:
     """Rates from the times the pairs' last files were written (RUN/thumbs/*_o.jpg, written last for each pair): the
-    steady rate from the 10th to the last pair, whatever the sampling saw."""
-    times = sorted(f.stat().st_mtime for f in (Path(run) / "thumbs").glob("*_o.jpg"))
+    steady rate from the 10th to the last pair, whatever the sampling saw; ``since`` (a ``time.time()``): only the pairs
+    finished after it (a resumed run's own)."""
+    times = sorted(t for t in (f.stat().st_mtime for f in (Path(run) / "thumbs").glob("*_o.jpg")) if t >= since)
     if len(times) < 12:
         return {"files_steady_pairs_per_s": None}
     late = (len(times) - 100) / (times[-1] - times[99]) if len(times) >= 150 else None
@@ -334,10 +346,13 @@ def ray_cpus(a) -> int:
     return a.cpus or 2 * len(os.sched_getaffinity(0))
 
 
-def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) -> dict:
+def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, resume: bool = False) -> dict:
+    """One engine end to end on the first ``n`` pairs into ``out`` (emptied first unless ``resume``: then the command
+    skips the pairs an earlier run finished there and every figure counts this run's own pairs only)."""
     import shutil
 
-    shutil.rmtree(out, ignore_errors=True)
+    if not resume:
+        shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "anodfdnet", "inspect", "--data", f"pairs:{folder}", "--out", str(out), "--checkpoint",
            a.checkpoint, "--device", a.device, "--batch", str(a.batch), "--limit", str(n), "--align", a.align]
     # model workers: local lanes (threads) or Ray actors; each Ray actor gets a local lane's torch threads
@@ -349,6 +364,8 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
         cmd += ["--engine", "ray", "--workers", str(lanes), "--cpus-per-worker", f"{actor_cpus:g}"]
         cmd += ["--cpus", str(ray_cpus(a))] + (["--gpus-per-worker", "1"] if a.device.startswith("cuda") else [])
     journal = out / "journal.jsonl"
+    start = journal.read_bytes().count(b"\n") if journal.exists() else 0  # pairs an earlier run finished
+    wall0 = time.time()
     samples, pss = [], []  # (seconds, pairs done, bytes): summed RSS and PSS of the tree
     cpu: dict = {}
     cpu_mark = cpu_last = None  # (pairs done, snapshot) at the first sample with 10 pairs done and at the last one after
@@ -364,7 +381,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while proc.poll() is None:
-            done = journal.read_bytes().count(b"\n") if journal.exists() else 0
+            done = (journal.read_bytes().count(b"\n") if journal.exists() else 0) - start
             samples.append((time.perf_counter() - t0, done, _tree_sample(proc.pid, cpu)))
             pss.append((samples[-1][0], done, tree_pss(proc.pid)))
             if cpu_mark is None and done >= 10:
@@ -386,15 +403,43 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1) 
         log = log_file.read()
     if proc.returncode != 0 and not stopped:
         raise RuntimeError(f"{engine} run failed ({proc.returncode}): {log[-2000:]}")
-    done = journal.read_bytes().count(b"\n")
+    done = journal.read_bytes().count(b"\n") - start
     first = next(((t, k) for t, k, _ in samples if k >= 10), None)
     last = next(((t, k) for t, k, _ in reversed(samples) if k >= done), (total, done))
     steady = (last[1] - first[1]) / (last[0] - first[0]) if first and last[0] > first[0] else None
-    timeline = finish_times(out)
+    timeline = finish_times(out, since=wall0)
     steady_cpu = cpu_by_role(cpu_mark[1], cpu_last[1], cpu_last[0] - cpu_mark[0]) if cpu_last else {}
     return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
             "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
             **rss_figures(samples, done), "pss": rss_figures(pss, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
+
+
+ROUND_FIELDS = ("engine", "lanes", "pairs", "seconds", "command_s", "files_steady_pairs_per_s", "steady_pairs_per_s",
+                "cpu_ms_per_pair", "stopped_at_budget")
+
+
+def interleaved(a, folder: Path, engines: list[str], lanes: list[int]) -> list[dict]:
+    """Ray's overhead with the host's drift cancelled: the pairs in ``a.rounds`` chunks, each chunk run by every engine
+    in turn, the order swapped from round to round (local, Ray; Ray, local; ...), so both engines see the same minutes
+    of the host and a drift that is linear over two runs cancels. Each engine resumes its own run folder, so each
+    command does that chunk's pairs only and pays its start-up each round (counted apart: the rates are steady)."""
+    from .timing import load_average
+
+    chunk = a.pairs // a.rounds
+    if chunk < 30:
+        raise SystemExit(f"--rounds {a.rounds} leaves {chunk} pairs a round: at least 30 are needed for a steady rate")
+    rounds = []
+    for n in lanes:
+        for k in range(a.rounds):
+            for e in (engines if k % 2 == 0 else engines[::-1]):
+                print(f"round {k + 1}/{a.rounds}: engine {e}, {n} model worker(s), pairs {k * chunk} to {(k + 1) * chunk} ...", flush=True)
+                load = load_average()
+                res = run_engine(e, folder, (k + 1) * chunk, a, ROOT / "runs" / f"bench-interleave-{e}-{n}", lanes=n, resume=k > 0)
+                said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(res.get("summary", [])))
+                res["command_s"] = float(said.group(2)) if said else None
+                rounds.append({"round": k + 1, "load_start": load, **{f: res.get(f) for f in ROUND_FIELDS}})
+                print(json.dumps(rounds[-1]), flush=True)
+    return rounds
 
 
 def rss_figures(samples: list, done: int) -> dict:
@@ -428,7 +473,8 @@ def main(a) -> int:
                 e["command_s"] = float(said.group(2))
         r["notes"] = r.get("notes", []) + list(a.note)
         Path(a.from_json).write_text(json.dumps(r, indent=1))
-        write_report(Path(a.out), r)
+        iv = Path(a.from_json).with_name(INTERLEAVED_JSON)
+        write_report(Path(a.out), {**r, "interleaved": json.loads(iv.read_text())} if iv.is_file() else r)
         print(f"wrote {a.out} from {a.from_json}")
         return 0
     engines = [e.strip() for e in a.engines.split(",") if e.strip()]
@@ -438,6 +484,23 @@ def main(a) -> int:
     load_start = load_average()
     folder = make_pairs(a.pairs, a.side)
     print(f"pairs in {folder}", flush=True)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if a.rounds > 1:
+        iv = {"command": "python -m benchmarks inspect " + " ".join(sys.argv[2:]), "cores": len(os.sched_getaffinity(0)),
+              "header": machine_header([torch.device("cpu")]),
+              "load_start": load_start, "pairs": a.pairs, "rounds": a.rounds, "lanes": lanes, "checkpoint": a.checkpoint,
+              "align": a.align, "workers": a.workers, "ray_cpus": ray_cpus(a),
+              "runs": interleaved(a, folder, engines, lanes)}
+        iv["load_end"] = load_average()
+        out.with_name(INTERLEAVED_JSON).write_text(json.dumps(iv, indent=1))
+        r = json.loads(out.with_name("inspect.json").read_text()) if out.with_name("inspect.json").is_file() else None
+        if r is None:
+            print(f"wrote {out.with_name(INTERLEAVED_JSON)} (no inspect.json beside it: run the sequential benchmark for the report)")
+            return 0
+        write_report(out, {**r, "interleaved": iv})
+        print(f"wrote {out.with_name(INTERLEAVED_JSON)} and {out}")
+        return 0
     results = []
     for n in lanes:
         for e in engines:
@@ -451,12 +514,12 @@ def main(a) -> int:
                            for t in sorted({e["threads_each"] for e in results}) if t != m["torch_threads"]}
     print("stage costs ...", flush=True)
     st = stage_costs(a.checkpoint, folder, n=min(12, a.pairs))
+    iv = out.with_name(INTERLEAVED_JSON)
     r = {"command": "python -m benchmarks inspect " + " ".join(sys.argv[2:]), "cores": len(os.sched_getaffinity(0)), "header": machine_header([torch.device("cpu")]),
          "load_start": load_start, "load_end": load_average(), "pairs": a.pairs, "side": a.side, "checkpoint": a.checkpoint,
          "batch": a.batch, "align": a.align, "workers": a.workers, "lanes": lanes, "torch_threads": torch.get_num_threads(), "ray_cpus": ray_cpus(a), "budget_s": a.budget_s, "engines": results, "model_only": m,
          "stages": st, "estimate": cluster_estimate(st)}
-    out = Path(a.out)
     out.with_name("inspect.json").write_text(json.dumps(r, indent=1))  # first: a report that fails loses no figure
-    write_report(out, r)
+    write_report(out, {**r, "interleaved": json.loads(iv.read_text())} if iv.is_file() else r)
     print(f"wrote {out} and {out.with_name('inspect.json')}")
     return 0

@@ -123,6 +123,7 @@ def write_report(path: Path, r: dict) -> None:
     lines += background_lines(r["engines"], r.get("cores") or os.cpu_count())
     if r.get("notes"):
         lines += ["", "Notes on this run:", ""] + [f"- {n}" for n in r["notes"]]
+    lines += interleaved_lines(r["interleaved"]) if r.get("interleaved") else []
     lines += _stage_lines(st, est, engine_cpu_line(r["engines"], m, st, est["cores"])) if st else ["", "Per-step CPU costs and the 10-node estimate: not measured in this run "
                                                  "(it did not finish before the session's deadline)."]
     lines += ["", "## GPU", "",
@@ -134,6 +135,79 @@ def write_report(path: Path, r: dict) -> None:
               "fused depthwise path, another encoder cut) is measured by `python -m benchmarks routes`: `benchmarks/ROUTES.md`.", ""]
     kept = kept_section(path)
     path.write_text("\n".join(lines + ([kept] if kept else [])))
+
+
+def _steady_span(run: dict) -> tuple[int, float] | None:
+    """(pairs, seconds) of a run's steady part: from its 10th pair to its last, as its steady rate was taken."""
+    rate = _steady(run)
+    return (run["pairs"] - 10, (run["pairs"] - 10) / rate) if rate and run["pairs"] > 10 else None
+
+
+def interleaved_summary(runs: list[dict], lanes: int) -> dict | None:
+    """The interleaved rounds at one setting of model workers, added up: each engine's steady pairs over its steady
+    seconds across all rounds, Ray's overhead from those, each round's own overhead (local's rate over Ray's in the
+    same round), each engine's CPU per pair (weighted by its steady pairs) and its whole commands' seconds."""
+    by = {e: [x for x in runs if x["engine"] == e and x["lanes"] == lanes and _steady_span(x)] for e in ("local", "ray")}
+    rounds = sorted({x["round"] for x in by["local"]} & {x["round"] for x in by["ray"]})
+    if not rounds:
+        return None
+    out = {"lanes": lanes, "rounds": len(rounds), "per_round": []}
+    for e, xs in by.items():
+        xs = [x for x in xs if x["round"] in rounds]
+        spans = [_steady_span(x) for x in xs]
+        pairs, secs = sum(p for p, _ in spans), sum(t for _, t in spans)
+        cpu = [(x["cpu_ms_per_pair"]["total"], sp[0]) for x, sp in zip(xs, spans) if (x.get("cpu_ms_per_pair") or {}).get("total")]
+        out[e] = {"pairs": sum(x["pairs"] for x in xs), "steady_pairs_per_s": pairs / secs,
+                  "command_s": sum(x.get("command_s") or x["seconds"] for x in xs),
+                  "cpu_ms_per_pair": sum(c * w for c, w in cpu) / sum(w for _, w in cpu) if cpu else None}
+    for k in rounds:
+        loc, ray = (next(x for x in by[e] if x["round"] == k) for e in ("local", "ray"))
+        out["per_round"].append({"round": k, "first": "local" if runs.index(loc) < runs.index(ray) else "ray",
+                                 "local": _steady(loc), "ray": _steady(ray), "overhead": _steady(loc) / _steady(ray) - 1,
+                                 "load_start": loc.get("load_start")})
+    out["overhead"] = out["local"]["steady_pairs_per_s"] / out["ray"]["steady_pairs_per_s"] - 1
+    if out["local"]["cpu_ms_per_pair"] and out["ray"]["cpu_ms_per_pair"]:
+        out["cpu_overhead"] = out["ray"]["cpu_ms_per_pair"] / out["local"]["cpu_ms_per_pair"] - 1
+    return out
+
+
+def interleaved_lines(iv: dict) -> list[str]:
+    """The report's section on the interleaved run (``--rounds``): Ray's overhead at equal workers with the host's
+    drift cancelled, round by round and in all."""
+    chunk, cores = iv["pairs"] // iv["rounds"], iv["cores"]
+    lines = ["", "## Ray's overhead with the engines interleaved (the host's drift cancelled)", "",
+             f"Command: `{iv['command']}`", ""] + iv["header"] + [
+             f"- load average at start: {iv['load_start']}, at end: {iv['load_end']}.",
+             f"- {iv['pairs']} pairs in {iv['rounds']} rounds of {chunk}: each round both engines inspect the same {chunk} "
+             "pairs one after the other, the order swapped every round (local then Ray, Ray then local, ...), each engine "
+             "resuming its own run folder, so the two see the same minutes of the host and a drift that is steady over a "
+             "round cancels. Rates are steady (from each command's 10th pair; each command pays its own start-up, "
+             "counted in the whole-command seconds). Checkpoint "
+             f"{iv['checkpoint']}, alignment {iv['align']}, the local engine with {iv['workers']} reader/writer threads, "
+             f"Ray with {iv['ray_cpus']} logical CPUs, as in the sequential run above."]
+    for n in iv["lanes"]:
+        s = interleaved_summary(iv["runs"], n)
+        if not s:
+            continue
+        w = f"{n} model worker{'s' if n > 1 else ''} each"
+        lines += ["", f"### {w}", "", "| round | first | local pairs/s | Ray pairs/s | Ray's overhead | load at start |",
+                  "|---:|---|---:|---:|---:|---|"]
+        lines += [f"| {x['round']} | {x['first']} | {x['local']:.2f} | {x['ray']:.2f} | {x['overhead'] * 100:+.0f} % | "
+                  f"{x['load_start']} |" for x in s["per_round"]]
+        ov = sorted(x["overhead"] for x in s["per_round"])
+        loc, ray = s["local"], s["ray"]
+        lines += ["", f"In all ({s['rounds']} rounds, {loc['pairs']} pairs each engine): local {loc['steady_pairs_per_s']:.2f} "
+                  f"pairs/s, Ray {ray['steady_pairs_per_s']:.2f}: **Ray's overhead {s['overhead'] * 100:+.1f} % steady** (the "
+                  f"issue's target: at most 15 %); round by round {ov[0] * 100:+.0f} to {ov[-1] * 100:+.0f} % (median "
+                  f"{ov[len(ov) // 2] * 100 if len(ov) % 2 else (ov[len(ov) // 2 - 1] + ov[len(ov) // 2]) * 50:+.0f} %)"
+                  + (f"; CPU per pair local {loc['cpu_ms_per_pair']:.0f} ms, Ray {ray['cpu_ms_per_pair']:.0f} ms "
+                     f"({s['cpu_overhead'] * 100:+.0f} %), so the {cores} cores were busy "
+                     f"{loc['cpu_ms_per_pair'] * loc['steady_pairs_per_s'] / 10 / cores:.0f} % of the time under local and "
+                     f"{ray['cpu_ms_per_pair'] * ray['steady_pairs_per_s'] / 10 / cores:.0f} % under Ray"
+                     if s.get("cpu_overhead") is not None else "")
+                  + f"; whole commands (start-up each round) {loc['command_s']:.0f} s local, {ray['command_s']:.0f} s Ray "
+                  f"({ray['command_s'] / loc['command_s'] * 100 - 100:+.0f} %)."]
+    return lines
 
 
 def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str:

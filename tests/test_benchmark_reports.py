@@ -1,7 +1,12 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
-from benchmarks.inspect_bench import _tree_sample, cpu_by_role, process_role, rss_figures, tree_pss
-from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, kept_section, overhead_lines,
-                                      pss_lines, write_report)
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from benchmarks.inspect_bench import _tree_sample, cpu_by_role, finish_times, interleaved, process_role, rss_figures, tree_pss
+from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
+                                      interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
 from benchmarks.routes import format_report
 
 
@@ -196,3 +201,51 @@ def test_this_processs_pss_is_read_from_proc_and_never_above_its_rss():
         pytest.skip("no /proc/PID/smaps_rollup on this system (Linux 4.14 or later has it)")
     pss, rss = tree_pss(os.getpid()), _tree_sample(os.getpid())
     assert 10 * 2**20 < pss <= rss, (pss, rss)  # a Python with numpy loaded maps well over 10 MB; shared pages split
+
+
+def _round(k, engine, lanes, pairs, steady, cpu, command_s):
+    return {"round": k, "engine": engine, "lanes": lanes, "pairs": pairs, "files_steady_pairs_per_s": steady, "seconds": command_s + 3,
+            "command_s": command_s, "cpu_ms_per_pair": {"total": cpu}, "load_start": f"{k}.00/0.50/0.40"}
+
+
+def test_interleaved_rounds_add_up_steady_pairs_over_steady_seconds_round_by_round():
+    runs = [_round(1, "local", 1, 110, 5.0, 400.0, 30.0), _round(1, "ray", 1, 110, 4.0, 440.0, 50.0),   # 100 steady pairs: 20 s, 25 s
+            _round(2, "ray", 1, 110, 2.5, 460.0, 60.0), _round(2, "local", 1, 110, 2.5, 420.0, 48.0),   # 40 s each
+            _round(3, "local", 1, 110, 6.0, 380.0, 20.0)]  # round 3 has no Ray run (a stopped benchmark): left out
+    s = interleaved_summary(runs, 1)
+    assert s["rounds"] == 2 and s["local"]["pairs"] == 220 and s["ray"]["pairs"] == 220
+    assert s["local"]["steady_pairs_per_s"] == pytest.approx(200 / 60) and s["ray"]["steady_pairs_per_s"] == pytest.approx(200 / 65)
+    assert s["overhead"] == pytest.approx(65 / 60 - 1)  # not the mean of the rounds' +25 % and 0 %
+    assert [(x["round"], x["first"], round(x["overhead"], 3)) for x in s["per_round"]] == [(1, "local", 0.25), (2, "ray", 0.0)]
+    assert s["local"]["cpu_ms_per_pair"] == pytest.approx(410.0) and s["cpu_overhead"] == pytest.approx(450 / 410 - 1)
+    assert s["local"]["command_s"] == 78.0 and s["ray"]["command_s"] == 110.0
+    assert interleaved_summary(runs, 2) is None
+    iv = {"command": "python -m benchmarks inspect --pairs 220 --rounds 2", "header": ["- machine: test"], "load_start": "0.1/0.1/0.1",
+          "load_end": "2/2/2", "cores": 2, "pairs": 220, "rounds": 2, "lanes": [1, 2], "checkpoint": "effnet-d2", "align": "auto", "workers": 2,
+          "ray_cpus": 4, "runs": runs}
+    text = "\n".join(interleaved_lines(iv))
+    assert "2 rounds of 110" in text and "### 1 model worker each" in text and "model workers each" not in text
+    assert "| 1 | local | 5.00 | 4.00 | +25 % | 1.00/0.50/0.40 |" in text and "| 2 | ray | 2.50 | 2.50 | +0 % | 2.00/0.50/0.40 |" in text
+    assert "local 3.33 pairs/s, Ray 3.08: **Ray's overhead +8.3 % steady**" in text and "round by round +0 to +25 % (median +12 %)" in text
+    # busy: 410 ms x 3.33 pairs/s = 1.37 of 2 cores; 450 ms x 3.08 pairs/s = 1.38
+    assert "CPU per pair local 410 ms, Ray 450 ms (+10 %), so the 2 cores were busy 68 % of the time under local and 69 % under Ray" in text and "78 s local, 110 s Ray (+41 %)" in text
+
+
+def test_a_resumed_runs_rates_count_the_pairs_it_finished_itself(tmp_path):
+    thumbs = tmp_path / "thumbs"
+    thumbs.mkdir()
+    for i in range(40):  # 20 pairs of an earlier run 1 s apart, then 20 of this run 0.5 s apart, an hour later
+        f = thumbs / f"p{i:03d}_o.jpg"
+        f.write_bytes(b"x")
+        t = 1_000_000.0 + i if i < 20 else 1_003_600.0 + (i - 20) * 0.5
+        os.utime(f, (t, t))
+    (thumbs / "p000_h.jpg").write_bytes(b"not an overlay: not counted")
+    assert finish_times(tmp_path)["files_span_s"] == pytest.approx(3609.5)
+    own = finish_times(tmp_path, since=1_003_000.0)
+    assert own["files_steady_pairs_per_s"] == pytest.approx(10 / 5.0) and own["files_span_s"] == pytest.approx(9.5)
+    assert finish_times(tmp_path, since=1_003_605.0) == {"files_steady_pairs_per_s": None}  # 10 pairs: too few for a rate
+
+
+def test_interleaving_refuses_rounds_too_short_for_a_steady_rate_before_running_anything():
+    with pytest.raises(SystemExit, match="leaves 25 pairs a round"):
+        interleaved(SimpleNamespace(pairs=100, rounds=4), None, ["local", "ray"], [1])
