@@ -414,6 +414,19 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
             **rss_figures(samples, done), "pss": rss_figures(pss, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
 
 
+def command_seconds(run: dict) -> float | None:
+    """The command's own clock (after its imports), from its summary line (``inspected N pairs in S s``)."""
+    said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(run.get("summary", [])))
+    return float(said.group(2)) if said else None
+
+
+def round_size(pairs: int, rounds: int) -> int:
+    """Pairs a round of the interleaved run holds; refused (before anything runs) when too few for a steady rate."""
+    if pairs // rounds < 30:
+        raise SystemExit(f"--rounds {rounds} leaves {pairs // rounds} pairs a round: at least 30 are needed for a steady rate")
+    return pairs // rounds
+
+
 ROUND_FIELDS = ("engine", "lanes", "pairs", "seconds", "command_s", "files_steady_pairs_per_s", "steady_pairs_per_s",
                 "cpu_ms_per_pair", "stopped_at_budget")
 
@@ -421,13 +434,11 @@ ROUND_FIELDS = ("engine", "lanes", "pairs", "seconds", "command_s", "files_stead
 def interleaved(a, folder: Path, engines: list[str], lanes: list[int]) -> list[dict]:
     """Ray's overhead with the host's drift cancelled: the pairs in ``a.rounds`` chunks, each chunk run by every engine
     in turn, the order swapped from round to round (local, Ray; Ray, local; ...), so both engines see the same minutes
-    of the host and a drift that is linear over two runs cancels. Each engine resumes its own run folder, so each
+    of the host and a drift that is linear over two rounds cancels. Each engine resumes its own run folder, so each
     command does that chunk's pairs only and pays its start-up each round (counted apart: the rates are steady)."""
     from .timing import load_average
 
-    chunk = a.pairs // a.rounds
-    if chunk < 30:
-        raise SystemExit(f"--rounds {a.rounds} leaves {chunk} pairs a round: at least 30 are needed for a steady rate")
+    chunk = round_size(a.pairs, a.rounds)
     rounds = []
     for n in lanes:
         for k in range(a.rounds):
@@ -435,8 +446,7 @@ def interleaved(a, folder: Path, engines: list[str], lanes: list[int]) -> list[d
                 print(f"round {k + 1}/{a.rounds}: engine {e}, {n} model worker(s), pairs {k * chunk} to {(k + 1) * chunk} ...", flush=True)
                 load = load_average()
                 res = run_engine(e, folder, (k + 1) * chunk, a, ROOT / "runs" / f"bench-interleave-{e}-{n}", lanes=n, resume=k > 0)
-                said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(res.get("summary", [])))
-                res["command_s"] = float(said.group(2)) if said else None
+                res["command_s"] = command_seconds(res)
                 rounds.append({"round": k + 1, "load_start": load, **{f: res.get(f) for f in ROUND_FIELDS}})
                 print(json.dumps(rounds[-1]), flush=True)
     return rounds
@@ -468,9 +478,8 @@ def main(a) -> int:
             run = ROOT / "runs" / f"bench-inspect-{e['engine']}-{e['lanes']}"
             if "files_steady_pairs_per_s" not in e and run.is_dir():
                 e.update(finish_times(run))
-            said = re.search(r"inspected (\d+) pairs in ([0-9.]+) s", " ".join(e.get("summary", [])))
-            if said and "command_s" not in e:  # the command's own clock (after its imports), from its last line
-                e["command_s"] = float(said.group(2))
+            if "command_s" not in e and command_seconds(e) is not None:
+                e["command_s"] = command_seconds(e)
         r["notes"] = r.get("notes", []) + list(a.note)
         Path(a.from_json).write_text(json.dumps(r, indent=1))
         iv = Path(a.from_json).with_name(INTERLEAVED_JSON)
@@ -481,6 +490,8 @@ def main(a) -> int:
     lanes = [int(v) for v in str(a.lanes).split(",") if v.strip()]
     if not lanes or min(lanes) < 1:
         raise SystemExit(f"--lanes must list model workers of 1 or more, got {a.lanes!r}")
+    if a.rounds > 1:
+        round_size(a.pairs, a.rounds)
     load_start = load_average()
     folder = make_pairs(a.pairs, a.side)
     print(f"pairs in {folder}", flush=True)

@@ -180,8 +180,8 @@ def interleaved_lines(iv: dict) -> list[str]:
              f"- load average at start: {iv['load_start']}, at end: {iv['load_end']}.",
              f"- {iv['pairs']} pairs in {iv['rounds']} rounds of {chunk}: each round both engines inspect the same {chunk} "
              "pairs one after the other, the order swapped every round (local then Ray, Ray then local, ...), each engine "
-             "resuming its own run folder, so the two see the same minutes of the host and a drift that is steady over a "
-             "round cancels. Rates are steady (from each command's 10th pair; each command pays its own start-up, "
+             "resuming its own run folder, so the two see the same minutes of the host and a drift that is linear over two "
+             "rounds cancels. Rates are steady (from each command's 10th pair; each command pays its own start-up, "
              "counted in the whole-command seconds). Checkpoint "
              f"{iv['checkpoint']}, alignment {iv['align']}, the local engine with {iv['workers']} reader/writer threads, "
              f"Ray with {iv['ray_cpus']} logical CPUs, as in the sequential run above."]

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.inspect_bench import _tree_sample, cpu_by_role, finish_times, interleaved, process_role, rss_figures, tree_pss
+from benchmarks.inspect_bench import (_tree_sample, command_seconds, cpu_by_role, finish_times, interleaved, process_role, round_size,
+                                     rss_figures, tree_pss)
 from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
                                       interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
 from benchmarks.routes import format_report
@@ -249,3 +250,9 @@ def test_a_resumed_runs_rates_count_the_pairs_it_finished_itself(tmp_path):
 def test_interleaving_refuses_rounds_too_short_for_a_steady_rate_before_running_anything():
     with pytest.raises(SystemExit, match="leaves 25 pairs a round"):
         interleaved(SimpleNamespace(pairs=100, rounds=4), None, ["local", "ray"], [1])
+    assert round_size(2000, 8) == 250
+
+
+def test_the_commands_own_seconds_come_from_its_summary_line():
+    assert command_seconds({"summary": ["inspected 250 pairs in 56.5 s (local engine), 750 skipped as finished"]}) == 56.5
+    assert command_seconds({"summary": []}) is None and command_seconds({}) is None
