@@ -4,6 +4,7 @@ the per-step costs and the on-paper cluster. Rewriting keeps the hand-kept ``## 
 from __future__ import annotations
 
 import os
+import statistics
 from pathlib import Path
 
 
@@ -199,7 +200,7 @@ def interleaved_lines(iv: dict) -> list[str]:
         lines += ["", f"In all ({s['rounds']} rounds, {loc['pairs']} pairs each engine): local {loc['steady_pairs_per_s']:.2f} "
                   f"pairs/s, Ray {ray['steady_pairs_per_s']:.2f}: **Ray's overhead {s['overhead'] * 100:+.1f} % steady** (the "
                   f"issue's target: at most 15 %); round by round {ov[0] * 100:+.0f} to {ov[-1] * 100:+.0f} % (median "
-                  f"{ov[len(ov) // 2] * 100 if len(ov) % 2 else (ov[len(ov) // 2 - 1] + ov[len(ov) // 2]) * 50:+.0f} %)"
+                  f"{statistics.median(ov) * 100:+.0f} %)"
                   + (f"; CPU per pair local {loc['cpu_ms_per_pair']:.0f} ms, Ray {ray['cpu_ms_per_pair']:.0f} ms "
                      f"({s['cpu_overhead'] * 100:+.0f} %), so the {cores} cores were busy "
                      f"{loc['cpu_ms_per_pair'] * loc['steady_pairs_per_s'] / 10 / cores:.0f} % of the time under local and "

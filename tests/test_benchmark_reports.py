@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.inspect_bench import (_tree_sample, command_seconds, cpu_by_role, finish_times, interleaved, process_role, round_size,
-                                     rss_figures, tree_pss)
+from benchmarks.inspect_bench import command_seconds, finish_times, interleaved, round_size, rss_figures
+from benchmarks.process_tree import _tree_sample, cpu_by_role, process_role, tree_pss
 from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
                                       interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
 from benchmarks.routes import format_report

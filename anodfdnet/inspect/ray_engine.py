@@ -10,7 +10,8 @@ The pipeline (one Ray Data dataset of pair indices, streamed):
 1. **prepare** (CPU tasks, one CPU each): read the pair from the SPEC, align it, bring it to the model's input
    shape (``pipeline.prepare_arrays``: uint8 arrays, a quarter of the float bytes), make the thumbnails;
 2. **model** (an actor pool of ``workers`` actors, ``gpus_per_worker`` GPUs each): a ``Predictor`` loaded
-   once per actor runs consecutive pairs of one input shape as one batch and returns the logits;
+   once per actor runs consecutive pairs of one input shape as one batch and returns the logits (each actor has up
+   to ``BLOCKS_IN_FLIGHT_PER_ACTOR`` blocks queued);
 3. **finish** (CPU tasks): probabilities (``pipeline.probabilities``), regions, PNGs, thumbnails
    (``outputs.finish_pair``), one results row each.
 
@@ -43,10 +44,11 @@ from ..errors import UserError
 # everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
 INFLIGHT_BYTES_PER_CPU = 32 * 2**20
 PAIRS_PER_BLOCK = 4  # pairs a Ray Data block holds: each block is one task per stage
-# Blocks queued at each model actor (Ray Data's default is 2 for an actor of max_concurrency 1). With 4 an actor has
-# prepared pairs waiting when the prepare tasks deliver in bursts: 2 actors on 2 cores, 150 pairs a round, 4 rounds in
-# ABBA order, 4.76 against 4.35 pairs/s steady, faster in every round (+3 to +5 % in three, +23 % in one) and with
-# less CPU a pair (benchmarks/INSPECT.md). The queues' byte budget (INFLIGHT_BYTES_PER_CPU) still bounds memory.
+# Blocks queued at each model actor (Ray Data's default is 2 for an actor of max_concurrency 1). Measured with 2 actors
+# on 2 cores, 150 pairs a round, 4 rounds in ABBA order: 4.76 pairs/s steady with 4 against 4.35 with the default,
+# faster in every round (+3 to +5 % in three, +23 % in one) and with less CPU a pair (benchmarks/INSPECT.md); the
+# share of time the cores sat idle under Ray did not change. The queues' byte budget (INFLIGHT_BYTES_PER_CPU) still
+# bounds memory.
 BLOCKS_IN_FLIGHT_PER_ACTOR = 4
 PREPARE_MEMORY = 512 * 2**20  # bytes a prepare task reserves: a worker with torch loaded and a 2048x2048 pair decoded and aligned
 
@@ -203,7 +205,8 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         # does otherwise (checked with Ray 2.60): decoding and alignment would then run inside the actors.
         ds = ds.map_batches(_prepare, batch_size=1, num_cpus=1, memory=PREPARE_MEMORY,
                             fn_kwargs={"spec": job.spec, "cwd": os.getcwd(), "size": job.size, "align": job.align})
-        ds = ds.map_batches(_Model, batch_size=batch, compute=ray.data.ActorPoolStrategy(size=job.workers, max_tasks_in_flight_per_actor=BLOCKS_IN_FLIGHT_PER_ACTOR),
+        pool = ray.data.ActorPoolStrategy(size=job.workers, max_tasks_in_flight_per_actor=BLOCKS_IN_FLIGHT_PER_ACTOR)
+        ds = ds.map_batches(_Model, batch_size=batch, compute=pool,
                             num_cpus=actor_cpus, num_gpus=job.gpus_per_worker,
                             fn_constructor_kwargs={"checkpoint": str(job.checkpoint), "device": job.device, "size": job.size,
                                                    "path": job.path, "align": job.align})
