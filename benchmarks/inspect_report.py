@@ -185,7 +185,8 @@ def interleaved_lines(iv: dict) -> list[str]:
              "rounds cancels. Rates are steady (from each command's 10th pair; each command pays its own start-up, "
              "counted in the whole-command seconds). Checkpoint "
              f"{iv['checkpoint']}, alignment {iv['align']}, the local engine with {iv['workers']} reader/writer threads, "
-             f"Ray with {iv['ray_cpus']} logical CPUs, as in the sequential run above."]
+             f"Ray with {iv['ray_cpus']} logical CPUs (the settings of the sequential run above, whose machine line may name "
+             "another host)."]
     for n in iv["lanes"]:
         s = interleaved_summary(iv["runs"], n)
         if not s:

@@ -198,7 +198,7 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
             raise UserError(f"{job.workers} model actors x {actor_cpus} CPU leave none of the cluster's {total_cpus:g} CPUs to "
                             "reading and writing (Ray would wait forever): lower --workers or --cpus-per-worker.")
         batch = job.batch or (16 if job.gpus_per_worker > 0 else 1)
-        blocks = max(1, min(len(todo), len(todo) // PAIRS_PER_BLOCK or 1))
+        blocks = max(1, len(todo) // PAIRS_PER_BLOCK)
         ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
         # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
         # that differ from the actors' also keep Ray Data from fusing this CPU stage into the model actors, which it
