@@ -26,9 +26,10 @@ and a level map once (``demo.live``) and redraws overlay and mask itself on ever
 server's mask at each slider step; summary, figures and the mask download follow from a private event.
 The page also shows the (aligned) history and the current in a comparison slider with the alignment's
 verdict, and the heat map over the current image with an opacity slider, a legend and the regions' numbered
-boxes; changing the model or the alignment re-runs the pair at once.
+boxes; changing the model or the alignment re-runs the pair at once. Of a session's page runs in flight only the
+newest fills the page (``demo.latest``).
 
-The other events (example click, live view, slider figures, model menu, alignment menu, opacity, the
+The other events (Run click, example click, live view, slider figures, model menu, alignment menu, opacity, the
 comparison) are private: no API name, but reachable by fn_index like every event the page uses, so each
 validates its inputs like the API does.
 
@@ -57,6 +58,7 @@ from anodfdnet.errors import UserError
 from . import examples as gallery
 from . import heat as heat_view
 from . import live, models, render
+from .latest import LatestRuns, newest_only
 
 log = logging.getLogger("anodfdnet.demo")
 
@@ -446,8 +448,8 @@ def build_tab() -> None:
         figures = gr.JSON(label="figures", show_label=False, elem_id="figures")
     state = gr.State(None, time_to_live=STATE_TTL_S)
     align_state = gr.State("auto", time_to_live=STATE_TTL_S)  # the session's alignment (API clients: auto)
-    api_rethreshold = gr.Button(visible=False)  # the /rethreshold endpoint: for API clients, never shown
-    api_align = gr.Button(visible=False)  # the /set_alignment endpoint: for API clients, never shown
+    # The /predict, /rethreshold and /set_alignment endpoints: for API clients, never shown (the page's Run is private).
+    api_predict, api_rethreshold, api_align = (gr.Button(visible=False) for _ in range(3))
 
     predict_outputs = [heat, overlay, mask, summary, figures, mask_file, heat_file, state]
     predict_inputs = [history, current, model, threshold, align_state]
@@ -459,16 +461,15 @@ def build_tab() -> None:
         event.success(page_view, [state, threshold, opacity], [compare, align_text, heat_over], api_visibility="private",
                       preprocess=False, show_progress="hidden")
 
-    after(run.click(
-        predict, predict_inputs, predict_outputs, api_name="predict", preprocess=False,
-        concurrency_limit=4, concurrency_id="predict",
-    ))
+    # The page's runs (Run, an example, a model or an alignment chosen): only a session's newest fills the page.
+    runs = LatestRuns()
+    page_predict, page_again = (newest_only(f, len(predict_outputs), runs) for f in (predict, page_rerun))
+    rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
+    api_predict.click(predict, predict_inputs, predict_outputs, api_name="predict", **{**rerun, "api_visibility": "public"})
+    after(run.click(page_predict, predict_inputs, predict_outputs, **rerun))
     load_event = getattr(examples, "load_input_event", None)
     if load_event is not None:  # clicking an example runs it right away
-        after(load_event.then(
-            predict, predict_inputs, predict_outputs, preprocess=False, api_visibility="private",
-            concurrency_limit=4, concurrency_id="predict",
-        ))
+        after(load_event.then(page_predict, predict_inputs, predict_outputs, **rerun))
     # The slider: the page redraws at once (live_view.js, no request); the figures follow from the server.
     threshold.input(None, [threshold], None, js=live.ON_SLIDER, trigger_mode="multiple", show_progress="hidden",
                     queue=False, api_visibility="private")
@@ -488,12 +489,11 @@ def build_tab() -> None:
     model.change(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
     model.change(_model_figures, model, model_figures, api_visibility="private", show_progress="hidden", queue=False)
     # A model or an alignment chosen by the visitor: the shown pair runs again at once (nothing without a pair).
-    rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
     after(model.input(_model_threshold, model, threshold, api_visibility="private", show_progress="hidden", queue=False)
-          .then(page_rerun, predict_inputs, predict_outputs, **rerun))
+          .then(page_again, predict_inputs, predict_outputs, **rerun))
     after(align.input(page_set_align, align, align_state, api_visibility="private", show_progress="hidden", queue=False,
                       preprocess=False)  # the handler validates (and escapes) what a request sends
-          .success(page_rerun, predict_inputs, predict_outputs, **rerun))
+          .success(page_again, predict_inputs, predict_outputs, **rerun))
     root = gr.context.Context.root_block
     if root is not None:  # a checkpoint added since start appears on the next page load
         root.load(lambda: gr.Dropdown(**dict(zip(("choices", "value"), _model_menu()))), None, model,

@@ -143,6 +143,12 @@ def crafted(files, exists: bool) -> dict[str, object]:
     return out
 
 
+# The private events with image inputs, by the names Gradio gives them (Run click, example click, re-run on a
+# model change, re-run on an alignment change, the Label tab's two).
+PRIVATE_IMAGE_EVENTS = ("predict_newest_only", "predict_newest_only_1", "page_rerun_newest_only",
+                        "page_rerun_newest_only_1", "save_label", "start_from_model")
+
+
 def _slots(files, fn_names: dict) -> list:
     """(endpoint description, caller, build data from a payload) for every image input of every event."""
     editor = lambda bg, layers=(): {"background": bg, "layers": list(layers), "composite": None}  # noqa: E731
@@ -152,9 +158,12 @@ def _slots(files, fn_names: dict) -> list:
         ("/predict history", "predict", lambda p: [p, cur, "", 0.5]),
         ("/predict current", "predict", lambda p: [hist, p, "", 0.5]),
         # By fn_index the page sends a placeholder for the session's alignment (a gr.State) too.
-        ("example click (fn_index) current", fn_names["predict_1"], lambda p: [hist, p, "", 0.5, None]),
-        ("re-run on a model change (fn_index) history", fn_names["page_rerun"], lambda p: [p, cur, "", 0.5, None]),
-        ("re-run on an alignment change (fn_index) current", fn_names["page_rerun_1"], lambda p: [hist, p, "", 0.5, None]),
+        ("example click (fn_index) current", fn_names["predict_newest_only_1"], lambda p: [hist, p, "", 0.5, None]),
+        ("Run click (fn_index) history", fn_names["predict_newest_only"], lambda p: [p, cur, "", 0.5, None]),
+        ("re-run on a model change (fn_index) history", fn_names["page_rerun_newest_only"],
+         lambda p: [p, cur, "", 0.5, None]),
+        ("re-run on an alignment change (fn_index) current", fn_names["page_rerun_newest_only_1"],
+         lambda p: [hist, p, "", 0.5, None]),
         ("/save_label history", "save_label", lambda p: [p, editor(cur), *label]),
         ("/save_label editor background", "save_label", lambda p: [hist, editor(p), *label]),
         ("/save_label editor layer", "save_label", lambda p: [hist, editor(cur, [p]), "eve", "other", ""]),
@@ -178,7 +187,7 @@ def _label_rows() -> int:
 
 
 def test_crafted_paths_are_refused_alike_on_every_image_input(app_server, files):
-    fn_names = {n: fn_index(app_server, n) for n in ("predict_1", "page_rerun", "page_rerun_1", "save_label", "start_from_model")}
+    fn_names = {n: fn_index(app_server, n) for n in PRIVATE_IMAGE_EVENTS}
     rows_before = _label_rows()
     leaks, differing = [], []
     present, absent = crafted(files, True), crafted(files, False)
@@ -342,9 +351,10 @@ def test_the_pair_view_events_validate_their_inputs(app_server, files):
         ok, answer = call_fn_index(app_server, fn_index(app_server, name), data)
         assert ok, (name, answer)  # no map in this session: nothing to draw, nothing read
     # A hostile value in the alignment's slot never reaches the model as anything but a listed mode.
-    ok, out = call_fn_index(app_server, fn_index(app_server, "page_rerun"), [files["hist"], files["cur"], "", 0.5, "../x"])
+    rerun = fn_index(app_server, "page_rerun_newest_only")
+    ok, out = call_fn_index(app_server, rerun, [files["hist"], files["cur"], "", 0.5, "../x"])
     assert (ok and out[4]["align"] in MODES) or (not ok and "lignment" in str(out)), out
-    ok, out = call_fn_index(app_server, fn_index(app_server, "page_rerun"), [files["hist"], files["cur"], "", 0.5, None])
+    ok, out = call_fn_index(app_server, rerun, [files["hist"], files["cur"], "", 0.5, None])
     assert ok and out[4]["align"] == "auto" and "align_verdict" in out[4], out
 
 
@@ -365,7 +375,7 @@ def test_every_image_input_decodes_exactly_the_listed_formats(app_server, files,
     """The refusal lists PNG, JPEG, BMP, TIFF and WebP: Pillow knows many more formats, each a decoder a
     stranger's bytes would reach. Every other format is refused from its header on every image input (by
     name and by fn_index), with the sentence that lists the formats; the listed ones still work."""
-    fn_names = {n: fn_index(app_server, n) for n in ("predict_1", "page_rerun", "page_rerun_1", "save_label", "start_from_model")}
+    fn_names = {n: fn_index(app_server, n) for n in PRIVATE_IMAGE_EVENTS}
     pair = synth.generate_pair(7, size=64, hardness="easy", anomaly="foreign_body")
     uploads = {}
     for fmt in (*UNLISTED_FORMATS, *LISTED_FORMATS):

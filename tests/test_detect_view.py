@@ -130,6 +130,14 @@ def test_the_pair_the_heat_map_and_re_runs(browser, app_server, moved_pair):
     expect(figures).to_contain_text("Transformer depth 0")
     expect(page.locator("#model-figures")).to_contain_text(re.compile(r"-d0\b"))  # the line follows the menu
     expect(verdict).to_contain_text("not aligned: alignment is off")  # the alignment choice is kept
+    # Two models chosen in quick succession, both runs in flight: the page ends on the second choice, whichever
+    # run finishes last (demo.latest).
+    choose(page, "model-choice", "Transformer depth 8")
+    choose(page, "model-choice", "Transformer depth 1")
+    expect(figures).to_contain_text("Transformer depth 1")
+    page.wait_for_timeout(3000)  # the first choice's run has ended too
+    expect(figures).to_contain_text("Transformer depth 1")
+    expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth 1"))
     page.close()
 
 
