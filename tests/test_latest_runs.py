@@ -40,13 +40,18 @@ def _in_thread(event, model, session):
     return t, out
 
 
+def _older_then_newer(event, started, older_model, newer_model):
+    """Two runs of one session, both in flight (each held at its gate): (older thread, out), (newer thread, out)."""
+    older = _in_thread(event, older_model, "s1")
+    assert started[older_model].wait(10)
+    newer = _in_thread(event, newer_model, "s1")
+    assert started[newer_model].wait(10)
+    return older, newer
+
+
 def test_an_older_run_that_finishes_last_leaves_the_page_to_the_newer():
     fn, gates, started = _held_model()
-    event = newest_only(fn, 3, LatestRuns())
-    older, older_out = _in_thread(event, "slow", "s1")
-    assert started["slow"].wait(10)
-    newer, newer_out = _in_thread(event, "fast", "s1")
-    assert started["fast"].wait(10)
+    (older, older_out), (newer, newer_out) = _older_then_newer(newest_only(fn, 3, LatestRuns()), started, "slow", "fast")
     gates["fast"].set()
     newer.join(10)
     gates["slow"].set()  # the older run ends after the newer one
@@ -72,10 +77,7 @@ def test_runs_of_other_sessions_and_runs_in_order_all_fill_their_pages():
 def test_an_overtaken_runs_error_is_not_shown_but_the_newest_runs_is():
     fn, gates, started = _held_model()
     event = newest_only(fn, 3, LatestRuns())
-    older, older_out = _in_thread(event, "fail", "s1")
-    assert started["fail"].wait(10)
-    newer, newer_out = _in_thread(event, "fast", "s1")
-    assert started["fast"].wait(10)
+    (older, older_out), (newer, newer_out) = _older_then_newer(event, started, "fail", "fast")
     gates["fail"].set()
     older.join(10)
     gates["fast"].set()
