@@ -35,6 +35,7 @@ from anodfdnet.errors import UserError
 from anodfdnet.data.labels import ANOMALY_TYPES, NO_ANOMALY
 
 from anodfdnet.data.label_policies import mask_iou
+from demo.latest import LatestRuns, newest_only
 
 from . import identity
 from .editor import ImageEditor
@@ -498,20 +499,23 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     inputs = [history_img, editor, annotator_tb, type_dd, note_tb, pair_state, assist_state]
     saved = save_btn.click(save_label, inputs, status_md, api_name="save_label", preprocess=False)
     screen = [history_img, editor, pair_state, assist_state, progress_md]
+    # The events that change the pair or the mask on screen: of a session's runs in flight only the newest fills
+    # the page (demo.latest), so a model's answer or a pair that arrives late never lands beside another pair
+    # (the history of one, the current image of another, saved as a pair that never existed).
+    runs = LatestRuns()
+    private = dict(api_visibility="private", show_progress_on=[status_md])
     # Progress shows on the status line, never over the editor: Gradio 6.31's page leaves an editor that an
     # event filled with its progress overlay on (pending, never completed), and that overlay sometimes hides
     # the whole canvas, so the person saw a blank editor with a spinner (issue 23) while the mask was there.
-    saved.success(after_save, [annotator_tb, pair_state, skipped_state], [*screen, note_tb, type_dd, summary_md],
-                  api_visibility="private", show_progress_on=[progress_md])
-    next_btn.click(load_next, [annotator_tb, skipped_state], [*screen, status_md], api_visibility="private",
-                   show_progress_on=[status_md])
-    prev_btn.click(previous_pair, [pair_state], [*screen, status_md], api_visibility="private", show_progress_on=[status_md])
-    skip_btn.click(skip, [annotator_tb, pair_state, skipped_state], [*screen, status_md, skipped_state],
-                   api_visibility="private", show_progress_on=[status_md])
-    assist_btn.click(start_from_model, [history_img, editor, model_dd, threshold_sl], [editor, assist_state, status_md],
-                     api_visibility="private", preprocess=False, show_progress_on=[status_md])
-    box_btn.click(add_box, [editor, box_tb], [editor, box_tb, status_md], api_visibility="private", preprocess=False,
-                  show_progress_on=[status_md])
+    saved.success(newest_only(after_save, 8, runs), [annotator_tb, pair_state, skipped_state],
+                  [*screen, note_tb, type_dd, summary_md], api_visibility="private", show_progress_on=[progress_md])
+    next_btn.click(newest_only(load_next, 6, runs), [annotator_tb, skipped_state], [*screen, status_md], **private)
+    prev_btn.click(newest_only(previous_pair, 6, runs), [pair_state], [*screen, status_md], **private)
+    skip_btn.click(newest_only(skip, 7, runs), [annotator_tb, pair_state, skipped_state],
+                   [*screen, status_md, skipped_state], **private)
+    assist_btn.click(newest_only(start_from_model, 3, runs), [history_img, editor, model_dd, threshold_sl],
+                     [editor, assist_state, status_md], preprocess=False, **private)
+    box_btn.click(newest_only(add_box, 3, runs), [editor, box_tb], [editor, box_tb, status_md], preprocess=False, **private)
     # Another model: start from its calibrated threshold (an unknown name changes nothing).
     model_dd.change(lambda name: _calibrated_threshold(references[name]) if isinstance(name, str) and name in references
                     else gr.skip(), model_dd, threshold_sl, api_visibility="private", show_progress="hidden")

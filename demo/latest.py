@@ -3,15 +3,22 @@
 A visitor can start a second run while one is in flight: a model or an alignment chosen with a pair shown runs
 that pair again at once, an example clicked, Run clicked again. The runs share a pool of workers, so an older
 run that happens to be slower (a larger model, a busy machine) could finish last and replace the newer result:
-the page would then show the figures of a model the menu no longer names. Here each page run takes a ticket
-for its session when it starts; when it ends, a run whose ticket is no longer its session's newest leaves the
-page alone (its outputs skipped, its error not shown), so the page always ends on the visitor's last choice.
+the page would then show the figures of a model the menu no longer names. In the Label tab the stakes are a
+label: "Start from the model" on one pair, then Next pair while the model runs, and the model's answer (that
+pair's current image and mask) would land beside the next pair's history, and Save would store a pair that never
+existed. Here each run of a group of page events (the Detect tab's runs; the Label tab's events that change the
+pair or the mask on screen) takes a ticket for its session when it starts; when it ends, a run whose ticket is no
+longer its session's newest leaves the page alone (its outputs skipped, its error not shown), so the page always
+ends on the visitor's last action, and every event's outputs come from the screen its inputs were read from.
 
-Only the page's own events go through this; the ``/predict`` API answers every call, as a client that sends
-two calls from one session expects both answers.
+Only the page's own events go through this; the ``/predict`` and ``/save_label`` APIs answer every call, as a
+client that sends two calls from one session expects both answers. What an overtaken run did on the server stays
+done (a Next pair's queue hold, a served pair in the session's history for Previous pair).
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from collections import OrderedDict
 
@@ -50,19 +57,30 @@ class LatestRuns:
 
 
 def newest_only(fn, outputs: int, runs: LatestRuns):
-    """A page event for ``fn(history, current, model, threshold, align)``: the same outputs, except that a run
-    overtaken by a newer one of its session returns ``outputs`` skips (and swallows its error)."""
+    """The page event for ``fn``: its outputs, except that a run overtaken by a newer one of its session returns
+    ``outputs`` skips (and swallows its error). The event keeps ``fn``'s name and parameters, plus ``request``
+    (``gr.Request``, which Gradio injects) when ``fn`` has none; Gradio's other injected arguments pass through."""
+    sig = inspect.signature(fn)
+    adds_request = "request" not in sig.parameters
+    if adds_request:
+        request_param = inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None,
+                                          annotation=gr.Request)
+        sig = sig.replace(parameters=[*sig.parameters.values(), request_param])
+    at = list(sig.parameters).index("request")
 
-    def page_event(history, current, model, threshold, align, request: gr.Request):
+    @functools.wraps(fn)
+    def page_event(*args):
+        request = args[at] if len(args) > at else None
         session = getattr(request, "session_hash", None)
         ticket = runs.start(session)
         try:
-            result = fn(history, current, model, threshold, align)
+            result = fn(*(args[:at] + args[at + 1:] if adds_request else args))
         except Exception:
             if runs.is_newest(session, ticket):
                 raise
             return tuple(gr.skip() for _ in range(outputs))
         return result if runs.is_newest(session, ticket) else tuple(gr.skip() for _ in range(outputs))
 
-    page_event.__name__ = page_event.__qualname__ = f"{fn.__name__}_newest_only"
+    page_event.__signature__ = sig  # what Gradio reads (inspect.signature stops at it)
+    page_event.__annotations__ = {**getattr(fn, "__annotations__", {}), "request": gr.Request}
     return page_event

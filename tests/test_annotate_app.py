@@ -735,3 +735,63 @@ def test_summary_counts_labels_and_says_reviews_only_where_reviewers_exist(tmp_p
     assert row_counts(store) == (1, 1)
     after = summarize(store, k=1, reviewers=False).markdown()
     assert "1 label row, 1 review row;" in after and "reviews: 0 pending; 1 accepted" in after, after
+
+
+def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monkeypatch):
+    """Start from the model on pair A, then Next pair (B) while the model still runs: the model's answer arrives
+    last and must not put A's current image and mask beside B's history (Save would store a pair that never
+    existed). Over raw HTTP in one session (both events joined, their answers read from the session's one
+    stream), the model held in this process until B's answer has arrived."""
+    import json
+    import threading
+    import uuid
+
+    import httpx
+    from test_crowd_app import call, config_fn, upload
+
+    import demo.models
+    from anodfdnet.checkpoint import list_checkpoints
+
+    url, _, queue, _ = served
+    next_fn, start_fn = (config_fn(url, n) for n in ("load_next", "start_from_model"))
+    pairs = {d.name: [np.array(Image.open(d / f)) for f in ("hist.png", "cur.png")] for d in sorted(queue.iterdir())}
+    entered, gate = threading.Event(), threading.Event()
+    real = demo.models._Shared.predict
+
+    def held(self, history, current):
+        entered.set()
+        assert gate.wait(60)
+        return real(self, history, current)
+
+    monkeypatch.setattr(demo.models._Shared, "predict", held)
+    session = uuid.uuid4().hex
+    ok, out = call(url, next_fn, ["nora", None], session)
+    assert ok, out
+    hist, cur = pairs[_loaded(out[-1])]
+    editor = {"background": upload(url, cur, "c.png"), "layers": [], "composite": None}
+    start_data = [upload(url, hist, "h.png"), editor, list_checkpoints()[0].name, 0.5]
+    answers = {}
+    with httpx.Client(timeout=120) as c:
+        def join(fn, data):
+            body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+            return c.post(f"{url}gradio_api/queue/join", json=body).json()["event_id"]
+
+        model_event = join(start_fn, start_data)
+        assert entered.wait(60), "the model did not start"
+        next_event = join(next_fn, ["nora", None])  # pair B, asked for while the model runs
+        with c.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                msg = json.loads(line[5:]) if line.startswith("data:") else {}
+                if msg.get("msg") == "process_completed":
+                    answers[msg["event_id"]] = (msg.get("success"), (msg.get("output") or {}).get("data"))
+                    gate.set()  # B has arrived: now the model answers
+                if len(answers) == 2:
+                    break
+    ok, data = answers[next_event]
+    assert ok and _loaded(data[-1]) in pairs, data
+    ok, data = answers[model_event]
+    assert ok, data
+    skip = {"__type__": "update"}  # editor and status left as they are (the state's slot is never sent: None)
+    assert data[0] == skip and data[2] == skip, f"the late model answer reached the page: {str(data)[:300]}"
+    ok, data = call(url, start_fn, start_data, session)  # alone, the model's answer is shown
+    assert ok and data[0]["background"] and "painted" in data[-1], data

@@ -170,7 +170,7 @@ def test_a_crafted_path_never_shows_another_files_pixels(page, app_server, tmp_p
     import httpx
 
     deps = httpx.get(f"{app_server}config").json()["dependencies"]
-    predict_index = next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == "predict_newest_only")  # Run
+    predict_index = next(d.get("id", i) for i, d in enumerate(deps) if d.get("api_name") == "predict_1")  # Run
     secret = tmp_path / "secret.png"
     Image.new("RGB", (320, 320), SECRET_RGB).save(secret)
     pair = synth.generate_pair(11, size=320, hardness="easy", anomaly="oil_leak")

@@ -144,9 +144,8 @@ def crafted(files, exists: bool) -> dict[str, object]:
 
 
 # The private events with image inputs, by the names Gradio gives them (Run click, example click, re-run on a
-# model change, re-run on an alignment change, the Label tab's two).
-PRIVATE_IMAGE_EVENTS = ("predict_newest_only", "predict_newest_only_1", "page_rerun_newest_only",
-                        "page_rerun_newest_only_1", "save_label", "start_from_model")
+# model change, re-run on an alignment change, the Label tab's two; "predict" is the /predict API).
+PRIVATE_IMAGE_EVENTS = ("predict_1", "predict_2", "page_rerun", "page_rerun_1", "save_label", "start_from_model")
 
 
 def _slots(files, fn_names: dict) -> list:
@@ -158,11 +157,11 @@ def _slots(files, fn_names: dict) -> list:
         ("/predict history", "predict", lambda p: [p, cur, "", 0.5]),
         ("/predict current", "predict", lambda p: [hist, p, "", 0.5]),
         # By fn_index the page sends a placeholder for the session's alignment (a gr.State) too.
-        ("example click (fn_index) current", fn_names["predict_newest_only_1"], lambda p: [hist, p, "", 0.5, None]),
-        ("Run click (fn_index) history", fn_names["predict_newest_only"], lambda p: [p, cur, "", 0.5, None]),
-        ("re-run on a model change (fn_index) history", fn_names["page_rerun_newest_only"],
+        ("example click (fn_index) current", fn_names["predict_2"], lambda p: [hist, p, "", 0.5, None]),
+        ("Run click (fn_index) history", fn_names["predict_1"], lambda p: [p, cur, "", 0.5, None]),
+        ("re-run on a model change (fn_index) history", fn_names["page_rerun"],
          lambda p: [p, cur, "", 0.5, None]),
-        ("re-run on an alignment change (fn_index) current", fn_names["page_rerun_newest_only_1"],
+        ("re-run on an alignment change (fn_index) current", fn_names["page_rerun_1"],
          lambda p: [hist, p, "", 0.5, None]),
         ("/save_label history", "save_label", lambda p: [p, editor(cur), *label]),
         ("/save_label editor background", "save_label", lambda p: [hist, editor(p), *label]),
@@ -351,7 +350,7 @@ def test_the_pair_view_events_validate_their_inputs(app_server, files):
         ok, answer = call_fn_index(app_server, fn_index(app_server, name), data)
         assert ok, (name, answer)  # no map in this session: nothing to draw, nothing read
     # A hostile value in the alignment's slot never reaches the model as anything but a listed mode.
-    rerun = fn_index(app_server, "page_rerun_newest_only")
+    rerun = fn_index(app_server, "page_rerun")
     ok, out = call_fn_index(app_server, rerun, [files["hist"], files["cur"], "", 0.5, "../x"])
     assert (ok and out[4]["align"] in MODES) or (not ok and "lignment" in str(out)), out
     ok, out = call_fn_index(app_server, rerun, [files["hist"], files["cur"], "", 0.5, None])
