@@ -482,6 +482,9 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             f"The model **{name}** painted {100.0 * mask.mean():.1f}% of the image at threshold {threshold:.2f}: "
             "erase what is wrong, paint what it missed, then Save.")
 
+    def pair_changed():
+        """The person uploaded or cleared an image (private): nothing to do but be the session's newest run."""
+
     def after_save(annotator, pair, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         if pair and queue.enabled:  # a queue pair was saved: bring the next one, keep the Save message,
             try:
@@ -516,6 +519,11 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     assist_btn.click(newest_only(start_from_model, 3, runs), [history_img, editor, model_dd, threshold_sl],
                      [editor, assist_state, status_md], preprocess=False, **private)
     box_btn.click(newest_only(add_box, 3, runs), [editor, box_tb], [editor, box_tb, status_md], preprocess=False, **private)
+    # An image the person uploads or clears is newer than any answer in flight: that answer leaves the screen alone.
+    bump = newest_only(pair_changed, 0, runs)
+    for image in (history_img, editor):
+        image.upload(bump, None, None, api_visibility="private", queue=False, show_progress="hidden")
+        image.clear(bump, None, None, api_visibility="private", queue=False, show_progress="hidden")
     # Another model: start from its calibrated threshold (an unknown name changes nothing).
     model_dd.change(lambda name: _calibrated_threshold(references[name]) if isinstance(name, str) and name in references
                     else gr.skip(), model_dd, threshold_sl, api_visibility="private", show_progress="hidden")

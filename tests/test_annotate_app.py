@@ -737,11 +737,12 @@ def test_summary_counts_labels_and_says_reviews_only_where_reviewers_exist(tmp_p
     assert "1 label row, 1 review row;" in after and "reviews: 0 pending; 1 accepted" in after, after
 
 
-def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monkeypatch):
-    """Start from the model on pair A, then Next pair (B) while the model still runs: the model's answer arrives
-    last and must not put A's current image and mask beside B's history (Save would store a pair that never
-    existed). Over raw HTTP in one session (both events joined, their answers read from the session's one
-    stream), the model held in this process until B's answer has arrived."""
+@pytest.mark.parametrize("then", ["load_next", "pair_changed"])
+def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monkeypatch, then):
+    """Start from the model on pair A, then Next pair (B) or an image uploaded by the person while the model still
+    runs: the model's answer arrives last and must not put A's current image and mask beside B's history (Save
+    would store a pair that never existed). Over raw HTTP in one session (both events joined, their answers read
+    from the session's one stream), the model held in this process until the second answer has arrived."""
     import json
     import threading
     import uuid
@@ -753,7 +754,7 @@ def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monk
     from anodfdnet.checkpoint import list_checkpoints
 
     url, _, queue, _ = served
-    next_fn, start_fn = (config_fn(url, n) for n in ("load_next", "start_from_model"))
+    start_fn, then_fn = (config_fn(url, n) for n in ("start_from_model", then))
     pairs = {d.name: [np.array(Image.open(d / f)) for f in ("hist.png", "cur.png")] for d in sorted(queue.iterdir())}
     entered, gate = threading.Event(), threading.Event()
     real = demo.models._Shared.predict
@@ -765,9 +766,7 @@ def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monk
 
     monkeypatch.setattr(demo.models._Shared, "predict", held)
     session = uuid.uuid4().hex
-    ok, out = call(url, next_fn, ["nora", None], session)
-    assert ok, out
-    hist, cur = pairs[_loaded(out[-1])]
+    hist, cur = next(iter(pairs.values()))  # pair A, uploaded (the queue keeps its pairs for the other tests)
     editor = {"background": upload(url, cur, "c.png"), "layers": [], "composite": None}
     start_data = [upload(url, hist, "h.png"), editor, list_checkpoints()[0].name, 0.5]
     answers = {}
@@ -778,17 +777,25 @@ def test_a_model_answer_that_arrives_after_the_next_pair_is_dropped(served, monk
 
         model_event = join(start_fn, start_data)
         assert entered.wait(60), "the model did not start"
-        next_event = join(next_fn, ["nora", None])  # pair B, asked for while the model runs
+        # Pair B asked for, or an upload's event (it runs without the queue: its answer is the POST's own)
+        if then == "load_next":
+            then_event = join(then_fn, ["nora", None])
+        else:
+            body = {"data": [], "fn_index": then_fn, "session_hash": session, "event_data": None, "trigger_id": None}
+            r = c.post(f"{url}gradio_api/run/predict", json=body)
+            assert r.status_code == 200, r.text
+            gate.set()
         with c.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session}) as stream:
             for line in stream.iter_lines():
                 msg = json.loads(line[5:]) if line.startswith("data:") else {}
                 if msg.get("msg") == "process_completed":
                     answers[msg["event_id"]] = (msg.get("success"), (msg.get("output") or {}).get("data"))
                     gate.set()  # B has arrived: now the model answers
-                if len(answers) == 2:
+                if len(answers) == (2 if then == "load_next" else 1):
                     break
-    ok, data = answers[next_event]
-    assert ok and _loaded(data[-1]) in pairs, data
+    if then == "load_next":
+        ok, data = answers[then_event]
+        assert ok and _loaded(data[-1]) in pairs, data
     ok, data = answers[model_event]
     assert ok, data
     skip = {"__type__": "update"}  # editor and status left as they are (the state's slot is never sent: None)
