@@ -392,10 +392,23 @@ def _open_label_tab(page, url: str):
 
 
 def _upload_pair(page, hist_path: str, cur_path: str):
+    """Upload history and current; each upload sends the event that makes it the session's newest run (so a model
+    answer still in flight leaves it alone: demo.latest)."""
+    import httpx
     from playwright.sync_api import expect
 
-    page.locator("#label-history input[type=file]").set_input_files(hist_path)
-    page.locator("#label-editor input[type=file]").set_input_files(cur_path)
+    deps = httpx.get(page.url.split("?")[0] + "config").json()["dependencies"]
+    bumps = {d.get("id", i) for i, d in enumerate(deps) if str(d.get("api_name")).startswith("pair_changed")}
+
+    def bump(request) -> bool:
+        try:
+            return request.method == "POST" and (request.post_data_json or {}).get("fn_index") in bumps
+        except Exception:  # noqa: BLE001 - the upload itself (multipart) is not JSON
+            return False
+
+    for where, path in (("#label-history", hist_path), ("#label-editor", cur_path)):
+        with page.expect_request(bump):
+            page.locator(f"{where} input[type=file]").set_input_files(path)
     expect(page.locator("#label-history img")).to_be_visible()
     page.locator("#label-editor").scroll_into_view_if_needed()
 
