@@ -11,6 +11,11 @@ pair or the mask on screen, an image the person uploads or clears among them) ta
 longer its session's newest leaves the page alone (its outputs skipped, its error not shown), so the page always
 ends on the visitor's last action, and every event's outputs come from the screen its inputs were read from.
 
+Gradio itself drops a second trigger of one event while that event's run is pending (``trigger_mode="once"``, its
+default): a second model chosen during the first one's re-run was ignored, leaving the menu naming one model and
+the page showing the other's figures. The Detect tab's runs therefore use ``"always_last"`` (the later trigger
+runs when the pending one ends); this guard handles runs of different events in flight together.
+
 Only the page's own events go through this; the ``/predict`` and ``/save_label`` APIs answer every call, as a
 client that sends two calls from one session expects both answers. What an overtaken run did on the server stays
 done (a Next pair's queue hold, a served pair in the session's history for Previous pair).

@@ -18,16 +18,14 @@ Two named API endpoints (``gradio_client``):
 
 ``/rethreshold`` (threshold) -> (overlay, mask, summary, figures, mask PNG)
     Re-thresholds the probability map of the session's last ``/predict``, never running the model.
-    A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same
-    client.
+    A ``gradio_client.Client`` is one session: call ``/predict`` then ``/rethreshold`` on the same client.
 
 In the browser the slider does not wait for the server: after Run, the page receives the current image
 and a level map once (``demo.live``) and redraws overlay and mask itself on every move, exactly the
 server's mask at each slider step; summary, figures and the mask download follow from a private event.
 The page also shows the (aligned) history and the current in a comparison slider with the alignment's
 verdict, and the heat map over the current image with an opacity slider, a legend and the regions' numbered
-boxes; changing the model or the alignment re-runs the pair at once. Of a session's page runs in flight only the
-newest fills the page (``demo.latest``).
+boxes; changing the model or the alignment re-runs the pair at once; only the newest run fills the page (``demo.latest``).
 
 The other events (Run click, example click, live view, slider figures, model menu, alignment menu, opacity, the
 comparison) are private: no API name, but reachable by fn_index like every event the page uses, so each
@@ -461,10 +459,12 @@ def build_tab() -> None:
         event.success(page_view, [state, threshold, opacity], [compare, align_text, heat_over], api_visibility="private",
                       preprocess=False, show_progress="hidden")
 
-    # The page's runs (Run, an example, a model or an alignment chosen): only a session's newest fills the page.
+    # The page's runs (Run, an example, a model or an alignment chosen): only a session's newest fills the page; one asked
+    # for while the same event's run is pending runs after it (Gradio's default, "once", would drop it: see demo.latest).
     runs = LatestRuns()
     page_predict, page_again = (newest_only(f, len(predict_outputs), runs) for f in (predict, page_rerun))
-    rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict")
+    rerun = dict(preprocess=False, api_visibility="private", concurrency_limit=4, concurrency_id="predict",
+                 trigger_mode="always_last")
     api_predict.click(predict, predict_inputs, predict_outputs, api_name="predict", **{**rerun, "api_visibility": "public"})
     after(run.click(page_predict, predict_inputs, predict_outputs, **rerun))
     load_event = getattr(examples, "load_input_event", None)
