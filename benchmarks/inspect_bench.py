@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from .inspect_report import cluster_estimate, write_report
-from .process_tree import _tree_sample, cpu_by_role, tree_pss
+from .process_tree import cpu_by_role, tree_pss, tree_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
@@ -288,7 +288,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         while proc.poll() is None:
             done = (journal.read_bytes().count(b"\n") if journal.exists() else 0) - start
-            samples.append((time.perf_counter() - t0, done, _tree_sample(proc.pid, cpu)))
+            samples.append((time.perf_counter() - t0, done, tree_sample(proc.pid, cpu)))
             pss.append((samples[-1][0], done, tree_pss(proc.pid)))
             if cpu_mark is None and done >= 10:
                 cpu_mark = (done, dict(cpu))

@@ -70,7 +70,7 @@ def tree_pss(pid: int) -> int:
     return total
 
 
-def _tree_sample(pid: int, cpu: dict | None = None) -> int:
+def tree_sample(pid: int, cpu: dict | None = None) -> int:
     """RSS bytes of pid and all its descendants; with ``cpu``, also record each one's CPU seconds so far (user + system,
     its threads included) as ``cpu[pid] = (role, seconds)``: a process that exits keeps its last sample."""
     total = 0
@@ -90,7 +90,7 @@ def _tree_sample(pid: int, cpu: dict | None = None) -> int:
 
 
 def cpu_by_role(before: dict, after: dict, pairs: int) -> dict:
-    """CPU milliseconds per pair of each role between two snapshots of ``_tree_sample``'s ``cpu`` (``pairs`` finished
+    """CPU milliseconds per pair of each role between two snapshots of ``tree_sample``'s ``cpu`` (``pairs`` finished
     between them), largest first, with the total."""
     if pairs <= 0:
         return {}

@@ -23,6 +23,7 @@ done (a Next pair's queue hold, a served pair in the session's history for Previ
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import threading
 from collections import OrderedDict
@@ -32,6 +33,13 @@ import gradio as gr
 # Sessions remembered (the newest ticket each): a few ints each, the oldest forgotten first. A forgotten
 # session's run counts as the newest (it fills the page, as before this guard).
 MAX_SESSIONS = 4096
+# A session id is whatever a request sends (Gradio takes a 1 MB one): longer ids are kept as their SHA-256, so the
+# table holds at most MAX_SESSIONS x 64 characters of keys.
+MAX_KEY = 64
+
+
+def _key(session: str) -> str:
+    return session if len(session) <= MAX_KEY else hashlib.sha256(session.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class LatestRuns:
@@ -46,6 +54,7 @@ class LatestRuns:
         """A run of ``session`` begins: its ticket, newer than every earlier one of that session."""
         if session is None:
             return 0
+        session = _key(session)
         with self._lock:
             ticket = self._newest.pop(session, 0) + 1
             self._newest[session] = ticket
@@ -58,7 +67,7 @@ class LatestRuns:
         if session is None:
             return True
         with self._lock:
-            return self._newest.get(session, ticket) == ticket
+            return self._newest.get(_key(session), ticket) == ticket
 
 
 def newest_only(fn, outputs: int, runs: LatestRuns):

@@ -93,9 +93,9 @@ def test_detect_tab_end_to_end(page, app_server, tmp_path):
     hist, cur = tmp_path / "history.png", tmp_path / "current.png"
     Image.fromarray(pair.history).save(hist)
     Image.fromarray(pair.current).save(cur)
-    # The model first: chosen with a pair shown, it runs that pair again at once, and a Run click on top of that
-    # rerun would put two runs in flight, the later one replacing the summary read below (the inference time
-    # compared after the slider; seen in CI: 396 then 507 ms).
+    # The model first: chosen with a pair shown, it runs that pair again at once, and a Run click on top would make
+    # a second run whose summary replaces the first; the inference time read below is compared after the slider,
+    # so one run only (seen in CI before: 396 then 507 ms).
     page.locator("#model-choice input").click()
     page.locator("[role=option]", has_text="Transformer depth 4").first.click()
     expect(page.locator("#model-choice input")).to_have_value(re.compile("Transformer depth 4"))

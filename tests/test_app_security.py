@@ -393,3 +393,19 @@ def test_every_image_input_decodes_exactly_the_listed_formats(app_server, files,
     for fmt in LISTED_FORMATS:
         ok, out = call_named(app_server, "predict", [files["hist"], uploads[fmt], "", 0.5])
         assert ok and out[4]["image_width"] == 64, (fmt, out)
+
+
+def test_the_upload_events_take_nothing_a_request_sends(app_server, files):
+    """The Label tab's upload/clear events (private, without the queue) only make the caller's own session's run
+    the newest (demo.latest): whatever a request sends, a crafted path or HTML, is ignored, never opened or echoed,
+    and a 1 MB session id is answered too (the ticket table keeps its digest: tests/test_latest_runs.py)."""
+    deps = httpx.get(f"{app_server}config").json()["dependencies"]
+    bumps = [d.get("id", i) for i, d in enumerate(deps) if str(d.get("api_name")).startswith("pair_changed")]
+    assert len(bumps) == 4, "history and editor, upload and clear"
+    crafted = {"path": str(files["secret"]), "meta": {"_type": "gradio.FileData"}}
+    for fn in bumps:
+        for data, session in (([], "s"), ([crafted], "s"), (["<script>x</script>"] * 3, "s"), ([], "a" * 10**6)):
+            body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+            r = httpx.post(f"{app_server}gradio_api/run/predict", json=body, timeout=60)
+            assert r.status_code == 200 and r.json()["data"] == [], r.text[:300]
+            assert "secret" not in r.text and "<script>" not in r.text

@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from benchmarks.inspect_bench import command_seconds, finish_times, interleaved, round_size, rss_figures
-from benchmarks.process_tree import _tree_sample, cpu_by_role, process_role, tree_pss
+from benchmarks.process_tree import cpu_by_role, process_role, tree_pss, tree_sample
 from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
                                       interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
 from benchmarks.routes import format_report
@@ -200,7 +200,7 @@ def test_this_processs_pss_is_read_from_proc_and_never_above_its_rss():
     if not os.path.exists(f"/proc/{os.getpid()}/smaps_rollup"):
         import pytest
         pytest.skip("no /proc/PID/smaps_rollup on this system (Linux 4.14 or later has it)")
-    pss, rss = tree_pss(os.getpid()), _tree_sample(os.getpid())
+    pss, rss = tree_pss(os.getpid()), tree_sample(os.getpid())
     assert 10 * 2**20 < pss <= rss, (pss, rss)  # a Python with numpy loaded maps well over 10 MB; shared pages split
 
 

@@ -98,6 +98,11 @@ def test_tickets_are_bounded_and_a_forgotten_or_unnamed_session_counts_as_newest
     t2 = runs.start("b")
     assert runs.is_newest("b", t2) and not runs.is_newest("b", t2 - 1)
     assert runs.is_newest(None, runs.start(None)) and runs.is_newest(None, 5)
+    huge = "a" * 10**6  # a request's session id is not bounded: the table keeps a digest of a long one
+    t3 = runs.start(huge)
+    assert runs.is_newest(huge, t3) and not runs.is_newest(huge, t3 - 1)
+    assert max(map(len, runs._newest)) <= 64
+    assert not runs.is_newest(huge, runs.start(huge) - 1) and runs.is_newest("a" * 999_999 + "b", 1)
 
 
 @pytest.mark.parametrize("name", ["predict", "page_rerun"])
