@@ -8,7 +8,8 @@ most, so alignment has real work; cached under .cache/anodfdnet/bench-inspect):
    masks, heat maps and thumbnails written), sampled every 0.5 s: finished pairs (the journal) and the RSS of the
    whole process tree (for Ray: driver, raylet, GCS, workers; shared object-store pages are counted in every
    process that maps them, so the PSS of the tree, which divides each shared page among its mappers, is sampled
-   too). Rates: over the whole command (start-up included) and steady (from the 10th pair);
+   too, every 5 s: it costs ten times the rest of a sample; the sampler's own CPU is recorded). Rates: over the
+   whole command (start-up included) and steady (from the 10th pair);
    RSS growth from pair 100 (or a third of the run, if shorter) to the end; the CPU time (user + system, from
    /proc) each process of the tree spent per pair in the steady part, by role (driver, model actor, CPU task
    workers, Ray's daemons): where Ray's overhead goes, in a unit the host's speed moves less than the rates;
@@ -52,6 +53,11 @@ from .process_tree import cpu_by_role, tree_pss, tree_sample
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "anodfdnet" / "bench-inspect"
 INTERLEAVED_JSON = "inspect-interleaved.json"  # beside inspect.json: the interleaved run (--rounds) of its own
+# The tree's PSS is sampled every PSS_EVERY_S only, its RSS and CPU every 0.5 s. Reading PSS walks every mapping of
+# every process (smaps_rollup): measured during a Ray run with 2 model actors (15 processes), 68 ms of CPU a sample
+# against 6 ms for RSS and CPU. At every 0.5 s that took 86 ms of CPU a second under Ray against 32 under the local
+# engine (one process): the sampler itself took 4 % of 2 cores from Ray's engine, which its busy share then missed.
+PSS_EVERY_S = 5.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -276,6 +282,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
     cpu: dict = {}
     cpu_mark = cpu_last = None  # (pairs done, snapshot) at the first sample with 10 pairs done and at the last one after
     t0 = time.perf_counter()
+    own0, pss_at = os.times(), -PSS_EVERY_S
     import signal
     import tempfile
 
@@ -289,7 +296,9 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
         while proc.poll() is None:
             done = (journal.read_bytes().count(b"\n") if journal.exists() else 0) - start
             samples.append((time.perf_counter() - t0, done, tree_sample(proc.pid, cpu)))
-            pss.append((samples[-1][0], done, tree_pss(proc.pid)))
+            if samples[-1][0] - pss_at >= PSS_EVERY_S:
+                pss_at = samples[-1][0]
+                pss.append((pss_at, done, tree_pss(proc.pid)))
             if cpu_mark is None and done >= 10:
                 cpu_mark = (done, dict(cpu))
             if cpu_mark is not None and done > cpu_mark[0]:
@@ -305,6 +314,7 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
                 break
             time.sleep(0.5)
         total = time.perf_counter() - t0
+        own1 = os.times()
         log_file.seek(0)
         log = log_file.read()
     if proc.returncode != 0 and not stopped:
@@ -316,7 +326,8 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
     timeline = finish_times(out, since=wall0)
     steady_cpu = cpu_by_role(cpu_mark[1], cpu_last[1], cpu_last[0] - cpu_mark[0]) if cpu_last else {}
     return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
-            "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
+            "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done,
+            "sampler_cpu_ms_per_s": (own1.user + own1.system - own0.user - own0.system) * 1000 / total, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
             **rss_figures(samples, done), "pss": rss_figures(pss, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
 
 
@@ -334,7 +345,7 @@ def round_size(pairs: int, rounds: int) -> int:
 
 
 ROUND_FIELDS = ("engine", "lanes", "pairs", "seconds", "command_s", "files_steady_pairs_per_s", "steady_pairs_per_s",
-                "cpu_ms_per_pair", "stopped_at_budget")
+                "cpu_ms_per_pair", "sampler_cpu_ms_per_s", "stopped_at_budget")
 
 
 def interleaved(a, folder: Path, engines: list[str], lanes: list[int]) -> list[dict]:

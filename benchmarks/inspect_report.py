@@ -144,6 +144,13 @@ def _steady_span(run: dict) -> tuple[int, float] | None:
     return (run["pairs"] - 10, (run["pairs"] - 10) / rate) if rate and run["pairs"] > 10 else None
 
 
+def _sampler_mean(runs: list[dict]) -> float | None:
+    """The benchmark's own sampler's CPU (ms a second) over these runs, weighted by their seconds; None for runs
+    recorded before it was."""
+    xs = [(x["sampler_cpu_ms_per_s"], x["seconds"]) for x in runs if x.get("sampler_cpu_ms_per_s") is not None]
+    return sum(c * t for c, t in xs) / sum(t for _, t in xs) if xs else None
+
+
 def interleaved_summary(runs: list[dict], lanes: int) -> dict | None:
     """The interleaved rounds at one setting of model workers, added up: each engine's steady pairs over its steady
     seconds across all rounds, Ray's overhead from those, each round's own overhead (local's rate over Ray's in the
@@ -160,7 +167,8 @@ def interleaved_summary(runs: list[dict], lanes: int) -> dict | None:
         cpu = [(x["cpu_ms_per_pair"]["total"], sp[0]) for x, sp in zip(xs, spans) if (x.get("cpu_ms_per_pair") or {}).get("total")]
         out[e] = {"pairs": sum(x["pairs"] for x in xs), "steady_pairs_per_s": pairs / secs,
                   "command_s": sum(x.get("command_s") or x["seconds"] for x in xs),
-                  "cpu_ms_per_pair": sum(c * w for c, w in cpu) / sum(w for _, w in cpu) if cpu else None}
+                  "cpu_ms_per_pair": sum(c * w for c, w in cpu) / sum(w for _, w in cpu) if cpu else None,
+                  "sampler_cpu_ms_per_s": _sampler_mean(xs)}
     for k in rounds:
         loc, ray = (next(x for x in by[e] if x["round"] == k) for e in ("local", "ray"))
         out["per_round"].append({"round": k, "first": "local" if runs.index(loc) < runs.index(ray) else "ray",
@@ -208,7 +216,10 @@ def interleaved_lines(iv: dict) -> list[str]:
                      f"{ray['cpu_ms_per_pair'] * ray['steady_pairs_per_s'] / 10 / cores:.0f} % under Ray"
                      if s.get("cpu_overhead") is not None else "")
                   + f"; whole commands (start-up each round) {loc['command_s']:.0f} s local, {ray['command_s']:.0f} s Ray "
-                  f"({ray['command_s'] / loc['command_s'] * 100 - 100:+.0f} %)."]
+                  f"({ray['command_s'] / loc['command_s'] * 100 - 100:+.0f} %)"
+                  + (f"; the benchmark's own sampler (outside the engines' trees) took {loc['sampler_cpu_ms_per_s']:.0f} ms of "
+                     f"CPU a second during the local commands and {ray['sampler_cpu_ms_per_s']:.0f} during Ray's"
+                     if loc["sampler_cpu_ms_per_s"] is not None and ray["sampler_cpu_ms_per_s"] is not None else "") + "."]
     return lines
 
 
@@ -238,8 +249,10 @@ def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str
     for e in engines:
         if e.get("cpu_ms_per_pair") and _steady(e):
             own = cpu_s(runs.get(e["threads_each"], run))
+            sampler = (f"; the benchmark's sampler {e['sampler_cpu_ms_per_s']:.0f} ms of CPU a second"
+                       if e.get("sampler_cpu_ms_per_s") is not None else "")
             busy.append(f"{label(e)} {e['cpu_ms_per_pair']['total'] * _steady(e) / 1000 / cores:.0%} ({e['cpu_ms_per_pair']['total']:.0f} "
-                        f"ms of CPU a pair, against {(own + other_s) * 1000:.0f} ms for the model and the steps alone)")
+                        f"ms of CPU a pair, against {(own + other_s) * 1000:.0f} ms for the model and the steps alone{sampler})")
     if busy:
         line += " Measured in the steady part, the cores were busy: " + "; ".join(busy) + "."
     return line

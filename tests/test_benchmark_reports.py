@@ -230,6 +230,21 @@ def test_interleaved_rounds_add_up_steady_pairs_over_steady_seconds_round_by_rou
     assert "local 3.33 pairs/s, Ray 3.08: **Ray's overhead +8.3 % steady**" in text and "round by round +0 to +25 % (median +12 %)" in text
     # busy: 410 ms x 3.33 pairs/s = 1.37 of 2 cores; 450 ms x 3.08 pairs/s = 1.38
     assert "CPU per pair local 410 ms, Ray 450 ms (+10 %), so the 2 cores were busy 68 % of the time under local and 69 % under Ray" in text and "78 s local, 110 s Ray (+41 %)" in text
+    assert "sampler" not in text  # runs recorded before the sampler's own CPU was
+
+
+def test_the_samplers_own_cpu_is_averaged_over_each_engines_seconds():
+    runs = [_round(1, "local", 1, 110, 5.0, 400.0, 27.0), _round(1, "ray", 1, 110, 4.0, 440.0, 47.0),  # 30 s, 50 s
+            _round(2, "ray", 1, 110, 2.5, 460.0, 17.0), _round(2, "local", 1, 110, 2.5, 420.0, 7.0)]   # 20 s, 10 s
+    for run, ms in zip(runs, (30.0, 90.0, 40.0, 60.0)):
+        run["sampler_cpu_ms_per_s"] = ms
+    s = interleaved_summary(runs, 1)
+    assert s["local"]["sampler_cpu_ms_per_s"] == pytest.approx((30 * 30 + 60 * 10) / 40)  # 37.5
+    assert s["ray"]["sampler_cpu_ms_per_s"] == pytest.approx((90 * 50 + 40 * 20) / 70)  # 75.7
+    iv = {"command": "c", "header": [], "load_start": "0", "load_end": "0", "cores": 2, "pairs": 220, "rounds": 2, "lanes": [1],
+          "checkpoint": "effnet-d2", "align": "auto", "workers": 2, "ray_cpus": 4, "runs": runs}
+    assert ("the benchmark's own sampler (outside the engines' trees) took 38 ms of CPU a second during the local commands "
+            "and 76 during Ray's.") in "\n".join(interleaved_lines(iv))
 
 
 def test_a_resumed_runs_rates_count_the_pairs_it_finished_itself(tmp_path):
