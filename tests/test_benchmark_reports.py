@@ -183,6 +183,9 @@ def test_cpu_lines_and_the_budget_name_each_setting_and_use_its_own_models_cpu()
     # each row against its own model's CPU: 2 threads (100 ms) for 1 lane, 1 thread (90 ms) for 2 lanes
     assert "local, 1 lane 78% (142 ms of CPU a pair, against 150 ms" in line
     assert "local, 2 lanes 96% (160 ms of CPU a pair, against 140 ms" in line
+    assert "sampler" not in line  # rows recorded before the sampler's own CPU was
+    rows[1]["sampler_cpu_ms_per_s"] = 23.4
+    assert "ray, 1 actor 82% (163 ms of CPU a pair, against 150 ms for the model and the steps alone; the benchmark's sampler 23 ms of CPU a second)" in budget_line(m, 0.050, 2, rows)
 
 
 def test_the_pss_line_gives_each_engines_memory_without_double_counting():
