@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -106,11 +107,19 @@ def test_results_parquet_has_the_schema_and_datasets_reads_it(local_run):
     assert region_fields == {"x", "y", "w", "h", "area", "max_prob", "mean_prob"}
 
 
-def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, checkpoint):
+@pytest.mark.parametrize("finish_in_actor", [True, False], ids=["cpu-actors-finish", "finish-tasks-as-behind-gpus"])
+def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, checkpoint, monkeypatch, finish_in_actor):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[data]==2.60.0'; CI installs it)")
+    from anodfdnet.inspect import ray_engine
+
+    # CPU actors finish their own pairs; GPU actors hand them to finish tasks: both paths, here on CPUs
+    assert ray_engine._finish_in_actor(SimpleNamespace(gpus_per_worker=0)) is True
+    assert ray_engine._finish_in_actor(SimpleNamespace(gpus_per_worker=1)) is False
+    monkeypatch.setattr(ray_engine, "_finish_in_actor", lambda job: finish_in_actor)
     s = inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "ray"), checkpoint=checkpoint, device="cpu",
                                       engine="ray", cpus=2, workers=1))
     assert "ray engine (local Ray, 2 CPUs)" in s.engine and s.done == 6
+    assert ("pairs finished in the model actors" if finish_in_actor else "pairs finished in CPU tasks") in s.engine
     local, ray = _by_id(local_run.rows), _by_id(s.rows)
     assert local.keys() == ray.keys()
     for pid, a in local.items():

@@ -10,10 +10,11 @@ The pipeline (one Ray Data dataset of pair indices, streamed):
 1. **prepare** (CPU tasks, one CPU each): read the pair from the SPEC, align it, bring it to the model's input
    shape (``pipeline.prepare_arrays``: uint8 arrays, a quarter of the float bytes), make the thumbnails;
 2. **model** (an actor pool of ``workers`` actors, ``gpus_per_worker`` GPUs each): a ``Predictor`` loaded
-   once per actor runs consecutive pairs of one input shape as one batch and returns the logits (each actor has up
-   to ``BLOCKS_IN_FLIGHT_PER_ACTOR`` blocks queued);
-3. **finish** (CPU tasks): probabilities (``pipeline.probabilities``), regions, PNGs, thumbnails
-   (``outputs.finish_pair``), one results row each.
+   once per actor runs consecutive pairs of one input shape as one batch and returns the logits, or finishes
+   them itself on CPUs (step 3; each actor has up to ``BLOCKS_IN_FLIGHT_PER_ACTOR`` blocks queued);
+3. **finish**: probabilities (``pipeline.probabilities``), regions, PNGs, thumbnails (``outputs.finish_pair``),
+   one results row each; in CPU tasks behind GPU actors, in the model actor itself when it runs on CPUs
+   (``_finish_in_actor``).
 
 The driver (this process) iterates the rows as they stream in and appends each to the journal, so a killed
 run loses only what was in flight. With no ``--address`` a local Ray is started on this machine with
@@ -95,12 +96,14 @@ def _prepare(batch: dict, spec: str, cwd: str, size, align: str) -> dict:
 
 
 class _Model:
-    """One model per actor; consecutive pairs of one input shape go through it as one batch."""
+    """One model per actor; consecutive pairs of one input shape go through it as one batch. With ``finish`` (the
+    run folder and threshold) the actor also finishes each pair and returns its results row."""
 
-    def __init__(self, checkpoint: str, device: str, size, path: str, align: str):
+    def __init__(self, checkpoint: str, device: str, size, path: str, align: str, finish: dict | None = None):
         from ..inference.predictor import Predictor
 
         self.predictor = Predictor(checkpoint, device=device, size=size, path=path, align=align)
+        self.finish = finish
 
     def __call__(self, batch: dict) -> dict:
         import torch
@@ -120,10 +123,13 @@ class _Model:
                 g["logits"] = logits[j: j + 1].numpy()
                 del g["hist"], g["cur"]
             k += len(group)
+        if self.finish is not None:
+            return {"row": np.array([_row(it, **self.finish) for it in items], dtype=object)}
         return {"payload": np.array([pickle.dumps(it, protocol=5) for it in items], dtype=object)}
 
 
-def _finish(batch: dict, run: str, threshold: float) -> dict:
+def _row(it: dict, run: str, threshold: float) -> str:
+    """One pair's results row (JSON) from its model output, or its error."""
     import json
 
     import torch
@@ -132,16 +138,25 @@ def _finish(batch: dict, run: str, threshold: float) -> dict:
     from .outputs import finish_pair
 
     _one_opencv_thread()
-    rows = []
-    for p in batch["payload"]:
-        it = pickle.loads(p)
-        if not it["ok"]:
-            rows.append(json.dumps({"error": it["error"], "index": it["index"]}))
-            continue
-        prob = probabilities(torch.from_numpy(it["logits"]), [it["out_shape"]], [it["alignment"]])[0]
-        row = finish_pair(Path(run), it["id"], it["index"], prob, it["alignment"], it["thumbs"], threshold)
-        rows.append(json.dumps(row))
-    return {"row": np.array(rows, dtype=object)}
+    if not it["ok"]:
+        return json.dumps({"error": it["error"], "index": it["index"]})
+    prob = probabilities(torch.from_numpy(it["logits"]), [it["out_shape"]], [it["alignment"]])[0]
+    return json.dumps(finish_pair(Path(run), it["id"], it["index"], prob, it["alignment"], it["thumbs"], threshold))
+
+
+def _finish(batch: dict, run: str, threshold: float) -> dict:
+    return {"row": np.array([_row(pickle.loads(p), run, threshold) for p in batch["payload"]], dtype=object)}
+
+
+def _finish_in_actor(job) -> bool:
+    """Whether the model actors finish their own pairs (CPU actors) or hand the logits to finish tasks (GPU actors).
+
+    A GPU actor must not wait for PNG encoding, so there the finish step stays in CPU tasks over all cores. A CPU
+    actor spends the same CPU on it either way, and finishing in place saves a task per block, the logits' trip
+    through the object store and their pickling: measured with 2 actors on 2 cores, 200 pairs a round, 4 rounds in
+    ABBA order, 4.89 against 4.71 pairs/s steady and less CPU a pair in three rounds of four (347 to 433 ms against
+    361 to 467; benchmarks/INSPECT.md)."""
+    return job.gpus_per_worker == 0
 
 
 def _import_ray():
@@ -198,6 +213,8 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
             raise UserError(f"{job.workers} model actors x {actor_cpus} CPU leave none of the cluster's {total_cpus:g} CPUs to "
                             "reading and writing (Ray would wait forever): lower --workers or --cpus-per-worker.")
         batch = job.batch or (16 if job.gpus_per_worker > 0 else 1)
+        finish = {"run": str(job.run), "threshold": job.threshold}
+        in_actor = _finish_in_actor(job)
         blocks = max(1, len(todo) // PAIRS_PER_BLOCK)
         ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
         # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
@@ -209,8 +226,10 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         ds = ds.map_batches(_Model, batch_size=batch, compute=pool,
                             num_cpus=actor_cpus, num_gpus=job.gpus_per_worker,
                             fn_constructor_kwargs={"checkpoint": str(job.checkpoint), "device": job.device, "size": job.size,
-                                                   "path": job.path, "align": job.align})
-        ds = ds.map_batches(_finish, batch_size=1, num_cpus=1, fn_kwargs={"run": str(job.run), "threshold": job.threshold})
+                                                   "path": job.path, "align": job.align,
+                                                   "finish": finish if in_actor else None})
+        if not in_actor:
+            ds = ds.map_batches(_finish, batch_size=1, num_cpus=1, fn_kwargs=finish)
         for row in ds.iter_rows():
             r = json.loads(row["row"])
             if "error" in r:
@@ -222,4 +241,4 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
             ray.shutdown()
     where = f"cluster {job.address}" if job.address else f"local Ray, {total_cpus:g} CPUs"
     return (f"ray engine ({where}): {job.workers} model actors x {actor_cpus:g} CPU x {job.gpus_per_worker:g} GPU, "
-            f"batch {batch}")
+            f"batch {batch}, pairs finished in {'the model actors' if in_actor else 'CPU tasks'}")
