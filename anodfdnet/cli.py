@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--cpus", type=int, default=None, help="ray without --address: CPUs of the local Ray (default: all)")
     ins.add_argument("--cpus-per-worker", type=float, default=1.0, help="ray: CPUs each model actor reserves (default 1)")
     ins.add_argument("--gpus-per-worker", type=float, default=0.0, help="ray: GPUs each model actor reserves, e.g. 1 or 0.5 "
-                     "(default 0: CPU actors)")
+                     "(default 0: CPU actors, which also write their own pairs' outputs; GPU actors leave that to CPU tasks)")
     ins.add_argument("--limit", type=int, default=None, help="the first N pairs of the SPEC only")
     ins.add_argument("--report-rows", type=int, default=500, help="pairs listed with thumbnails in report.html, worst first (default 500)")
     ins.add_argument("--to-queue", default=None, metavar="FILE.csv", help="add the --top pairs to this manifest, the Label tab's "
