@@ -119,8 +119,14 @@ def test_the_node_estimate_counts_each_engines_own_cpu():
     line = engine_cpu_line(engines, m, {"cpu_s_per_pair": 0.030}, cores=16)
     assert "the steps, 30 ms alone" in line
     assert "local, 2 lanes 48 ms (16 / 48 ms = 333 pairs/s a node)" in line  # 175 - the model alone on 1 thread
-    assert "ray, 2 actors 55 ms (16 / 55 ms = 291 pairs/s a node)" in line  # 195 - the model actor
+    # 195 - the model alone on 1 thread (Ray's CPU model actors also finish their pairs: their own CPU is not the model's)
+    assert "ray, 2 actors 68 ms (16 / 68 ms = 235 pairs/s a node)" in line
     assert "ray, 1 actor" not in line
+    # an engine that spent less than the model alone measured on its own: said, not divided
+    cheap = [{"engine": "local", "lanes": 1, "threads_each": 2, "cpu_ms_per_pair": {"total": 140.0}}]
+    line = engine_cpu_line(cheap, m, {"cpu_s_per_pair": 0.030})
+    assert "local, 1 lane not measurable here (its 140 ms of CPU a pair are less than the model alone's 145" in line
+    assert "pairs/s a node" not in line
     assert engine_cpu_line([engines[2]], m, {"cpu_s_per_pair": 0.030}) is None
 
 
@@ -152,6 +158,12 @@ def test_the_budget_line_gives_the_ceiling_and_how_busy_each_engine_kept_the_cor
     lane = {**m, "by_threads": {"1": {"ms_per_call": 70.0, "torch_threads": 1, "pairs_per_s": 14.3, "cpu_ms_per_pair": 70.0}}}
     laned = budget_line(lane, 0.041, 2, [])  # 2 / 0.111 s = 18.0 pairs/s
     assert "about 70 ms of CPU a pair (on 1 torch thread, as the engines run it)" in laned and "pass 18.0 pairs/s" in laned
+    # the model alone on 2 threads slower than two 1-thread lanes can go: the ceiling is above it, said so
+    slow = {"ms_per_call": 228.0, "torch_threads": 2, "pairs_per_s": 4.38, "cpu_ms_per_pair": 453.0,
+            "by_threads": {"1": {"ms_per_call": 313.0, "torch_threads": 1, "pairs_per_s": 3.19, "cpu_ms_per_pair": 313.0}}}
+    above = budget_line(slow, 0.042, 2, [])  # 2 / 0.355 s = 5.6 pairs/s
+    assert "pass 5.6 pairs/s, 1.29x above the model-only rate (the model alone on 2 torch threads spends 453 ms" in above
+    assert "x below" not in above and "busy at least 52% of the time" in above
 
 
 def _row(engine, lanes, steady, seconds, cpu=None, each=None):
