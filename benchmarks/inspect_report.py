@@ -113,9 +113,10 @@ def write_report(path: Path, r: dict) -> None:
         lines += ["", "Model alone: not measured in this run (it did not finish before the session's deadline)."]
     for e in r["engines"]:
         if _steady(e) and m:
-            x = m['pairs_per_s'] / _steady(e)
+            x = m["pairs_per_s"] / _steady(e)
+            faster = f"; the engine is faster than the model alone on {m['torch_threads']} torch threads" if x < 1 else ""
             lines.append(f"- {label(e)}: the model-only rate is {x:.2f}x its steady end-to-end rate (the issue's target: "
-                         f"within 1.5x){'; the engine is faster than the model alone on ' + str(m['torch_threads']) + ' torch threads' if x < 1 else ''}.")
+                         f"within 1.5x){faster}.")
     lines += overhead_lines(r["engines"])
     if m and st:
         other = st["cpu_s_per_pair"]
@@ -241,7 +242,7 @@ def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str
             f"steps {other_s * 1000:.0f} ms (below), so with all {cores} cores busy no engine can pass {ceiling:.1f} pairs/s, "
             + (f"{ratio:.2f}x below the model-only rate" if ratio >= 1 else
                f"{1 / ratio:.2f}x above the model-only rate (the model alone on {m['torch_threads']} torch threads spends "
-               f"{cpu_s(m) * 1000:.0f} ms of CPU a pair: threads waiting for each other)"))
+               f"{cpu_s(m) * 1000:.0f} ms of CPU a pair, more than the engines' model calls on fewer threads)"))
     if ratio > 1.5:
         line += (": within 1.5x of the model is out of reach here; it needs the other steps to cost at most half the model's "
                  "CPU on cores the model does not use (a GPU, or more cores than the model's threads).")
