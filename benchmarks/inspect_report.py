@@ -237,12 +237,17 @@ def budget_line(m: dict, other_s: float, cores: int, engines: list[dict]) -> str
     model_cpu = cpu_s(run)
     ceiling = cores / (model_cpu + other_s)
     ratio = m["pairs_per_s"] / ceiling
+    if round(ratio, 2) == 1:  # "1.00x above" or "1.00x below" would read as a difference
+        where = "the model-only rate itself"
+    elif ratio > 1:
+        where = f"{ratio:.2f}x below the model-only rate"
+    else:
+        where = (f"{1 / ratio:.2f}x above the model-only rate (the model alone on {m['torch_threads']} torch threads spends "
+                 f"{cpu_s(m) * 1000:.0f} ms of CPU a pair, more than the engines' model calls on fewer threads)")
     line = (f"- The CPU budget on this machine: the model takes about {model_cpu * 1000:.0f} ms of CPU a pair (on "
             f"{run['torch_threads']} torch thread{'s' if run['torch_threads'] > 1 else ''}, as the engines run it) and the other "
             f"steps {other_s * 1000:.0f} ms (below), so with all {cores} cores busy no engine can pass {ceiling:.1f} pairs/s, "
-            + (f"{ratio:.2f}x below the model-only rate" if ratio >= 1 else
-               f"{1 / ratio:.2f}x above the model-only rate (the model alone on {m['torch_threads']} torch threads spends "
-               f"{cpu_s(m) * 1000:.0f} ms of CPU a pair, more than the engines' model calls on fewer threads)"))
+            + where)
     if ratio > 1.5:
         line += (": within 1.5x of the model is out of reach here; it needs the other steps to cost at most half the model's "
                  "CPU on cores the model does not use (a GPU, or more cores than the model's threads).")

@@ -164,6 +164,11 @@ def test_the_budget_line_gives_the_ceiling_and_how_busy_each_engine_kept_the_cor
     above = budget_line(slow, 0.042, 2, [])  # 2 / 0.355 s = 5.6 pairs/s
     assert "pass 5.6 pairs/s, 1.29x above the model-only rate (the model alone on 2 torch threads spends 453 ms" in above
     assert "x below" not in above and "busy at least 52% of the time" in above
+    # the ceiling and the model alone within half a percent (the AVX-512 host, 2026-12-07): neither above nor below
+    even = {"ms_per_call": 97.0, "torch_threads": 2, "pairs_per_s": 10.27, "cpu_ms_per_pair": 193.0,
+            "by_threads": {"1": {"ms_per_call": 159.0, "torch_threads": 1, "pairs_per_s": 6.29, "cpu_ms_per_pair": 159.0}}}
+    same = budget_line(even, 0.0357, 2, [])  # 2 / 0.1947 s = 10.3 pairs/s
+    assert "pass 10.3 pairs/s, the model-only rate itself:" in same and "x above" not in same and "x below" not in same
 
 
 def _row(engine, lanes, steady, seconds, cpu=None, each=None):

@@ -44,7 +44,10 @@ from ..errors import UserError
 # pairs were prepared and the finish tasks ran only after: 2,000 pairs wrote no row for 3 minutes (a kill then loses
 # everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
 INFLIGHT_BYTES_PER_CPU = 32 * 2**20
-PAIRS_PER_BLOCK = 4  # pairs a Ray Data block holds: each block is one task per stage
+# Pairs a Ray Data block holds: each block is one task per stage. Measured with 2 actors finishing their own pairs,
+# 4 rounds in rotated order: 4 pairs 9.10 pairs/s, 8 pairs 9.14, 16 pairs 8.69 (benchmarks/INSPECT.md); smaller
+# blocks hold fewer pairs in flight.
+PAIRS_PER_BLOCK = 4
 # Blocks queued at each model actor (Ray Data's default is 2 for an actor of max_concurrency 1). Measured with 2 actors
 # on 2 cores, 150 pairs a round, 4 rounds in ABBA order: 4.76 pairs/s steady with 4 against 4.35 with the default,
 # faster in every round (+3 to +5 % in three, +23 % in one) and with less CPU a pair (benchmarks/INSPECT.md); the
