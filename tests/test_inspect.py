@@ -135,6 +135,34 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
         assert np.abs(heat_a - heat_b).max() <= 1
 
 
+def test_ray_workers_get_few_malloc_arenas_unless_the_user_set_their_own(monkeypatch):
+    """The job's Ray workers start with MALLOC_ARENA_MAX=2 (their RSS grew less: benchmarks/INSPECT.md); a value the
+    user already exported is passed on instead; the package stays importable by the workers either way."""
+    from anodfdnet.inspect import ray_engine
+
+    class FakeRay:
+        def __init__(self):
+            self.calls = []
+
+        def is_initialized(self):
+            return False
+
+        def init(self, **kw):
+            self.calls.append(kw)
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    fake = FakeRay()
+    assert ray_engine._start(fake, None, 2) is True
+    env = fake.calls[0]["runtime_env"]["env_vars"]
+    assert env["MALLOC_ARENA_MAX"] == "2" and fake.calls[0]["num_cpus"] == 2
+    assert str(Path(ray_engine.__file__).resolve().parents[2]) in env["PYTHONPATH"].split(os.pathsep)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    fake = FakeRay()
+    assert ray_engine._start(fake, "ray://head:10001", None) is False  # joining a cluster: not ours to shut down
+    assert fake.calls[0]["runtime_env"]["env_vars"]["MALLOC_ARENA_MAX"] == "8"
+    assert fake.calls[0]["address"] == "ray://head:10001"
+
+
 def test_ray_cpu_tasks_run_opencv_on_one_thread(pairs):
     """The prepare and finish tasks hold one CPU each: OpenCV must not start a thread per core in each of them."""
     import pickle

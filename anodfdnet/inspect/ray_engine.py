@@ -54,6 +54,12 @@ PAIRS_PER_BLOCK = 4
 # share of time the cores sat idle under Ray did not change. The queues' byte budget (INFLIGHT_BYTES_PER_CPU) still
 # bounds memory.
 BLOCKS_IN_FLIGHT_PER_ACTOR = 4
+# glibc malloc arenas of this job's Ray workers (MALLOC_ARENA_MAX; a value already in the environment wins). With
+# glibc's default (8 per core), 2 model actors on 2,000 pairs: the summed RSS of Ray's tree grew +214, +216 and +234
+# MB from pair 100; with 2 arenas +169, +182 and +190 MB (runs alternated) at the same speed (9.5 to 9.8 pairs/s
+# against 9.0 and 9.6), the model actors' share +67 to +87 MB against +99 to +139; through this runtime environment
+# +165 MB (benchmarks/INSPECT.md).
+MALLOC_ARENAS = "2"
 PREPARE_MEMORY = 512 * 2**20  # bytes a prepare task reserves: a worker with torch loaded and a 2048x2048 pair decoded and aligned
 
 
@@ -177,7 +183,8 @@ def _start(ray, address: str | None, cpus: int | None) -> bool:
     if ray.is_initialized():
         return False
     package_root = str(Path(__file__).resolve().parents[2])
-    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)}}
+    env = {"env_vars": {"PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p),
+                        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", MALLOC_ARENAS)}}
     where = f"the Ray cluster at '{address}'" if address else "a local Ray"
     for attempt in (1, 2):  # a local Ray on a loaded machine can miss its 30 s start-up wait once
         try:
