@@ -177,6 +177,9 @@ def _model_only(checkpoint: str, folder: Path, batch: int, calls: int, device: s
             "torch_threads": torch.get_num_threads(), "cpu_ms_per_pair": cpu / (calls * batch) * 1000}
 
 
+TABLE_ROWS = 20_000  # rows of the timed results.parquet rewrite (a row of the generated pairs, repeated)
+
+
 def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
     """Seconds of CPU per pair of each step, and bytes in and out per pair. The CPU is the whole process's (helper
     threads included), with OpenCV and torch on 1 thread each as the Ray engine's CPU tasks run them (an idle pool
@@ -192,7 +195,7 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
     from anodfdnet.data.images import load_rgb, resize_rgb, to_tensor
     from anodfdnet.inference.pipeline import model_input_shape, probabilities
     from anodfdnet.inspect.outputs import finish_pair, make_dirs, thumbnails
-    from anodfdnet.inspect.results import Journal
+    from anodfdnet.inspect.results import Journal, write_table
     from anodfdnet.predict import Predictor
 
     info = read_info(resolve(checkpoint))
@@ -234,11 +237,15 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
                 journal.add({**row, "id": f"x{k}", "attempt": 1})
             journal_s = (time.perf_counter() - t0) / rows
             journal.close()
+            table = [{**journal.rows["x0"], "id": f"x{k}"} for k in range(TABLE_ROWS)]  # as the driver holds them
+            t0 = time.perf_counter()
+            write_table(table, run / "results.parquet")
+            table_s = (time.perf_counter() - t0) / TABLE_ROWS
     finally:
         cv2.setNumThreads(cv2_threads)
     out = {k: v / n for k, v in t.items()}
     out.update({"cpu_s_per_pair": sum(out.values()), "bytes_in": bytes_in / n, "bytes_out": bytes_out / n,
-                "journal_s_per_row": journal_s, "pairs": n})
+                "journal_s_per_row": journal_s, "table_s_per_row": table_s, "table_rows": TABLE_ROWS, "pairs": n})
     return out
 
 

@@ -7,11 +7,13 @@ import os
 import statistics
 from pathlib import Path
 
+from anodfdnet.inspect.run import REFRESH_S, REFRESH_SHARE
+
 
 def cluster_estimate(stages: dict, cores: int = 16, gpu_actor_pairs_s: float = 1000.0, nodes: int = 10) -> dict:
     cpu_side = cores / stages["cpu_s_per_pair"]  # CPU tasks of one node, every core busy
     per_node = min(cpu_side, gpu_actor_pairs_s)
-    driver_cap = 1 / stages["journal_s_per_row"]
+    driver_cap = (1 - REFRESH_SHARE) / stages["journal_s_per_row"]  # the rest of its time may go to rewriting the table
     cluster = min(nodes * per_node, driver_cap)
     return {"cores": cores, "nodes": nodes, "gpu_actor_pairs_s": gpu_actor_pairs_s, "cpu_side_pairs_s": cpu_side,
             "per_node_pairs_s": per_node, "driver_cap_rows_s": driver_cap, "cluster_pairs_s": cluster,
@@ -406,5 +408,19 @@ def _stage_lines(st: dict, est: dict, own: str | None = None) -> list[str]:
               f"- Network: {est['read_mb_s']:.0f} MB/s read and {est['write_mb_s']:.0f} MB/s written across the cluster at that rate "
               "(shared storage for RUN, or object storage through fsspec for the inputs): fine for 10 GbE.",
               f"- The writer: one driver appends every row ({st['journal_s_per_row'] * 1e6:.0f} µs each, a ceiling of "
-              f"{est['driver_cap_rows_s']:.0f} rows/s) and Ray Data streams rows of a few kB back to it: not the limit at 10 nodes."]
+              f"{est['driver_cap_rows_s']:.0f} rows/s with {100 * REFRESH_SHARE:.0f} % of its time left to the table's rewrites) and Ray "
+              "Data streams rows of a few kB back to it: not the limit at 10 nodes.",
+              *([_table_line(st, est)] if st.get("table_s_per_row") else [])]
     return lines
+
+
+def _table_line(st: dict, est: dict) -> str:
+    """What rewriting results.parquet (every row so far) costs the driver as a run grows."""
+    per_100k = st["table_s_per_row"] * 100_000
+    rate = est["cluster_pairs_s"]
+    end = st["table_s_per_row"] * 1_000_000
+    return (f"- The table: the driver rewrites results.parquet from every row so far, {per_100k:.1f} s per 100,000 rows here "
+            f"(timed on {st['table_rows']:,} rows), at most every {REFRESH_S:.0f} s and at most {100 * REFRESH_SHARE:.0f} % of its "
+            f"time (`REFRESH_S`, `REFRESH_SHARE` in anodfdnet/inspect/run.py): at {rate:.0f} pairs/s a run of 1,000,000 pairs ends "
+            f"with a rewrite of {end:.0f} s every {max(REFRESH_S, end / REFRESH_SHARE):.0f} s, so results.parquet lags the journal "
+            "by minutes there (the journal itself is never behind).")

@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.inspect_bench import command_seconds, finish_times, interleaved, round_size, rss_figures
 from benchmarks.process_tree import cpu_by_role, process_role, tree_pss, tree_sample
-from benchmarks.inspect_report import (KEPT, _limit_line, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
+from benchmarks.inspect_report import (KEPT, _limit_line, _table_line, cluster_estimate, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
                                       interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
 from benchmarks.routes import format_report
 
@@ -108,6 +108,19 @@ def test_the_limit_line_follows_the_measured_costs():
     assert "16 / 28 ms = 571 pairs/s" in slow
     assert "nor with `--align off`" in _limit_line({"cpu_s_per_pair": 0.060, "align": 0.016}, est)
     assert "is reachable on paper with alignment auto" in _limit_line({"cpu_s_per_pair": 0.030, "align": 0.016}, est)
+
+
+def test_the_table_line_scales_the_timed_rewrite_and_the_driver_keeps_its_share_for_it():
+    st = {"cpu_s_per_pair": 0.032, "journal_s_per_row": 20e-6, "bytes_in": 7e4, "bytes_out": 3e4,
+          "table_s_per_row": 25e-6, "table_rows": 20_000}
+    est = cluster_estimate(st)
+    assert est["driver_cap_rows_s"] == pytest.approx(0.95 / 20e-6)  # 5 % of the driver's time is the rewrites'
+    line = _table_line(st, est)
+    assert "2.5 s per 100,000 rows here (timed on 20,000 rows), at most every 30 s and at most 5 % of its time" in line
+    # 1,000,000 rows x 25 us = 25 s, so the next rewrite waits 25 / 0.05 = 500 s
+    assert f"at {est['cluster_pairs_s']:.0f} pairs/s a run of 1,000,000 pairs ends with a rewrite of 25 s every 500 s" in line
+    quick = _table_line({**st, "table_s_per_row": 1e-6}, est)
+    assert "a rewrite of 1 s every 30 s" in quick  # every REFRESH_S while rewrites are cheap
 
 
 def test_the_node_estimate_counts_each_engines_own_cpu():

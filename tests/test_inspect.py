@@ -21,7 +21,7 @@ from anodfdnet.checkpoint import save_checkpoint
 from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
 from anodfdnet.inspect import InspectConfig, inspect_archive
-from anodfdnet.inspect.results import SCHEMA, read_results, worst_first
+from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, read_results, worst_first
 from anodfdnet.models import ModelConfig, build_model
 
 from conftest import needs_chromium, shipped_checkpoint, write_tiny_pairs
@@ -105,6 +105,27 @@ def test_results_parquet_has_the_schema_and_datasets_reads_it(local_run):
     region_fields = set(ds.features["regions"][0].keys()) if isinstance(ds.features["regions"], list) \
         else set(ds.features["regions"].feature.keys())
     assert region_fields == {"x", "y", "w", "h", "area", "max_prob", "mean_prob"}
+
+
+def test_results_parquet_is_rewritten_less_often_after_a_slow_rewrite(tmp_path, local_run):
+    """Every REFRESH_S seconds at most, and at most REFRESH_SHARE of the time: a rewrite that took 3 s holds the
+    next one off for 60 s at a 5 % share, not for 30."""
+    rows = read_results(local_run.run)
+    journal = Journal(tmp_path / "journal.jsonl")
+    ticks = iter([0.0,          # made
+                  10.0,         # a row 10 s in: too soon
+                  31.0, 34.0,   # 31 s in: rewritten, in 3 s
+                  70.0,         # 36 s after that rewrite: past every_s, but 3 s / 5 % = 60 s not yet
+                  95.0, 95.5])  # 61 s after it: rewritten
+    path = tmp_path / "results.parquet"
+    refresh = TableRefresh(journal, path, every_s=30.0, share=0.05, clock=lambda: next(ticks))
+    journal.add(rows[0])
+    assert refresh() is False and not path.exists()
+    assert refresh() is True and [r["id"] for r in read_results(tmp_path)] == [rows[0]["id"]]
+    journal.add(rows[1])
+    assert refresh() is False and len(read_results(tmp_path)) == 1
+    assert refresh() is True and sorted(r["id"] for r in read_results(tmp_path)) == sorted(r["id"] for r in rows[:2])
+    journal.close()
 
 
 @pytest.mark.parametrize("finish_in_actor", [True, False], ids=["cpu-actors-finish", "finish-tasks-as-behind-gpus"])

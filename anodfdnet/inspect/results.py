@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from pathlib import Path
 
@@ -91,6 +92,29 @@ def write_table(rows, path: Path) -> Path:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     return path
+
+
+class TableRefresh:
+    """Rewrites ``results.parquet`` from the journal now and then while a run goes on (call it after each row).
+
+    A rewrite converts and writes every row so far, so its cost grows with the run: it happens at most every
+    ``every_s`` seconds *and* at most ``share`` of the time (after a rewrite that took s seconds, the next waits
+    s / share), so the thread that collects results, which also feeds the model, is never mostly rewriting a
+    large table. Returns True when it rewrote."""
+
+    def __init__(self, journal: Journal, path: Path, every_s: float, share: float, clock=time.monotonic):
+        self.journal, self.path, self.every_s, self.share, self.clock = journal, Path(path), every_s, share, clock
+        self.last = clock()
+        self.took = 0.0
+
+    def __call__(self) -> bool:
+        start = self.clock()
+        if start - self.last < max(self.every_s, self.took / self.share):
+            return False
+        write_table(self.journal.rows.values(), self.path)
+        self.last = self.clock()
+        self.took = self.last - start
+        return True
 
 
 def read_results(run: str | Path) -> list[dict]:

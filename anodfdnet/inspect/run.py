@@ -25,10 +25,11 @@ from ..data import parse_spec
 from ..errors import UserError
 from ..inference.predictor import check_lanes
 from .outputs import make_dirs
-from .results import Journal, read_results, worst_first, write_table
+from .results import Journal, TableRefresh, read_results, worst_first, write_table
 
 ENGINES = ("local", "ray")
-REFRESH_S = 30.0  # results.parquet is rewritten at most this often while a run goes on
+REFRESH_S = 30.0  # results.parquet is rewritten at most this often while a run goes on,
+REFRESH_SHARE = 0.05  # and at most this share of the time (results.TableRefresh; benchmarks/INSPECT.md times it)
 
 
 @dataclass
@@ -166,7 +167,7 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
     if skipped:
         print(f"{run}: {skipped} of {n} pairs already finished by an earlier run; skipping them")
     bar = tqdm(total=len(todo), desc=f"inspect ({cfg.engine})", unit="pair")
-    last = [time.monotonic()]
+    refresh = TableRefresh(journal, run / "results.parquet", REFRESH_S, REFRESH_SHARE)
     done = [0]
 
     def on_result(row: dict) -> None:
@@ -174,9 +175,7 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
         journal.add(row)
         done[0] += 1
         bar.update(1)
-        if time.monotonic() - last[0] > REFRESH_S:
-            write_table(journal.rows.values(), run / "results.parquet")
-            last[0] = time.monotonic()
+        refresh()
 
     def on_error(index: int, message: str) -> None:
         errors.append(message if source.names[index] in message else f"pair '{source.names[index]}': {message}")
