@@ -156,6 +156,18 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
         assert np.abs(heat_a - heat_b).max() <= 1
 
 
+def test_rays_queues_hold_16_mb_a_cpu_behind_cpu_actors_and_32_behind_gpu_actors():
+    """The object-store budget of Ray Data's queues (measured on CPU actors: half the RSS growth of 32 MB a CPU at the
+    same speed, benchmarks/INSPECT.md); never under 64 MB."""
+    from anodfdnet.inspect.ray_engine import queue_budget
+
+    mb = 2**20
+    cpu_job, gpu_job = SimpleNamespace(gpus_per_worker=0), SimpleNamespace(gpus_per_worker=1)
+    assert queue_budget(cpu_job, 16) == 256 * mb and queue_budget(gpu_job, 16) == 512 * mb
+    assert queue_budget(cpu_job, 4) == 64 * mb and queue_budget(cpu_job, 2) == 64 * mb  # the floor
+    assert queue_budget(gpu_job, 160.0) == 5120 * mb  # a 10-node cluster of 16 cores
+
+
 def test_ray_workers_get_few_malloc_arenas_unless_the_user_set_their_own(monkeypatch):
     """The job's Ray workers start with MALLOC_ARENA_MAX=2 (their RSS grew less: benchmarks/INSPECT.md); a value the
     user already exported is passed on instead; the package stays importable by the workers either way."""

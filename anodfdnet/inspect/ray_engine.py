@@ -21,8 +21,9 @@ run loses only what was in flight. With no ``--address`` a local Ray is started 
 ``cpus`` CPUs (default: all); with one, the cluster is joined, and every node must read the SPEC's files,
 the checkpoint and RUN at the same paths (shared storage, or fsspec URLs in a manifest).
 
-Back-pressure: the queues between the stages may hold ``INFLIGHT_BYTES_PER_CPU`` per cluster CPU, so a pair goes
-through all three stages within seconds of being read and memory stays flat however long the archive.
+Back-pressure: the queues between the stages may hold ``INFLIGHT_BYTES_PER_CPU`` per cluster CPU (twice that behind
+GPU actors; ``queue_budget``), so a pair goes through all three stages within seconds of being read and memory stays
+flat however long the archive.
 
 Pitfall (checked): an actor pool reserving every CPU starves the prepare tasks and hangs; the pool is
 therefore refused unless it leaves at least one CPU of the cluster to the tasks.
@@ -43,7 +44,14 @@ from ..errors import UserError
 # Without a budget (checked with Ray 2.60, local Ray on 2 CPUs) the prepare tasks took every free CPU until all
 # pairs were prepared and the finish tasks ran only after: 2,000 pairs wrote no row for 3 minutes (a kill then loses
 # everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
-INFLIGHT_BYTES_PER_CPU = 32 * 2**20
+# With CPU model actors (which finish their own pairs) 16 MB: 2 actors on 2,000 pairs, ABBA, summed RSS of Ray's tree
+# +105 and +112 MB from pair 100 to 1,500 against +215 and +221 with 32 MB (most of the difference object-store
+# pages each worker maps: +54 MB against +132 and +138), at the same speed (15.49 and 14.99 pairs/s against 15.35
+# and 15.24; benchmarks/INSPECT.md). Behind GPU actors, whose 16-pair batches and logits travel through these
+# queues, it stays 32 MB: a smaller queue there is unmeasured.
+INFLIGHT_BYTES_PER_CPU = 16 * 2**20
+INFLIGHT_BYTES_PER_CPU_BEHIND_GPUS = 32 * 2**20
+MIN_INFLIGHT_BYTES = 64 * 2**20
 # Pairs a Ray Data block holds: each block is one task per stage. Measured with 2 actors finishing their own pairs,
 # 4 rounds in rotated order: 4 pairs 9.10 pairs/s, 8 pairs 9.14, 16 pairs 8.69 (benchmarks/INSPECT.md); smaller
 # blocks hold fewer pairs in flight.
@@ -178,6 +186,12 @@ def _import_ray():
     return ray
 
 
+def queue_budget(job, cpus: float) -> int:
+    """Object-store bytes the dataset's queues may hold on a cluster of ``cpus`` CPUs (Ray Data's back-pressure)."""
+    per_cpu = INFLIGHT_BYTES_PER_CPU if _finish_in_actor(job) else INFLIGHT_BYTES_PER_CPU_BEHIND_GPUS
+    return int(max(MIN_INFLIGHT_BYTES, per_cpu * cpus))
+
+
 def _start(ray, address: str | None, cpus: int | None) -> bool:
     """Connect to Ray; returns True when this call started a local Ray (to be shut down after)."""
     if ray.is_initialized():
@@ -215,7 +229,7 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         ctx.print_on_execution_start = False
         total_cpus = ray.cluster_resources().get("CPU", 0)
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
-            object_store_memory=max(64 * 2**20, INFLIGHT_BYTES_PER_CPU * total_cpus))
+            object_store_memory=queue_budget(job, total_cpus))
         actor_cpus = job.cpus_per_worker
         if job.workers < 1:
             raise UserError(f"--workers (model actors with --engine ray) must be 1 or more, got {job.workers}.")
