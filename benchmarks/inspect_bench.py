@@ -62,7 +62,7 @@ PSS_EVERY_S = 5.0
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = "Batch inspection: local engine against Ray at equal workers, RSS growth, model-only rate; write benchmarks/INSPECT.md."
-    p.add_argument("--pairs", type=int, default=300, help="generated pairs (default 300; the issue's 2,000 take 17 to 30 min on 2 cores for the 4 engine runs of --lanes 1,2, and 21 to 40 min with --rounds 8)")
+    p.add_argument("--pairs", type=int, default=300, help="generated pairs (default 300; the issue's 2,000 take 11 to 30 min on 2 cores for the 4 engine runs of --lanes 1,2, and 14 to 40 min with --rounds 8)")
     p.add_argument("--side", type=int, default=512, help="pair size in pixels (default 512)")
     p.add_argument("--checkpoint", default="effnet-d2")
     p.add_argument("--engines", default="local,ray", help="comma-separated (default local,ray)")

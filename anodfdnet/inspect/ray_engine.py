@@ -46,9 +46,9 @@ from ..errors import UserError
 # everything) and the object store grew to 9 GB of resident memory. With it, rows stream from the first seconds.
 # With CPU model actors (which finish their own pairs) 16 MB: 2 actors on 2,000 pairs, ABBA, summed RSS of Ray's tree
 # +105 and +112 MB from pair 100 to 1,500 against +215 and +221 with 32 MB (most of the difference object-store
-# pages each worker maps: +54 MB against +132 and +138), at the same speed (15.49 and 14.99 pairs/s against 15.35
-# and 15.24; benchmarks/INSPECT.md). Behind GPU actors, whose 16-pair batches and logits travel through these
-# queues, it stays 32 MB: a smaller queue there is unmeasured.
+# pages each worker maps: +65 and +54 MB against +132 and +138), at the same speed (15.49 and 14.99 pairs/s
+# against 15.35 and 15.24; benchmarks/INSPECT.md). Behind GPU actors, whose 16-pair batches and logits travel
+# through these queues, it stays 32 MB: a smaller queue there is unmeasured.
 INFLIGHT_BYTES_PER_CPU = 16 * 2**20
 INFLIGHT_BYTES_PER_CPU_BEHIND_GPUS = 32 * 2**20
 MIN_INFLIGHT_BYTES = 64 * 2**20
