@@ -440,7 +440,11 @@ def main(a) -> int:
     for n in lanes:
         for e in engines:
             print(f"engine {e}, {n} model worker(s) ...", flush=True)
+            # The model alone right before and after each engine, on the same minutes of the host: these 2-core hosts
+            # drift by 15 % and more between minutes, which moves a ratio against one measurement at the end.
+            before = model_only(a.checkpoint, folder, a.batch, device=a.device)["pairs_per_s"]
             results.append(run_engine(e, folder, a.pairs, a, ROOT / "runs" / f"bench-inspect-{e}-{n}", lanes=n))
+            results[-1]["model_around"] = [before, model_only(a.checkpoint, folder, a.batch, device=a.device)["pairs_per_s"]]
             print(json.dumps(results[-1]), flush=True)
     print("model only ...", flush=True)
     m = model_only(a.checkpoint, folder, a.batch, device=a.device)

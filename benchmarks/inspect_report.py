@@ -48,6 +48,18 @@ def pss_lines(engines: list[dict]) -> list[str]:
                         f"({e['pss']['rss_growth_mb']:+.0f} MB)" for e in have) + "."]
 
 
+def ratio_line(e: dict, m: dict) -> str:
+    """How far an engine's steady rate is below the model alone: against the model measured right before and after
+    the engine's own run where the benchmark did that (``model_around``), else against the one measurement."""
+    around = e.get("model_around")
+    rate = sum(around) / len(around) if around else m["pairs_per_s"]
+    x = rate / _steady(e)
+    faster = f"; the engine is faster than the model alone on {m['torch_threads']} torch threads" if x < 1 else ""
+    what = (f"the model-only rate measured right before and after its run ({around[0]:.2f} and {around[-1]:.2f} pairs/s)"
+            if around else "the model-only rate")
+    return f"- {label(e)}: {what} is {x:.2f}x its steady end-to-end rate (the issue's target: within 1.5x){faster}."
+
+
 def overhead_lines(engines: list[dict]) -> list[str]:
     """Ray's overhead at equal model workers (local lanes = Ray actors), steady and on the whole command, and, where
     more than one setting ran, each engine at its best."""
@@ -115,10 +127,7 @@ def write_report(path: Path, r: dict) -> None:
         lines += ["", "Model alone: not measured in this run (it did not finish before the session's deadline)."]
     for e in r["engines"]:
         if _steady(e) and m:
-            x = m["pairs_per_s"] / _steady(e)
-            faster = f"; the engine is faster than the model alone on {m['torch_threads']} torch threads" if x < 1 else ""
-            lines.append(f"- {label(e)}: the model-only rate is {x:.2f}x its steady end-to-end rate (the issue's target: "
-                         f"within 1.5x){faster}.")
+            lines.append(ratio_line(e, m))
     lines += overhead_lines(r["engines"])
     if m and st:
         other = st["cpu_s_per_pair"]

@@ -7,7 +7,7 @@ import pytest
 from benchmarks.inspect_bench import command_seconds, finish_times, interleaved, round_size, rss_figures
 from benchmarks.process_tree import cpu_by_role, process_role, tree_pss, tree_sample
 from benchmarks.inspect_report import (KEPT, _limit_line, _table_line, cluster_estimate, background_lines, budget_line, cpu_lines, engine_cpu_line, interleaved_lines,
-                                      interleaved_summary, kept_section, overhead_lines, pss_lines, write_report)
+                                      interleaved_summary, kept_section, overhead_lines, pss_lines, ratio_line, write_report)
 from benchmarks.routes import format_report
 
 
@@ -121,6 +121,17 @@ def test_the_table_line_scales_the_timed_rewrite_and_the_driver_keeps_its_share_
     assert f"at {est['cluster_pairs_s']:.0f} pairs/s a run of 1,000,000 pairs ends with a rewrite of 25 s every 500 s" in line
     quick = _table_line({**st, "table_s_per_row": 1e-6}, est)
     assert "a rewrite of 1 s every 30 s" in quick  # every REFRESH_S while rewrites are cheap
+
+
+def test_the_model_only_ratio_uses_the_model_measured_around_the_engines_own_run():
+    m = {"pairs_per_s": 19.3, "torch_threads": 2}
+    e = {"engine": "ray", "lanes": 2, "threads_each": 1, "files_steady_pairs_per_s": 15.0, "model_around": [22.0, 23.0]}
+    line = ratio_line(e, m)  # (22 + 23) / 2 / 15 = 1.50, not 19.3 / 15 = 1.29 from the one measurement at the end
+    assert "ray, 2 actors: the model-only rate measured right before and after its run (22.00 and 23.00 pairs/s) is 1.50x" in line
+    assert "1.29x" not in line
+    plain = ratio_line({k: v for k, v in e.items() if k != "model_around"}, m)  # runs recorded before the bracket
+    assert "ray, 2 actors: the model-only rate is 1.29x its steady end-to-end rate" in plain
+    assert "faster than the model alone" in ratio_line({**e, "files_steady_pairs_per_s": 30.0}, m)
 
 
 def test_the_node_estimate_counts_each_engines_own_cpu():
