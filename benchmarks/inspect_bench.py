@@ -177,7 +177,7 @@ def _model_only(checkpoint: str, folder: Path, batch: int, calls: int, device: s
             "torch_threads": torch.get_num_threads(), "cpu_ms_per_pair": cpu / (calls * batch) * 1000}
 
 
-TABLE_ROWS = 20_000  # rows of the timed results.parquet rewrite (a row of the generated pairs, repeated)
+TABLE_ROWS = 20_000  # rows of the timed results.parquet rewrite from the journal (a row of the generated pairs, repeated)
 
 
 def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
@@ -236,11 +236,12 @@ def stage_costs(checkpoint: str, folder: Path, n: int = 12) -> dict:
             for k in range(rows):
                 journal.add({**row, "id": f"x{k}", "attempt": 1})
             journal_s = (time.perf_counter() - t0) / rows
-            journal.close()
-            table = [{**journal.rows["x0"], "id": f"x{k}"} for k in range(TABLE_ROWS)]  # as the driver holds them
+            for k in range(rows, TABLE_ROWS):
+                journal.add({**row, "id": f"x{k}", "attempt": 1})
             t0 = time.perf_counter()
-            write_table(table, run / "results.parquet")
+            write_table(journal.tables(), run / "results.parquet")  # read back from the journal, as a run does
             table_s = (time.perf_counter() - t0) / TABLE_ROWS
+            journal.close()
     finally:
         cv2.setNumThreads(cv2_threads)
     out = {k: v / n for k, v in t.items()}

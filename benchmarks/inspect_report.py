@@ -424,11 +424,12 @@ def _stage_lines(st: dict, est: dict, own: str | None = None) -> list[str]:
 
 
 def _table_line(st: dict, est: dict) -> str:
-    """What rewriting results.parquet (every row so far) costs the driver as a run grows."""
+    """What rewriting results.parquet (every row so far, read back from the journal) costs the driver as a run grows."""
     per_100k = st["table_s_per_row"] * 100_000
     rate = est["cluster_pairs_s"]
     end = st["table_s_per_row"] * 1_000_000
-    return (f"- The table: the driver rewrites results.parquet from every row so far, {per_100k:.1f} s per 100,000 rows here "
+    return (f"- The table: the driver rewrites results.parquet from every row so far (read back from the journal; it keeps only "
+            f"the ids in memory: benchmarks/RESULTS_TABLE.md), {per_100k:.1f} s per 100,000 rows here "
             f"(timed on {st['table_rows']:,} rows), at most every {REFRESH_S:.0f} s and at most {100 * REFRESH_SHARE:.0f} % of its "
             f"time (`REFRESH_S`, `REFRESH_SHARE` in anodfdnet/inspect/run.py): at {rate:.0f} pairs/s a run of 1,000,000 pairs ends "
             f"with a rewrite of {end:.0f} s every {max(REFRESH_S, end / REFRESH_SHARE):.0f} s, so results.parquet lags the journal "

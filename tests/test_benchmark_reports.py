@@ -1,4 +1,5 @@
 """The routes and inspect benchmarks' arithmetic: verdicts and memory figures from measured numbers."""
+import json
 import os
 from types import SimpleNamespace
 
@@ -315,3 +316,22 @@ def test_interleaving_refuses_rounds_too_short_for_a_steady_rate_before_running_
 def test_the_commands_own_seconds_come_from_its_summary_line():
     assert command_seconds({"summary": ["inspected 250 pairs in 56.5 s (local engine), 750 skipped as finished"]}) == 56.5
     assert command_seconds({"summary": []}) is None and command_seconds({}) is None
+
+
+def test_the_results_table_benchmark_measures_a_real_journal_and_keeps_the_earlier_runs(tmp_path, monkeypatch):
+    """``python -m benchmarks results-table`` end to end on a small journal: a row of the shipped model, the three
+    steps in a fresh process, the report with its hand-kept section carried over."""
+    from benchmarks import results_table
+    from benchmarks.cli import main as bench_main
+
+    out = tmp_path / "RESULTS_TABLE.md"
+    out.write_text("# old\n\n" + KEPT + " (kept by hand)\n\nbefore: 3.4 GB\n")
+    assert bench_main(["results-table", "--rows", "300,2000", "--tmp", str(tmp_path), "--out", str(out)]) == 0
+    record = json.loads((tmp_path / "results_table.json").read_text())
+    small, large = record["results"]
+    assert (small["rows"], small["counted"], small["ranked"]) == (300, 300, 300)
+    assert (large["rows"], large["counted"], large["ranked"]) == (2000, 2000, results_table.REPORT_ROWS)
+    assert 0 < small["journal_mb"] < large["journal_mb"] and large["open_rss_mb"] < 50  # ids, not rows
+    text = out.read_text()
+    assert "| 2,000 | " in text and "| 300 | " in text and text.rstrip().endswith("before: 3.4 GB")
+    assert text.count(KEPT) == 1 and not list(tmp_path.glob("tmp*"))  # the journals were removed

@@ -21,7 +21,8 @@ from anodfdnet.checkpoint import save_checkpoint
 from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
 from anodfdnet.inspect import InspectConfig, inspect_archive
-from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, read_results, worst_first
+from anodfdnet.inspect import results as results_mod
+from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, count_results, ranked, read_results, rows_table, write_table
 from anodfdnet.models import ModelConfig, build_model
 
 from conftest import needs_chromium, shipped_checkpoint, write_tiny_pairs
@@ -55,10 +56,16 @@ def _by_id(rows):
     return {r["id"]: r for r in rows}
 
 
+def _worst_first(rows):
+    """The report's order, written out here: highest probability, then larger area, then id."""
+    return sorted(rows, key=lambda r: (-r["score_max"], -r["area_pct"], r["id"]))
+
+
 def test_a_run_writes_one_row_and_the_files_of_every_pair(local_run, pairs):
-    rows = local_run.rows
+    rows = read_results(local_run.run)
     assert sorted(r["id"] for r in rows) == sorted(p.name for p in pairs.iterdir())
     assert local_run.done == 6 and local_run.skipped == 0 and not local_run.errors
+    assert local_run.total == 6 and local_run.worst == _worst_first(rows)[0]
     for r in rows:
         for rel in (r["mask_png"], r["heat_png"]):
             assert (local_run.run / rel).is_file()
@@ -84,8 +91,8 @@ def test_model_lanes_on_a_cpu_give_the_same_rows_and_leave_torchs_threads_as_the
                                         lanes=1))
     assert torch.get_num_threads() == before
     assert f"1 model lane x {before} torch thread" in one.engine
-    ref = _by_id(local_run.rows)
-    for pid, row in _by_id(one.rows).items():
+    ref = _by_id(read_results(local_run.run))
+    for pid, row in _by_id(read_results(one.run)).items():
         assert row["n_regions"] == ref[pid]["n_regions"] and row["area_pct"] == pytest.approx(ref[pid]["area_pct"], abs=0.05)
         assert row["score_max"] == pytest.approx(ref[pid]["score_max"], abs=1e-3)
     with pytest.raises(UserError, match="--lanes is the local engine's"):
@@ -128,6 +135,66 @@ def test_results_parquet_is_rewritten_less_often_after_a_slow_rewrite(tmp_path, 
     journal.close()
 
 
+def test_the_journal_keeps_ids_not_rows_and_the_table_takes_each_ids_latest_row(tmp_path, local_run, monkeypatch):
+    """The driver holds one row number a pair; the rows come back from the file a block at a time, the latest row of
+    an id winning; a torn tail is cut and a damaged line set aside (its pair is done again), the rest kept as it was."""
+    rows = read_results(local_run.run)
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    journal.add(rows[0])
+    journal.add(rows[1])
+    journal.close()
+    good = path.read_bytes()
+    damaged = b'{"id": "damaged", "index": \n'  # a whole line, not JSON
+    with open(path, "ab") as f:
+        f.write(damaged)
+        f.write(b'{"id": "torn", "regions": "' + b"x" * 100_000)  # a kill mid-line, longer than the blocks read back
+    journal = Journal(path)
+    assert path.read_bytes() == good and (tmp_path / "journal.damaged.jsonl").read_bytes() == damaged
+    assert len(journal) == 2 and rows[0]["id"] in journal and "damaged" not in journal
+    assert journal.latest == {rows[0]["id"]: 0, rows[1]["id"]: 1}  # row numbers, not rows
+    journal.add({**rows[0], "score_max": 0.5, "attempt": 2})  # the same pair again, later
+    journal.add(rows[2])
+    journal.add({**rows[3], "score_mean": float("nan"), "entropy": float("inf")})  # a broken model's row: nulls
+    monkeypatch.setattr(results_mod, "BLOCK_BYTES", len(good) + 200)  # about two rows a block
+    write_table(journal.tables(), tmp_path / "results.parquet", group_rows=2)
+    assert pq.ParquetFile(tmp_path / "results.parquet").metadata.num_row_groups == 2  # blocks of 2 and 2 rows
+    write_table(journal.tables(), tmp_path / "results.parquet")  # and put together up to ROW_GROUP_ROWS
+    journal.close()
+    assert pq.ParquetFile(tmp_path / "results.parquet").metadata.num_row_groups == 1
+    assert [r["id"] for r in read_results(tmp_path)] == [rows[k]["id"] for k in (1, 0, 2, 3)]
+    got = _by_id(read_results(tmp_path))
+    assert count_results(tmp_path) == 4
+    assert got[rows[0]["id"]]["score_max"] == 0.5 and got[rows[0]["id"]]["attempt"] == 2
+    assert got[rows[1]["id"]] == rows[1] and got[rows[2]["id"]] == rows[2]
+    assert got[rows[3]["id"]]["score_mean"] is None and got[rows[3]["id"]]["entropy"] is None
+    again = Journal(path)  # and it opens again as it is
+    again.close()
+    assert len(again) == 4 and again.repeated and (tmp_path / "journal.damaged.jsonl").read_bytes() == damaged  # nothing set aside twice
+    (tmp_path / "torn.jsonl").write_text('{"id": "only torn"')  # no whole line at all
+    torn = Journal(tmp_path / "torn.jsonl")
+    torn.close()
+    assert len(torn) == 0 and (tmp_path / "torn.jsonl").read_bytes() == b""
+
+
+def test_ranked_gives_the_top_rows_in_order_across_row_groups(tmp_path, local_run):
+    base = read_results(local_run.run)[0]
+    base["alignment"] = json.dumps(base["alignment"])  # as the journal holds it
+    rng = np.random.default_rng(0)
+    made = [{**base, "id": f"r{k:03d}", "score_max": float(rng.choice([0.25, 0.5, 0.75])),
+             "area_pct": float(rng.choice([1.0, 2.0])), "uncertain_pct": float(rng.choice([0.0, 3.0])),
+             "entropy": float(rng.random())} for k in range(200)]  # many ties: the id must break them
+    write_table([rows_table(made[k:k + 16]) for k in range(0, 200, 16)], tmp_path / "results.parquet", group_rows=16)
+    assert pq.ParquetFile(tmp_path / "results.parquet").metadata.num_row_groups == 13
+    by_score = _worst_first(read_results(tmp_path))
+    assert ranked(tmp_path, 25) == by_score[:25] and ranked(tmp_path) == by_score
+    by_uncertainty = sorted(read_results(tmp_path), key=lambda r: (-r["uncertain_pct"], -r["entropy"], r["id"]))
+    assert [r["id"] for r in ranked(tmp_path, 40, "uncertainty")] == [r["id"] for r in by_uncertainty[:40]]
+    assert ranked(tmp_path / "nothing", 5) == [] and count_results(tmp_path / "nothing") == 0
+    with pytest.raises(UserError, match="rank must be one of score, uncertainty"):
+        ranked(tmp_path, 5, "<b>size</b>")
+
+
 @pytest.mark.parametrize("finish_in_actor", [True, False], ids=["cpu-actors-finish", "finish-tasks-as-behind-gpus"])
 def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, checkpoint, monkeypatch, finish_in_actor):
     pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[data]==2.60.0'; CI installs it)")
@@ -141,7 +208,7 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
                                       engine="ray", cpus=2, workers=1))
     assert "ray engine (local Ray, 2 CPUs)" in s.engine and s.done == 6
     assert ("pairs finished in the model actors" if finish_in_actor else "pairs finished in CPU tasks") in s.engine
-    local, ray = _by_id(local_run.rows), _by_id(s.rows)
+    local, ray = _by_id(read_results(local_run.run)), _by_id(read_results(s.run))
     assert local.keys() == ray.keys()
     for pid, a in local.items():
         b = ray[pid]
@@ -259,8 +326,8 @@ def test_a_rerun_after_a_kill_skips_the_finished_pairs(tmp_path, checkpoint):
     s = inspect_archive(InspectConfig(data=f"pairs:{data}", out=str(out), checkpoint=checkpoint, device="cpu", workers=0,
                                       align="ecc"))
     assert s.skipped == len(finished) and s.done == 40 - len(finished)
-    rows = _by_id(s.rows)
-    assert len(rows) == 40 and len(s.rows) == 40
+    rows = _by_id(read_results(s.run))
+    assert len(rows) == 40 and s.total == 40
     assert {pid for pid, r in rows.items() if r["attempt"] == 1} == set(finished)
     assert all(r["attempt"] == 2 for pid, r in rows.items() if pid not in finished)
 
@@ -347,7 +414,7 @@ def test_a_run_with_other_settings_is_refused(tmp_path, pairs, checkpoint, capsy
 
 @needs_chromium
 def test_the_report_opens_offline_in_chromium_worst_pair_first(local_run, chromium):
-    worst = worst_first(local_run.rows)
+    worst = _worst_first(read_results(local_run.run))
     page = chromium.new_page()
     outside = []
     page.on("request", lambda req: outside.append(req.url) if not req.url.startswith(("file:", "data:")) else None)
@@ -388,7 +455,7 @@ def test_to_queue_puts_the_top_pairs_into_the_label_queue(tmp_path, pairs, check
     out = tmp_path / "run"
     s = inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(out), checkpoint=checkpoint, device="cpu",
                                       to_queue=str(manifest), top=2))
-    worst = [r["id"] for r in worst_first(s.rows)]
+    worst = [r["id"] for r in _worst_first(read_results(s.run))]
     assert len(queue) == 2 and queue.source.names == [f"run/{i}" for i in worst[:2]]
     item = queue.next_for("ann", "h1")
     assert item.pair.name == f"run/{worst[0]}"

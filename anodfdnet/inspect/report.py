@@ -4,7 +4,8 @@ Everything is inside the file (thumbnails as data URLs, the style, the filter sc
 browser with no network and no server. Each row: rank, id, highest probability, anomalous area, regions,
 uncertain area, the alignment's verdict, and the history, current and overlay thumbnails (links to the full
 mask and heat map beside the file). A slider hides pairs below a highest probability, a box filters by id.
-Every string from the data is escaped. The worst ``rows`` pairs are listed; the rest are in results.parquet.
+Every string from the data is escaped. The worst pairs (``inspect --report-rows``, default 500) are listed; the
+rest are in results.parquet.
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import base64
 import html
 import os
 from pathlib import Path
-
-from .results import worst_first
 
 STYLE = """
 body{font:14px/1.4 system-ui,sans-serif;margin:16px;color:#111;background:#fff}
@@ -61,10 +60,9 @@ def _img(path: Path, alt: str) -> str:
     return f'<img src="{url}" alt="{html.escape(alt)}">' if url else f'<span class="bad">{html.escape(alt)} missing</span>'
 
 
-def render_report(run: Path, rows: list[dict], errors: list[str], meta: dict, limit: int = 500) -> str:
+def render_report(run: Path, shown: list[dict], total: int, errors: list[str], meta: dict) -> str:
+    """The page for ``shown``, the run's worst rows worst first (results.ranked), of ``total`` rows in all."""
     run = Path(run)
-    ordered = worst_first(rows)
-    shown = ordered[:limit]
     e = html.escape
     body = []
     for rank, r in enumerate(shown, 1):
@@ -78,15 +76,15 @@ def render_report(run: Path, rows: list[dict], errors: list[str], meta: dict, li
             f'<td class="num score">{r["score_max"]:.3f}</td><td class="num">{r["area_pct"]:.2f}</td>'
             f'<td class="num">{r["n_regions"]}</td><td class="num">{r["uncertain_pct"]:.2f}</td>'
             f'<td class="verdict">{e(r["align_verdict"])}</td><td class="thumbs">{thumbs}</td></tr>')
-    more = (f"<p>{len(ordered) - len(shown)} more pairs (lower scores) are in results.parquet.</p>"
-            if len(ordered) > len(shown) else "")
+    more = (f"<p>{total - len(shown)} more pairs (lower scores) are in results.parquet.</p>"
+            if total > len(shown) else "")
     errs = ""
     if errors:
         items = "".join(f"<li>{e(x)}</li>" for x in errors)
         errs = f'<h2 class="bad">{len(errors)} pairs or lines could not be read (skipped)</h2><ul id="errors">{items}</ul>'
     data = str(meta.get("data", ""))
     title = f"Inspection of {os.path.basename(data.rstrip('/')) or data}"
-    facts = (f"{len(ordered)} pairs · threshold {float(meta.get('threshold', 0.5)):.3f} · checkpoint "
+    facts = (f"{total} pairs · threshold {float(meta.get('threshold', 0.5)):.3f} · checkpoint "
              f"{e(Path(str(meta.get('checkpoint', ''))).name)} · alignment {e(str(meta.get('align', '')))} · "
              f"{e(str(meta.get('engine', '')))}" + (f" · {len(errors)} unreadable" if errors else ""))
     return f"""<!DOCTYPE html>
@@ -112,9 +110,9 @@ def render_report(run: Path, rows: list[dict], errors: list[str], meta: dict, li
 """
 
 
-def write_report(run: Path, rows: list[dict], errors: list[str], meta: dict, limit: int = 500) -> Path:
+def write_report(run: Path, shown: list[dict], total: int, errors: list[str], meta: dict) -> Path:
     path = Path(run) / "report.html"
     tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(render_report(run, rows, errors, meta, limit), encoding="utf-8")
+    tmp.write_text(render_report(run, shown, total, errors, meta), encoding="utf-8")
     os.replace(tmp, path)
     return path

@@ -25,7 +25,7 @@ from ..data import parse_spec
 from ..errors import UserError
 from ..inference.predictor import check_lanes
 from .outputs import make_dirs
-from .results import Journal, TableRefresh, read_results, worst_first, write_table
+from .results import Journal, TableRefresh, count_results, ranked, write_table
 
 ENGINES = ("local", "ray")
 REFRESH_S = 30.0  # results.parquet is rewritten at most this often while a run goes on,
@@ -88,7 +88,8 @@ class Summary:
     errors: list[str]
     engine: str
     seconds: float
-    rows: list[dict]
+    total: int  # rows in results.parquet (this run's and earlier runs')
+    worst: dict | None  # its worst pair (results.ranked)
 
 
 def _check(cfg: InspectConfig) -> None:
@@ -155,10 +156,10 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
     errors: list[str] = [msg for _, msg in getattr(source, "bad", [])]  # manifest lines left out when it was read
     journal = Journal(run / "journal.jsonl")
     n = len(source) if cfg.limit is None else min(cfg.limit, len(source))
-    todo = [i for i in range(n) if source.names[i] not in journal.rows]
+    todo = [i for i in range(n) if source.names[i] not in journal]
     skipped = n - len(todo)
-    if journal.rows:
-        write_table(journal.rows.values(), run / "results.parquet")  # a killed run's rows, made whole first
+    if skipped:
+        write_table(journal.tables(), run / "results.parquet")  # a killed run's rows, made whole first
     job = Job(spec=cfg.data, source=source, run=run, checkpoint=str(checkpoint), threshold=threshold, size=size,
               device=cfg.device, path=cfg.path, align=cfg.align, batch=cfg.batch,
               workers=cfg.workers if cfg.workers is not None else (2 if cfg.engine == "local" else 1), lanes=cfg.lanes,
@@ -195,13 +196,13 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
     finally:
         bar.close()
         journal.close()
-        write_table(journal.rows.values(), run / "results.parquet")
+        write_table(journal.tables(), run / "results.parquet")
         _write_errors(run / "errors.jsonl", errors)
-    rows = read_results(run)
+    shown, total = ranked(run, cfg.report_rows), count_results(run)
     from .report import write_report
 
-    write_report(run, rows, errors, {**_run_record(cfg, checkpoint, threshold), "engine": detail}, cfg.report_rows)
-    summary = Summary(run, done[0], skipped, errors, detail, time.perf_counter() - t0, rows)
+    write_report(run, shown, total, errors, {**_run_record(cfg, checkpoint, threshold), "engine": detail})
+    summary = Summary(run, done[0], skipped, errors, detail, time.perf_counter() - t0, total, shown[0] if shown else None)
     if cfg.to_queue:
         from .to_queue import add_to_queue
 
@@ -217,12 +218,11 @@ def _write_errors(path: Path, errors: list[str]) -> None:
 
 
 def print_summary(s: Summary) -> None:
-    worst = worst_first(s.rows)[:1]
     head = (f"inspected {s.done} pairs in {s.seconds:.1f} s ({s.engine})" + (f", {s.skipped} skipped as finished" if s.skipped else "")
-            + f"; {len(s.rows)} in {s.run / 'results.parquet'}")
+            + f"; {s.total} in {s.run / 'results.parquet'}")
     print(head)
-    if worst:
-        w = worst[0]
+    if s.worst:
+        w = s.worst
         print(f"worst: {w['id']} (max probability {w['score_max']:.3f}, {w['area_pct']:.2f} % anomalous, {w['n_regions']} region{'' if w['n_regions'] == 1 else 's'})")
     print(f"report: {s.run / 'report.html'}")
     if s.errors:

@@ -19,18 +19,7 @@ from PIL import Image
 
 from ..data import parse_spec
 from ..errors import UserError
-from .results import read_results, worst_first
-
-RANKS = ("score", "uncertainty")
-
-
-def ranked(rows: list[dict], rank: str) -> list[dict]:
-    if rank == "score":
-        return worst_first(rows)
-    if rank == "uncertainty":
-        return sorted(rows, key=lambda r: (-r["uncertain_pct"], -r["entropy"], r["id"]))
-    raise UserError(f"rank must be one of {', '.join(RANKS)}, got '{str(rank)[:40]}'.")
-
+from .results import ranked
 
 @contextlib.contextmanager
 def _in_folder(folder: str | None):
@@ -57,7 +46,7 @@ def add_to_queue(run: str | Path, manifest: str | Path, top: int = 20, rank: str
         info = json.loads((run / "run.json").read_text())
     except (OSError, json.JSONDecodeError):
         raise UserError(f"'{run}' is not an inspection run (no readable run.json).") from None
-    rows = read_results(run)
+    rows = ranked(run, top, rank)
     if not rows:
         raise UserError(f"the run '{run}' has no results yet.")
     existing: list[dict] = []
@@ -65,7 +54,7 @@ def add_to_queue(run: str | Path, manifest: str | Path, top: int = 20, rank: str
         old = ManifestSource(str(manifest), f"manifest:{manifest}")
         existing = [{"id": n, "history": h, "current": c} for n, (h, c, _) in zip(old.names, old.files)]
     have = {r["id"] for r in existing}
-    chosen = [r for r in ranked(rows, rank)[:top] if f"{run.name}/{r['id']}" not in have]
+    chosen = [r for r in rows if f"{run.name}/{r['id']}" not in have]
     folder = manifest.with_name(f"{manifest.stem}_pairs")
     new = []
     with _in_folder(info.get("cwd")):
