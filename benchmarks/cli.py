@@ -10,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, adapt, align, budget, i2c, inspect_bench, paths, results_table, routes, slider, speed, training
+from . import accuracy, adapt, align, archive_scale, budget, i2c, inspect_bench, paths, routes, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -25,7 +25,7 @@ def build_parser() -> Parser:
     adapt.add_arguments(sub.add_parser("adapt", help="adaptation to a domain the model never saw (k labels, CPU budgets, seeds, forgetting); write benchmarks/ADAPT.md"))
     i2c.add_arguments(sub.add_parser("i2c", help="FOD's I2Correlation against the Transformer and none, unsupervised against supervised and the classical baseline, under controlled viewpoint changes; write benchmarks/I2C.md"))
     inspect_bench.add_arguments(sub.add_parser("inspect", help="batch inspection: local engine against Ray, RSS, model-only rate, a 10-node estimate; write benchmarks/INSPECT.md"))
-    results_table.add_arguments(sub.add_parser("results-table", help="an inspection run's journal, results.parquet rewrite and report ranking at 100,000 and 1,000,000 rows: seconds and memory; write benchmarks/RESULTS_TABLE.md"))
+    archive_scale.add_arguments(sub.add_parser("archive-scale", help="a large archive outside the model: the results journal, table and ranking at 100,000 and 1,000,000 rows, a 1,000,000-line manifest, Ray over it; write benchmarks/ARCHIVE_SCALE.md"))
     routes.add_arguments(sub.add_parser("routes", help="effnet-d2 against half of Unet-cat's time on the CPU: where its time goes and every remaining route (int8, compile, fp32 depthwise); write benchmarks/ROUTES.md"))
     align.add_arguments(sub.add_parser("align", help="alignment's time, geometry and F1 with --align off against auto; write benchmarks/ALIGN.md"))
     return p
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
                 "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main,
                 "i2c": i2c.main, "inspect": inspect_bench.main, "routes": routes.main,
-                "results-table": results_table.main}[args.which](args)
+                "archive-scale": archive_scale.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -429,7 +429,7 @@ def _table_line(st: dict, est: dict) -> str:
     rate = est["cluster_pairs_s"]
     end = st["table_s_per_row"] * 1_000_000
     return (f"- The table: the driver rewrites results.parquet from every row so far (read back from the journal; it keeps only "
-            f"the ids in memory: benchmarks/RESULTS_TABLE.md), {per_100k:.1f} s per 100,000 rows here "
+            f"the ids in memory: benchmarks/ARCHIVE_SCALE.md), {per_100k:.1f} s per 100,000 rows here "
             f"(timed on {st['table_rows']:,} rows), at most every {REFRESH_S:.0f} s and at most {100 * REFRESH_SHARE:.0f} % of its "
             f"time (`REFRESH_S`, `REFRESH_SHARE` in anodfdnet/inspect/run.py): at {rate:.0f} pairs/s a run of 1,000,000 pairs ends "
             f"with a rewrite of {end:.0f} s every {max(REFRESH_S, end / REFRESH_SHARE):.0f} s, so results.parquet lags the journal "

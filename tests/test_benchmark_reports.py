@@ -318,20 +318,24 @@ def test_the_commands_own_seconds_come_from_its_summary_line():
     assert command_seconds({"summary": []}) is None and command_seconds({}) is None
 
 
-def test_the_results_table_benchmark_measures_a_real_journal_and_keeps_the_earlier_runs(tmp_path, monkeypatch):
-    """``python -m benchmarks results-table`` end to end on a small journal: a row of the shipped model, the three
-    steps in a fresh process, the report with its hand-kept section carried over."""
-    from benchmarks import results_table
+def test_the_archive_scale_benchmark_measures_a_real_journal_and_manifest_and_keeps_the_earlier_runs(tmp_path):
+    """``python -m benchmarks archive-scale`` end to end, small: a row of the shipped model, the journal's three steps
+    and the manifest's parse in fresh processes, the report with its hand-kept section carried over (Ray's part is
+    the inspect tests' to check: --ray-pairs 0)."""
+    from benchmarks import archive_scale
     from benchmarks.cli import main as bench_main
 
-    out = tmp_path / "RESULTS_TABLE.md"
+    out = tmp_path / "ARCHIVE_SCALE.md"
     out.write_text("# old\n\n" + KEPT + " (kept by hand)\n\nbefore: 3.4 GB\n")
-    assert bench_main(["results-table", "--rows", "300,2000", "--tmp", str(tmp_path), "--out", str(out)]) == 0
-    record = json.loads((tmp_path / "results_table.json").read_text())
-    small, large = record["results"]
+    assert bench_main(["archive-scale", "--rows", "300,2000", "--manifest-rows", "3000", "--ray-pairs", "0",
+                       "--tmp", str(tmp_path), "--out", str(out)]) == 0
+    record = json.loads((tmp_path / "archive_scale.json").read_text())
+    small, large = record["journals"]
     assert (small["rows"], small["counted"], small["ranked"]) == (300, 300, 300)
-    assert (large["rows"], large["counted"], large["ranked"]) == (2000, 2000, results_table.REPORT_ROWS)
+    assert (large["rows"], large["counted"], large["ranked"]) == (2000, 2000, archive_scale.REPORT_ROWS)
     assert 0 < small["journal_mb"] < large["journal_mb"] and large["open_rss_mb"] < 50  # ids, not rows
+    assert record["manifest"]["lines"] == 3000 and record["manifest"]["parse_s"] > 0 and "ray" not in record
     text = out.read_text()
-    assert "| 2,000 | " in text and "| 300 | " in text and text.rstrip().endswith("before: 3.4 GB")
-    assert text.count(KEPT) == 1 and not list(tmp_path.glob("tmp*"))  # the journals were removed
+    assert "| 2,000 | " in text and "| 300 | " in text and "a manifest of 3,000 lines" in text
+    assert text.rstrip().endswith("before: 3.4 GB") and text.count(KEPT) == 1
+    assert not list(tmp_path.glob("tmp*"))  # the journals and the manifest were removed

@@ -235,6 +235,34 @@ def test_ab_and_ba(tmp_path):
     assert parse_spec(f"ab:{jroot}")[0].mask.all()
 
 
+def test_file_backed_sources_give_each_pair_as_files_a_worker_loads_alone(tmp_path, monkeypatch):
+    """``detached(i)``: absolute paths (relative SPECs and manifest paths resolved where the source was made), picklable,
+    loading the same arrays as ``source[i]`` from another folder; a manifest keeps URLs and names its line in errors."""
+    import pickle
+
+    root = _ab_root(tmp_path)
+    _save(tmp_path / "pairs" / "p0" / "hist.png", _rand_rgb(6, 6, seed=1))
+    _save(tmp_path / "pairs" / "p0" / "cur.png", _rand_rgb(6, 6, seed=2))
+    (tmp_path / "m.csv").write_text("id,history,current\nrel,ab/A/img0.png,ab/B/img0.png\n"
+                                    "gone,ab/A/img1.png,ab/B/missing.png\nurl,memory://x/h.png,memory://x/c.png\n")
+    monkeypatch.chdir(tmp_path)
+    sources = [parse_spec("ab:ab"), parse_spec("ba:ab"), parse_spec("pairs:pairs"), parse_spec("manifest:m.csv")]
+    monkeypatch.chdir(tmp_path / "pairs")  # a worker's own folder: nothing relative may be left
+    for src in sources:
+        for i in range(len(src) if src is not sources[3] else 1):
+            files = pickle.loads(pickle.dumps(src.detached(i)))
+            assert all(f is None or Path(f).is_absolute() for f in (files.history, files.current, files.mask))
+            got, want = files.load(), src[i]
+            assert got.name == want.name and (got.history == want.history).all() and (got.current == want.current).all()
+            assert (got.mask is None and want.mask is None) or (got.mask == want.mask).all()
+    assert sources[0].detached(1).mask == str(root / "label" / "img1.png")
+    gone = pickle.loads(pickle.dumps(sources[3].detached(1)))
+    with pytest.raises(UserError, match=r"^m.csv line 3 \(id 'gone'\): .*missing.png"):
+        gone.load()
+    assert sources[3].detached(2).history == "memory://x/h.png"
+    assert parse_spec("synth:4:0").detached(0) is None  # generated pairs are not files
+
+
 def test_ab_without_labels_and_mismatches(tmp_path):
     root = _ab_root(tmp_path, labels=False)
     assert parse_spec(f"ab:{root}")[0].mask is None

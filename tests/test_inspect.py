@@ -269,15 +269,19 @@ def test_ray_cpu_tasks_run_opencv_on_one_thread(pairs):
 
     import cv2
 
+    from anodfdnet.data import parse_spec
     from anodfdnet.inspect import ray_engine
 
     before = cv2.getNumThreads()
     cv2.setNumThreads(4)
     try:
-        out = ray_engine._prepare({"index": np.array([0])}, f"pairs:{pairs}", os.getcwd(), None, "auto")
+        source = parse_spec(f"pairs:{pairs}")
+        files = np.array([b"", ray_engine._detached(source, 0)], dtype=object)  # opened from the SPEC; its own files
+        out = ray_engine._prepare({"index": np.array([0, 0]), "files": files}, f"pairs:{pairs}", os.getcwd(), None, "auto")
         assert cv2.getNumThreads() == 1
-        item = pickle.loads(out["payload"][0])
-        assert item["ok"] and item["hist"].dtype == np.uint8
+        a, b = (pickle.loads(x) for x in out["payload"])
+        assert a["ok"] and a["hist"].dtype == np.uint8 and a["id"] == b["id"] == source.names[0]
+        assert np.array_equal(a["hist"], b["hist"]) and np.array_equal(a["cur"], b["cur"])
     finally:
         cv2.setNumThreads(before)
 
@@ -368,6 +372,32 @@ def test_bad_manifest_lines_are_reported_by_line_and_skipped(tmp_path, pairs, ch
     assert "archive.csv line 4" in report
 
 
+def test_ray_task_workers_read_a_manifests_pairs_from_their_files_not_from_the_manifest(tmp_path, pairs, checkpoint, monkeypatch):
+    """The CPU tasks get each pair's files with its index: they never parse the manifest (4 s and 470 MB for a million
+    lines, in every worker process). Emptied once the driver has read it, the run is the local one still."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray[data]==2.60.0'; CI installs it)")
+    from anodfdnet.inspect import ray_engine
+
+    manifest = _manifest(tmp_path, pairs)
+    local = inspect_archive(InspectConfig(data=f"manifest:{manifest}", out=str(tmp_path / "local"), checkpoint=checkpoint,
+                                          device="cpu"))
+    run_ray = ray_engine.run_ray
+
+    def after_the_driver_read_it(job, todo, on_result, on_error):
+        manifest.write_text("id,history,current\n")  # a worker that opened it now would find no pairs
+        return run_ray(job, todo, on_result, on_error)
+
+    monkeypatch.setattr(ray_engine, "run_ray", after_the_driver_read_it)
+    s = inspect_archive(InspectConfig(data=f"manifest:{manifest}", out=str(tmp_path / "ray"), checkpoint=checkpoint,
+                                      device="cpu", engine="ray", cpus=2, workers=1))
+    assert manifest.read_text() == "id,history,current\n" and "ray engine" in s.engine
+    assert s.done == local.done == 3 and sorted(s.errors) == sorted(local.errors) and len(s.errors) == 4
+    ray_rows, local_rows = _by_id(read_results(s.run)), _by_id(read_results(local.run))
+    assert sorted(ray_rows) == ["a", "e", "f"] == sorted(local_rows)
+    for pid, row in ray_rows.items():
+        assert row["score_max"] == pytest.approx(local_rows[pid]["score_max"], abs=PROB_ATOL)
+
+
 def test_a_parquet_manifest_reads_like_the_csv(tmp_path, pairs):
     import pyarrow as pa
 
@@ -379,6 +409,32 @@ def test_a_parquet_manifest_reads_like_the_csv(tmp_path, pairs):
     pq.write_table(table, tmp_path / "m.parquet")
     source = parse_spec(f"manifest:{tmp_path / 'm.parquet'}")
     assert source.names == ["x", "y"] and source[1].current.shape == (96, 96, 3)
+    pq.write_table(table, tmp_path / "big.parquet", row_group_size=1)  # read a row group at a time, numbered on
+    assert parse_spec(f"manifest:{tmp_path / 'big.parquet'}").lines == [1, 2]
+
+
+def test_an_unreadable_manifest_is_one_clear_error(tmp_path):
+    from anodfdnet.data import parse_spec
+
+    cases = {"latin1.csv": b"id,history,current\nna\xefve,a.png,b.png\n",  # not UTF-8
+             "nul.csv": b"id,history,current\n" + b"a,b.png,\0c.png\n" * 2,
+             "columns.csv": b"name,before,after\na,b.png,c.png\n",
+             "fake.parquet": b"PAR1 not really",
+             "columns.parquet": None}
+    import pyarrow as pa
+    for name, data in cases.items():
+        if data is None:
+            pq.write_table(pa.table({"name": ["a"]}), tmp_path / name)
+        else:
+            (tmp_path / name).write_bytes(data)
+    for name, words in (("latin1.csv", "cannot read the manifest"), ("columns.csv", "id, history, current"),
+                        ("fake.parquet", "as Parquet"), ("columns.parquet", "id, history, current")):
+        with pytest.raises(UserError, match=words):
+            parse_spec(f"manifest:{tmp_path / name}")
+    nul = parse_spec(f"manifest:{tmp_path / 'nul.csv'}")  # Python's csv reads a NUL as data: the pair fails alone
+    assert nul.names == ["a"] and len(nul.bad) == 1 and "already used on line 2" in nul.bad[0][1]
+    with pytest.raises(UserError, match=r"nul.csv line 2 \(id 'a'\): cannot read image .*embedded null byte"):
+        nul[0]
 
 
 def test_manifest_paths_may_be_fsspec_urls(tmp_path, pairs):

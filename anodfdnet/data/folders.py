@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .images import IMAGE_EXTENSIONS
-from .source import Pair, Source, load_pair
+from .source import Pair, PairFiles, Source
 from .spec import register_source
 
 
@@ -27,7 +27,7 @@ def _existing_dir(path: str, spec: str) -> Path:
         raise UserError(f"data spec '{spec}': the folder '{p}' does not exist.")
     if not p.is_dir():
         raise UserError(f"data spec '{spec}': '{p}' is not a folder.")
-    return p
+    return p.absolute()  # the pairs' files stay the same files if the process changes folder
 
 
 def _one(folder: Path, stem: str, spec: str) -> Path | None:
@@ -61,8 +61,11 @@ class PairFolderSource(Source):
             raise UserError(f"data spec '{spec}': '{self.root}' holds no pair folders (each with hist.* and cur.*).")
 
     def _load(self, i: int) -> Pair:
-        hist, cur, gt = self.files[i]
-        return load_pair(self.names[i], hist, cur, gt)
+        return self.detached(i).load()
+
+    def detached(self, i: int) -> PairFiles:
+        hist, cur, gt = self.files[self._index(i)]
+        return PairFiles(self.names[self._index(i)], str(hist), str(cur), str(gt) if gt is not None else None)
 
 
 class ABSource(Source):
@@ -117,9 +120,13 @@ class ABSource(Source):
         return out
 
     def _load(self, i: int) -> Pair:
-        n = self.names[i]
+        return self.detached(i).load()
+
+    def detached(self, i: int) -> PairFiles:
+        n = self.names[self._index(i)]
         hist, cur = (self._b[n], self._a[n]) if self.swap else (self._a[n], self._b[n])
-        return load_pair(n, hist, cur, self.labels[n] if self.labels is not None else None)
+        label = self.labels[n] if self.labels is not None else None
+        return PairFiles(n, str(hist), str(cur), str(label) if label is not None else None)
 
 
 register_source(

@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from ..errors import UserError
 from .images import ImageSource
-from .source import Pair, Source, load_pair
+from .source import Pair, PairFiles, Source, load_pair
 from .spec import register_source
 
 COLUMNS = ("id", "history", "current")
@@ -40,6 +42,7 @@ class ManifestSource(Source):
         self.path = Path(path).expanduser()
         if not self.path.is_file():
             raise UserError(f"data spec '{spec}': the manifest '{self.path}' does not exist.")
+        self._base = os.path.abspath(self.path.parent)  # relative paths in it are taken from its own folder
         rows = _read_rows(self.path, spec)
         self.names: list[str] = []
         self.lines: list[int] = []
@@ -81,15 +84,30 @@ class ManifestSource(Source):
             return value
         if value.startswith("file://"):
             value = value[len("file://"):]
-        p = Path(value).expanduser()
-        return str(p if p.is_absolute() else self.path.parent / p)
+        value = os.path.expanduser(value) if value.startswith("~") else value
+        # absolute, so the same file after a change of folder; os.path, as pathlib took 80 % of a large manifest's parse
+        return value if os.path.isabs(value) else os.path.join(self._base, value)
 
     def _load(self, i: int) -> Pair:
-        hist, cur, mask = self.files[i]
+        return self.detached(i).load()
+
+    def detached(self, i: int) -> ManifestPair:
+        i = self._index(i)
+        hist, cur, mask = self.files[i]  # absolute paths or URLs (_locate)
+        return ManifestPair(self.names[i], hist, cur, mask, f"{self.where(self.lines[i])} (id '{self.names[i][:80]}')")
+
+
+@dataclass(frozen=True)
+class ManifestPair(PairFiles):
+    """A manifest's pair: its files may be fsspec URLs, and an error names the manifest's line."""
+
+    where: str = ""
+
+    def load(self) -> Pair:
         try:
-            return load_pair(self.names[i], _image(hist), _image(cur), _image(mask) if mask else None)
+            return load_pair(self.name, _image(self.history), _image(self.current), _image(self.mask) if self.mask else None)
         except UserError as e:
-            raise UserError(f"{self.where(self.lines[i])} (id '{self.names[i][:80]}'): {e}") from None
+            raise UserError(f"{self.where}: {e}") from None
 
 
 def _field(row: dict, name: str) -> str:
@@ -100,32 +118,38 @@ def _field(row: dict, name: str) -> str:
     return value
 
 
-def _read_rows(path: Path, spec: str) -> list[tuple[int, dict]]:
-    """(line number, row dict) of every row; a file without the three columns is a UserError."""
+def _read_rows(path: Path, spec: str):
+    """(line number, row dict) of each row, read as it goes (a million-line manifest is never all in memory as text
+    and row dicts at once); a file without the three columns is a UserError."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         try:
-            table = pq.read_table(path)
+            table = pq.ParquetFile(path)
+            _check_columns(table.schema_arrow.names, path, spec)
+            number = 0
+            for batch in table.iter_batches():
+                for row in batch.to_pylist():
+                    number += 1
+                    yield number, row
+        except UserError:
+            raise
         except Exception as e:  # pyarrow raises several types for a file that is not Parquet
             raise UserError(f"data spec '{spec}': cannot read the manifest '{path}' as Parquet ({str(e)[:200]}).") from None
-        _check_columns(table.column_names, path, spec)
-        return [(i + 1, row) for i, row in enumerate(table.to_pylist())]
+        return
     if suffix != ".csv":
         raise UserError(f"data spec '{spec}': a manifest is a .csv or .parquet file, got '{path.name}'.")
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            _check_columns(reader.fieldnames or [], path, spec)
+            for row in reader:
+                if row.pop(None, None):  # a line with more fields than the header
+                    row[_EXTRA] = True
+                yield reader.line_num, row
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise UserError(f"data spec '{spec}': cannot read the manifest '{path}' ({e}).") from None
-    reader = csv.DictReader(io.StringIO(text))
-    _check_columns(reader.fieldnames or [], path, spec)
-    rows = []
-    for row in reader:
-        if row.pop(None, None):  # a line with more fields than the header
-            row[_EXTRA] = True
-        rows.append((reader.line_num, row))
-    return rows
 
 
 def _check_columns(names, path: Path, spec: str) -> None:
@@ -164,7 +188,6 @@ def _image(path: str) -> ImageSource:
 
 def write_manifest(path: str | Path, rows: list[dict]) -> Path:
     """Write rows (id, history, current) as a manifest CSV, atomically (readers never see half a file)."""
-    import os
     import uuid
 
     path = Path(path)

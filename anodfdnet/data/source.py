@@ -53,6 +53,21 @@ def load_pair(
     return Pair(name=name, history=hist, current=cur, mask=m)
 
 
+@dataclass(frozen=True)
+class PairFiles:
+    """Pair i of a file-backed source, loadable without the source: what ``Source.detached`` gives a worker process
+    (on this machine or another) so that it need not list or parse a whole archive to read one pair. Paths are
+    absolute (or URLs, for sources that read them)."""
+
+    name: str
+    history: str
+    current: str
+    mask: str | None = None
+
+    def load(self) -> Pair:
+        return load_pair(self.name, self.history, self.current, self.mask)
+
+
 class Source:
     """A lazy, sequence-like collection of pairs named by a SPEC.
 
@@ -79,6 +94,10 @@ class Source:
 
     def _load(self, i: int) -> Pair:
         raise NotImplementedError
+
+    def detached(self, i: int) -> PairFiles | None:
+        """Pair i as a small picklable loader that needs no source, or None where pairs are not plain files."""
+        return None
 
     def _index(self, i: int) -> int:
         n = len(self)

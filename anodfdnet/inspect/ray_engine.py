@@ -5,9 +5,10 @@ and a pool of (GPU) actors across a cluster with back-pressure, so decoding, ali
 with the cluster's cores while each model stays loaded once per actor. Ray is an optional extra
 (``pip install .[ray]``); only this module imports it, and only when the engine is chosen.
 
-The pipeline (one Ray Data dataset of pair indices, streamed):
+The pipeline (one Ray Data dataset of pair indices, each with its files where the source has plain files, streamed):
 
-1. **prepare** (CPU tasks, one CPU each): read the pair from the SPEC, align it, bring it to the model's input
+1. **prepare** (CPU tasks, one CPU each): read the pair (from its files, ``Source.detached``; other sources are
+   opened from the SPEC once per worker process), align it, bring it to the model's input
    shape (``pipeline.prepare_arrays``: uint8 arrays, a quarter of the float bytes), make the thumbnails;
 2. **model** (an actor pool of ``workers`` actors, ``gpus_per_worker`` GPUs each): a ``Predictor`` loaded
    once per actor runs consecutive pairs of one input shape as one batch and returns the logits, or finishes
@@ -81,6 +82,14 @@ def _source(spec: str, cwd: str):
     return parse_spec(spec)
 
 
+def _detached(source, i: int) -> bytes:
+    """Pair i's files for a CPU task (``Source.detached``), pickled; empty where the source has no plain files. With
+    them a task worker reads its pair without listing or parsing the whole archive, which every task worker process of
+    every node did before: 4 s and 470 MB each for a 1,000,000-line manifest (benchmarks/ARCHIVE_SCALE.md)."""
+    files = source.detached(i)
+    return pickle.dumps(files, protocol=5) if files is not None else b""
+
+
 def _one_opencv_thread() -> None:
     """The CPU tasks hold 1 CPU each: OpenCV on 1 thread in their processes, as Ray sets OMP_NUM_THREADS for
     OpenMP (OpenCV's own pool would start a thread per core in every task process of a node). On 2 cores no
@@ -96,12 +105,12 @@ def _prepare(batch: dict, spec: str, cwd: str, size, align: str) -> dict:
     from .outputs import thumbnails
 
     _one_opencv_thread()
-    source = _source(spec, cwd)
     payloads = []
-    for i in batch["index"]:
+    for i, files in zip(batch["index"], batch["files"]):
         i = int(i)
         try:
-            pair = source[i]
+            # a file-backed source's pair comes with its files; only other sources are opened here (once a process)
+            pair = pickle.loads(files).load() if len(files) else _source(spec, cwd)[i]
             hist, cur, out_shape, shape, alignment = prepare_arrays(pair.history, pair.current, size, align)
             item = {"ok": True, "index": i, "id": pair.name, "hist": hist, "cur": cur, "out_shape": tuple(out_shape),
                     "shape": tuple(shape), "alignment": replace(alignment, history=None),
@@ -240,7 +249,8 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         finish = {"run": str(job.run), "threshold": job.threshold}
         in_actor = _finish_in_actor(job)
         blocks = max(1, len(todo) // PAIRS_PER_BLOCK)
-        ds = ray.data.from_items([{"index": int(i)} for i in todo], override_num_blocks=blocks)
+        ds = ray.data.from_items([{"index": int(i), "files": _detached(job.source, i)} for i in todo],
+                                 override_num_blocks=blocks)
         # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
         # that differ from the actors' also keep Ray Data from fusing this CPU stage into the model actors, which it
         # does otherwise (checked with Ray 2.60): decoding and alignment would then run inside the actors.

@@ -11,7 +11,7 @@ whole file. ``datasets.load_dataset("parquet", data_files="RUN/results.parquet")
 
 Nothing here holds a run's rows in memory: the journal keeps the ids, the table is written from the journal file a
 block at a time (Arrow's JSON reader), and ``ranked`` reads the ranking's columns and then only the top rows. A
-million-pair run costs the driver about 150 MB and a 3 s rewrite (benchmarks/RESULTS_TABLE.md; 3.4 GB and 10 s when
+million-pair run costs the driver about 160 MB and a 3 s rewrite (benchmarks/ARCHIVE_SCALE.md; 3.4 GB and 10 s when
 the journal kept its rows as dicts, and 9 GB at the end to rank them).
 """
 from __future__ import annotations
@@ -75,7 +75,7 @@ class Journal:
     """Append-only JSONL of finished pairs.
 
     It keeps only each id's latest row number in memory (about 120 bytes a pair), never the rows: a run of a
-    million pairs held 3.4 GB of row dicts in the driver before (benchmarks/RESULTS_TABLE.md). ``tables()`` reads
+    million pairs held 3.4 GB of row dicts in the driver before (benchmarks/ARCHIVE_SCALE.md). ``tables()`` reads
     the rows back from the file with Arrow's JSON reader, a block at a time, to write the table.
 
     Every line must read as a row of SCHEMA. A line that does not (damaged on disk, or a run killed mid-line
