@@ -9,7 +9,11 @@ benchmarks/ARCHIVE_SCALE.md (and archive_scale.json).
    RSS growth and peak (VmHWM, reset after the imports).
 2. **The manifest.** A manifest of ``--manifest-rows`` lines (the generated pairs' files repeated under new ids)
    is parsed in a fresh process, as the driver does: seconds and RSS growth.
-3. **Ray over it** (where Ray is installed): ``python -m anodfdnet inspect --engine ray --limit N`` on that manifest
+3. **Ray's dataset of it** (where Ray is installed): in a fresh process with a local Ray of 2 CPUs, the dataset
+   the Ray engine streams (``ray_engine.pair_dataset``: one row per pair, its index and files, in ``block_count``
+   blocks) built for every pair of the manifest, and its first 2,000 rows read through a trivial map: seconds and
+   the driver's RSS growth;
+4. **Ray over it** (where Ray is installed): ``python -m anodfdnet inspect --engine ray --limit N`` on that manifest
    (``--ray-pairs``; ``--cpus 4``, one model actor of 1 CPU, so up to 3 CPU task workers), sampled every 0.5 s:
    wall seconds, the peak summed RSS of the whole process tree, and the CPU seconds of its CPU task workers. The
    task workers get each pair's files with its index (``Source.detached``); before, every one parsed the manifest.
@@ -38,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rows", default="100000,1000000",
                    help="journal sizes, comma-separated (default 100000,1000000: about 1.1 kB of disk a row, so 1.1 GB "
                         "for a million, in --tmp)")
-    p.add_argument("--manifest-rows", type=int, default=1_000_000, help="lines of the manifest (default 1000000; 0 skips parts 2 and 3)")
-    p.add_argument("--ray-pairs", type=int, default=60, help="pairs of it the Ray run inspects (default 60; 0 skips part 3)")
+    p.add_argument("--manifest-rows", type=int, default=1_000_000, help="lines of the manifest (default 1000000; 0 skips parts 2 to 4)")
+    p.add_argument("--ray-pairs", type=int, default=60, help="pairs of it the Ray run inspects (default 60; 0 skips parts 3 and 4)")
     p.add_argument("--tmp", default=None, help="folder for the journals and the manifest (default the system's temporary folder)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "ARCHIVE_SCALE.md"),
                    help="report (Markdown; archive_scale.json beside it). The whole default run takes about 3 minutes on 2 cores")
@@ -123,14 +127,45 @@ def measure_manifest(manifest: str) -> dict:
             "peak_mb": _peak_mb() - start, "mb": Path(manifest).stat().st_size / 2**20}
 
 
+def measure_dataset(manifest: str) -> dict:
+    """Part 3, in a fresh process: the Ray engine's dataset of every pair of the manifest, to its first 2,000 rows."""
+    import ray
+
+    from anodfdnet.data import parse_spec
+    from anodfdnet.inspect.ray_engine import block_count, pair_dataset
+
+    source = parse_spec(f"manifest:{manifest}")
+    todo = list(range(len(source)))
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+    try:
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        start = _rss_mb()
+        t0 = time.perf_counter()
+        ds = pair_dataset(ray, source, todo)
+        built = time.perf_counter() - t0
+        rows = 0
+        for _ in ds.map_batches(lambda b: {"index": b["index"]}, batch_size=1).iter_rows():
+            rows += 1
+            if rows == 2000:
+                break
+        return {"pairs": len(todo), "blocks": block_count(len(todo)), "build_s": built,
+                "first_rows_s": time.perf_counter() - t0 - built, "rows": rows, "rss_mb": _rss_mb() - start}
+    finally:
+        ray.shutdown()  # the dataset left half-read makes the process exit non-zero after this: _fresh reads its line
+
+
 def _fresh(function: str, arg: str) -> dict:
-    code = f"import json; from benchmarks.archive_scale import {function}; print(json.dumps({function}({arg!r})))"
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """``function(arg)`` in a fresh Python process: its JSON line, the process's own exit status aside."""
+    code = f"import json; from benchmarks.archive_scale import {function}; print('RESULT ' + json.dumps({function}({arg!r})), flush=True)"
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{function} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return json.loads(line[len("RESULT "):])
 
 
 def ray_run(manifest: Path, pairs: int, tmp: str) -> dict:
-    """Part 3: the Ray engine on the first ``pairs`` of the manifest, its process tree sampled every 0.5 s."""
+    """Part 4: the Ray engine on the first ``pairs`` of the manifest, its process tree sampled every 0.5 s."""
     from .process_tree import tree_sample
 
     out = Path(tmp) / "ray-run"
@@ -179,8 +214,11 @@ def main(a) -> int:
                 try:
                     import ray  # noqa: F401  (installed?)
                 except ImportError:
-                    print("Ray is not installed: part 3 skipped (pip install 'ray[data]==2.60.0')")
+                    print("Ray is not installed: parts 3 and 4 skipped (pip install 'ray[data]==2.60.0')")
                 else:
+                    record["dataset"] = d = _fresh("measure_dataset", str(manifest))
+                    print(f"Ray's dataset of its {d['pairs']} pairs in {d['blocks']} blocks: built in {d['build_s']:.1f} s, "
+                          f"first 2,000 rows {d['first_rows_s']:.1f} s later, +{d['rss_mb']:.0f} MB", flush=True)
                     record["ray"] = r = ray_run(manifest, a.ray_pairs, tmp)
                     print(f"ray over its first {r['pairs']} pairs: {r['wall_s']:.1f} s, peak tree RSS {r['peak_tree_rss_mb']:.0f} MB, "
                           f"CPU task workers {r['task_workers_cpu_s']:.1f} CPU-s", flush=True)
@@ -213,6 +251,11 @@ def report_text(record: dict, kept: str = "") -> str:
         lines += ["", "## The manifest", "",
                   f"Parsing a manifest of {m['lines']:,} lines ({m['mb']:.0f} MB) as the driver does: {m['parse_s']:.1f} s, "
                   f"RSS growth +{m['rss_mb']:.0f} MB (peak +{m['peak_mb']:.0f} MB)."]
+        d = record.get("dataset")
+        if d:
+            lines += ["", f"The Ray engine's dataset of all {d['pairs']:,} pairs (`ray_engine.pair_dataset`, {d['blocks']:,} blocks; "
+                      f"a local Ray of 2 CPUs): built in {d['build_s']:.1f} s, its first {d['rows']:,} rows read "
+                      f"{d['first_rows_s']:.1f} s later, driver RSS growth +{d['rss_mb']:.0f} MB."]
         r = record.get("ray")
         if r:
             lines += ["", f"The Ray engine over its first {r['pairs']} pairs (`--cpus 4 --workers 1 --limit {r['pairs']}`, "

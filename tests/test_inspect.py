@@ -207,6 +207,9 @@ def test_ray_gives_the_same_probabilities_as_local(tmp_path, local_run, pairs, c
     s = inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(tmp_path / "ray"), checkpoint=checkpoint, device="cpu",
                                       engine="ray", cpus=2, workers=1))
     assert "ray engine (local Ray, 2 CPUs)" in s.engine and s.done == 6
+    import ray
+
+    assert ray.data.DataContext.get_current().target_max_block_size == ray_engine.OUTPUT_BLOCK_BYTES  # tasks stream
     assert ("pairs finished in the model actors" if finish_in_actor else "pairs finished in CPU tasks") in s.engine
     local, ray = _by_id(read_results(local_run.run)), _by_id(read_results(s.run))
     assert local.keys() == ray.keys()
@@ -233,6 +236,12 @@ def test_rays_queues_hold_16_mb_a_cpu_behind_cpu_actors_and_32_behind_gpu_actors
     assert queue_budget(cpu_job, 16) == 256 * mb and queue_budget(gpu_job, 16) == 512 * mb
     assert queue_budget(cpu_job, 4) == 64 * mb and queue_budget(cpu_job, 2) == 64 * mb  # the floor
     assert queue_budget(gpu_job, 160.0) == 5120 * mb  # a 10-node cluster of 16 cores
+
+
+def test_rays_dataset_has_blocks_of_4_pairs_but_at_most_10000():
+    from anodfdnet.inspect import ray_engine
+
+    assert [ray_engine.block_count(n) for n in (0, 3, 4, 2000, 40_000, 40_003, 1_000_000)] == [1, 1, 1, 500, 10_000, 10_000, 10_000]
 
 
 def test_ray_workers_get_few_malloc_arenas_unless_the_user_set_their_own(monkeypatch):

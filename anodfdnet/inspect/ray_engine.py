@@ -57,6 +57,15 @@ MIN_INFLIGHT_BYTES = 64 * 2**20
 # 4 rounds in rotated order: 4 pairs 9.10 pairs/s, 8 pairs 9.14, 16 pairs 8.69 (benchmarks/INSPECT.md); smaller
 # blocks hold fewer pairs in flight.
 PAIRS_PER_BLOCK = 4
+# ... but at most this many blocks: Ray Data's driver pays for every block. Over a 1,000,000-pair manifest (2 CPUs,
+# the dataset built and its first 2,000 rows read) 250,000 blocks of 4 pairs took 262 s and +2,320 MB of driver RSS,
+# 10,000 blocks of 100 took 19 s and +773 MB (benchmarks/ARCHIVE_SCALE.md).
+MAX_BLOCKS = 10_000
+# Larger blocks must still stream: each task's output is cut every OUTPUT_BLOCK_BYTES (Ray Data's
+# target_max_block_size, 128 MB by default), not when its block is done. 1,000 pairs, 2 actors, --cpus 4, one run
+# each: 100 pairs a block 12.93 pairs/s, first row at 13.6 s, RSS +92 MB from pair 100 with 8 MB; 8.75 pairs/s,
+# 25.7 s, +283 MB with 128 MB; 4 pairs a block 13.06 pairs/s, +69 MB with 8 MB and 13.05, +87 MB with 128 MB.
+OUTPUT_BLOCK_BYTES = 8 * 2**20
 # Blocks queued at each model actor (Ray Data's default is 2 for an actor of max_concurrency 1). Measured with 2 actors
 # on 2 cores, 150 pairs a round, 4 rounds in ABBA order: 4.76 pairs/s steady with 4 against 4.35 with the default,
 # faster in every round (+3 to +5 % in three, +23 % in one) and with less CPU a pair (benchmarks/INSPECT.md); the
@@ -226,6 +235,17 @@ def _start(ray, address: str | None, cpus: int | None) -> bool:
     return False
 
 
+def block_count(pairs: int) -> int:
+    """Blocks of the dataset of ``pairs`` pairs: PAIRS_PER_BLOCK pairs each, at most MAX_BLOCKS."""
+    return max(1, min(pairs // PAIRS_PER_BLOCK, MAX_BLOCKS))
+
+
+def pair_dataset(ray, source, todo: list[int]):
+    """The dataset the pipeline streams: one row per pair to do, its index and (``_detached``) its files."""
+    return ray.data.from_items([{"index": int(i), "files": _detached(source, i)} for i in todo],
+                               override_num_blocks=block_count(len(todo)))
+
+
 def run_ray(job, todo: list[int], on_result, on_error) -> str:
     """Inspect the pairs ``todo`` on Ray; ``on_result(row)`` / ``on_error(index, message)`` run in this thread."""
     import json
@@ -236,6 +256,7 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the driver's tqdm bar counts pairs
         ctx.print_on_execution_start = False
+        ctx.target_max_block_size = OUTPUT_BLOCK_BYTES  # see MAX_BLOCKS
         total_cpus = ray.cluster_resources().get("CPU", 0)
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
             object_store_memory=queue_budget(job, total_cpus))
@@ -248,9 +269,7 @@ def run_ray(job, todo: list[int], on_result, on_error) -> str:
         batch = job.batch or (16 if job.gpus_per_worker > 0 else 1)
         finish = {"run": str(job.run), "threshold": job.threshold}
         in_actor = _finish_in_actor(job)
-        blocks = max(1, len(todo) // PAIRS_PER_BLOCK)
-        ds = ray.data.from_items([{"index": int(i), "files": _detached(job.source, i)} for i in todo],
-                                 override_num_blocks=blocks)
+        ds = pair_dataset(ray, job.source, todo)
         # The prepare tasks declare the memory a decoded, aligned pair takes (PREPARE_MEMORY). Remote arguments
         # that differ from the actors' also keep Ray Data from fusing this CPU stage into the model actors, which it
         # does otherwise (checked with Ray 2.60): decoding and alignment would then run inside the actors.
