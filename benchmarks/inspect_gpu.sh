@@ -8,8 +8,8 @@
 # 3. runs `python -m anodfdnet inspect --engine local --device cuda --batch 16 --workers 14` end to end with
 #    alignment auto, then with --align off (masks, heat maps and thumbnails written either way);
 # 4. the same with --engine ray (one GPU actor, --gpus-per-worker 1) only where Ray is installed.
-# Target: >= 500 pairs/s end to end. Needs no gradio, datasets or Ray. Writes $OUT/inspect_gpu.json (or
-# runs/inspect_gpu.json when $OUT is unset) and prints one line per measurement.
+# Target: >= 500 pairs/s end to end. Needs no gradio, datasets or Ray; needs pyarrow >= 20 (the run's journal).
+# Writes $OUT/inspect_gpu.json (or runs/inspect_gpu.json when $OUT is unset) and prints one line per measurement.
 set -euo pipefail
 PAIRS=${1:-1000}
 DEST=${OUT:-runs}
@@ -17,6 +17,7 @@ mkdir -p "$DEST"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 nproc; nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+"$PY" -c "import pyarrow, pyarrow.json as j; print('pyarrow', pyarrow.__version__); assert hasattr(j, 'open_json'), 'pyarrow >= 20 is needed'"
 "$PY" - "$PAIRS" "$DEST" <<'EOF'
 import json, os, sys, time
 from pathlib import Path
