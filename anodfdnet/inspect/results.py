@@ -129,27 +129,29 @@ class Journal:
             pa.default_memory_pool().release_unused()  # the blocks' memory, which the pool would otherwise keep
 
     def _set_aside_damaged(self) -> list[str]:
-        """Move the lines that do not read as a row to journal.damaged.jsonl; keep the rest as they were, in order."""
-        keep, damaged = [], []
-        with open(self.path, "rb") as f:
+        """Move the lines that do not read as a row to journal.damaged.jsonl; keep the rest as they were, in order
+        (copied line by line to a new journal that replaces the old one). Returns the kept rows' ids."""
+        ids, damaged = [], []
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(self.path, "rb") as f, open(tmp, "wb") as out:
             for line in f:
                 try:
-                    t = pj.read_json(io.BytesIO(line), parse_options=PARSE)
-                    ok = t.num_rows == 1 and t.column("id")[0].is_valid
+                    pid = pj.read_json(io.BytesIO(line), parse_options=PARSE).column("id").to_pylist()
                 except pa.ArrowInvalid:
-                    ok = False
-                (keep if ok else damaged).append((line, t.column("id")[0].as_py() if ok else None))
+                    pid = []
+                if len(pid) == 1 and pid[0] is not None:
+                    out.write(line)
+                    ids.append(pid[0])
+                else:
+                    damaged.append(line)
+            out.flush()
+            os.fsync(out.fileno())
         with open(self.path.with_name("journal.damaged.jsonl"), "ab") as f:
-            f.writelines(line for line, _ in damaged)
-            f.flush()
-            os.fsync(f.fileno())
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        with open(tmp, "wb") as f:
-            f.writelines(line for line, _ in keep)
+            f.writelines(damaged)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
-        return [pid for _, pid in keep]
+        return ids
 
     def __contains__(self, pid: str) -> bool:
         return pid in self.latest
