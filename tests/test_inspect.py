@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -22,7 +23,7 @@ from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
 from anodfdnet.inspect import InspectConfig, inspect_archive
 from anodfdnet.inspect import results as results_mod
-from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, count_results, ranked, read_results, rows_table, write_table
+from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, count_results, ranked, read_results, write_table
 from anodfdnet.models import ModelConfig, build_model
 
 from conftest import needs_chromium, shipped_checkpoint, write_tiny_pairs
@@ -184,7 +185,8 @@ def test_ranked_gives_the_top_rows_in_order_across_row_groups(tmp_path, local_ru
     made = [{**base, "id": f"r{k:03d}", "score_max": float(rng.choice([0.25, 0.5, 0.75])),
              "area_pct": float(rng.choice([1.0, 2.0])), "uncertain_pct": float(rng.choice([0.0, 3.0])),
              "entropy": float(rng.random())} for k in range(200)]  # many ties: the id must break them
-    write_table([rows_table(made[k:k + 16]) for k in range(0, 200, 16)], tmp_path / "results.parquet", group_rows=16)
+    tables = [pa.Table.from_pylist(made[k:k + 16], schema=SCHEMA) for k in range(0, 200, 16)]
+    write_table(tables, tmp_path / "results.parquet", group_rows=16)
     assert pq.ParquetFile(tmp_path / "results.parquet").metadata.num_row_groups == 13
     by_score = _worst_first(read_results(tmp_path))
     assert ranked(tmp_path, 25) == by_score[:25] and ranked(tmp_path) == by_score
@@ -408,8 +410,6 @@ def test_ray_task_workers_read_a_manifests_pairs_from_their_files_not_from_the_m
 
 
 def test_a_parquet_manifest_reads_like_the_csv(tmp_path, pairs):
-    import pyarrow as pa
-
     from anodfdnet.data import parse_spec
 
     names = sorted(p.name for p in pairs.iterdir())[:2]
@@ -430,7 +430,6 @@ def test_an_unreadable_manifest_is_one_clear_error(tmp_path):
              "columns.csv": b"name,before,after\na,b.png,c.png\n",
              "fake.parquet": b"PAR1 not really",
              "columns.parquet": None}
-    import pyarrow as pa
     for name, data in cases.items():
         if data is None:
             pq.write_table(pa.table({"name": ["a"]}), tmp_path / name)

@@ -189,13 +189,8 @@ class Journal:
         self._f.close()
 
 
-def rows_table(rows) -> pa.Table:
-    """Rows (dicts with SCHEMA's columns, alignment as its JSON text) as one table."""
-    return pa.Table.from_pylist(list(rows), schema=SCHEMA)
-
-
 def write_table(tables, path: Path, group_rows: int = ROW_GROUP_ROWS) -> Path:
-    """Write Arrow tables of SCHEMA (``Journal.tables()``, or ``[rows_table(rows)]``) as ``path``, atomically
+    """Write Arrow tables of SCHEMA (``Journal.tables()``, or ``pa.Table.from_pylist(rows, schema=SCHEMA)``) as ``path``, atomically
     (temporary file, fsync, rename), in row groups of at least ``group_rows`` rows (but the last)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
