@@ -158,7 +158,7 @@ def inspect_archive(cfg: InspectConfig) -> Summary:
     n = len(source) if cfg.limit is None else min(cfg.limit, len(source))
     todo = [i for i in range(n) if source.names[i] not in journal]
     skipped = n - len(todo)
-    if skipped:
+    if len(journal):
         write_table(journal.tables(), run / "results.parquet")  # a killed run's rows, made whole first
     job = Job(spec=cfg.data, source=source, run=run, checkpoint=str(checkpoint), threshold=threshold, size=size,
               device=cfg.device, path=cfg.path, align=cfg.align, batch=cfg.batch,

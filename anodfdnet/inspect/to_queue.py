@@ -21,6 +21,7 @@ from ..data import parse_spec
 from ..errors import UserError
 from .results import ranked
 
+
 @contextlib.contextmanager
 def _in_folder(folder: str | None):
     """Run in the folder the inspection ran in, so the run's relative SPEC paths mean the same files."""
