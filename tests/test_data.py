@@ -261,6 +261,10 @@ def test_file_backed_sources_give_each_pair_as_files_a_worker_loads_alone(tmp_pa
         gone.load()
     assert sources[3].detached(2).history == "memory://x/h.png"
     assert parse_spec("synth:4:0").detached(0) is None  # generated pairs are not files
+    val = parse_spec(f"ab:{root}@val")  # views hand over their parts' files
+    assert val.detached(0) == sources[0].detached(sources[0].names.index(val.names[0]))
+    both = ConcatSource([sources[2], sources[3]])
+    assert both.detached(1) == sources[3].detached(0) and both.detached(0).name == "p0"
 
 
 def test_ab_without_labels_and_mismatches(tmp_path):

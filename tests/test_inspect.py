@@ -23,7 +23,7 @@ from anodfdnet.cli import main as cli_main
 from anodfdnet.errors import UserError
 from anodfdnet.inspect import InspectConfig, inspect_archive
 from anodfdnet.inspect import results as results_mod
-from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, count_results, ranked, read_results, write_table
+from anodfdnet.inspect.results import SCHEMA, Journal, TableRefresh, count_results, ranked, write_table
 from anodfdnet.models import ModelConfig, build_model
 
 from conftest import needs_chromium, shipped_checkpoint, write_tiny_pairs
@@ -51,6 +51,15 @@ def pairs(tmp_path_factory) -> Path:
 def local_run(tmp_path_factory, pairs, checkpoint):
     out = tmp_path_factory.mktemp("runs") / "local"
     return inspect_archive(InspectConfig(data=f"pairs:{pairs}", out=str(out), checkpoint=checkpoint, device="cpu"))
+
+
+def read_results(run):
+    """Every row of RUN/results.parquet in file order, read here without the library (alignment decoded)."""
+    path = Path(run) / "results.parquet"
+    rows = pq.read_table(path).to_pylist() if path.exists() else []
+    for r in rows:
+        r["alignment"] = json.loads(r["alignment"]) if r["alignment"] else {}
+    return rows
 
 
 def _by_id(rows):
@@ -428,6 +437,7 @@ def test_an_unreadable_manifest_is_one_clear_error(tmp_path):
     cases = {"latin1.csv": b"id,history,current\nna\xefve,a.png,b.png\n",  # not UTF-8
              "nul.csv": b"id,history,current\n" + b"a,b.png,\0c.png\n" * 2,
              "columns.csv": b"name,before,after\na,b.png,c.png\n",
+             "huge.csv": b"id,history,current\na," + b"x" * 200_000 + b",b.png\n",  # over csv's field limit
              "fake.parquet": b"PAR1 not really",
              "columns.parquet": None}
     for name, data in cases.items():
@@ -435,7 +445,8 @@ def test_an_unreadable_manifest_is_one_clear_error(tmp_path):
             pq.write_table(pa.table({"name": ["a"]}), tmp_path / name)
         else:
             (tmp_path / name).write_bytes(data)
-    for name, words in (("latin1.csv", "cannot read the manifest"), ("columns.csv", "id, history, current"),
+    for name, words in (("latin1.csv", "cannot read the manifest"), ("huge.csv", "field larger than field limit"),
+                        ("columns.csv", "id, history, current"),
                         ("fake.parquet", "as Parquet"), ("columns.parquet", "id, history, current")):
         with pytest.raises(UserError, match=words):
             parse_spec(f"manifest:{tmp_path / name}")

@@ -125,6 +125,9 @@ class Subset(Source):
     def _load(self, i: int) -> Pair:
         return self.source[self.indices[i]]
 
+    def detached(self, i: int) -> PairFiles | None:
+        return self.source.detached(self.indices[self._index(i)])
+
 
 class ConcatSource(Source):
     """Several sources one after another (several ``--data`` SPECs). Names and keys are the parts'."""
@@ -144,6 +147,10 @@ class ConcatSource(Source):
     def _load(self, i: int) -> Pair:
         j, k = self._where[i]
         return self.sources[j][k]
+
+    def detached(self, i: int) -> PairFiles | None:
+        j, k = self._where[self._index(i)]
+        return self.sources[j].detached(k)
 
 
 def _unit_hash(key: str, seed: int) -> float:

@@ -249,22 +249,16 @@ def _decoded(rows: list[dict]) -> list[dict]:
     return rows
 
 
-def read_results(run: str | Path) -> list[dict]:
-    """Every row of ``RUN/results.parquet`` as a dict, each alignment decoded; a missing file is an empty list.
-    That is about 10 kB of Python objects a row: for a large run read the top rows with ``ranked``."""
-    path = Path(run) / "results.parquet"
-    return _decoded(pq.read_table(path).to_pylist()) if path.exists() else []
-
-
 def count_results(run: str | Path) -> int:
     path = Path(run) / "results.parquet"
     return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 
 
 def ranked(run: str | Path, top: int | None = None, rank: str = "score") -> list[dict]:
-    """The ``top`` rows of ``RUN/results.parquet`` in ``rank``'s order (all of them when top is None), as
-    ``read_results`` gives them. Only the ranking's columns are read for every row; whole rows are read one row
-    group (a block of the journal) at a time, so a large run costs the top rows, not the table, in memory."""
+    """The ``top`` rows of ``RUN/results.parquet`` in ``rank``'s order (all of them when top is None), as dicts with
+    each alignment decoded; a missing file is an empty list. Only the ranking's columns are read for every row;
+    whole rows are read one row group (a block of the journal) at a time, so a large run costs the top rows, not
+    the table, in memory (a whole row as Python objects is about 10 kB)."""
     if rank not in ORDERS:
         raise UserError(f"rank must be one of {', '.join(RANKS)}, got '{str(rank)[:40]}'.")
     path = Path(run) / "results.parquet"
