@@ -483,7 +483,8 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
             "erase what is wrong, paint what it missed, then Save.")
 
     def pair_changed():
-        """The person uploaded or cleared an image (private): nothing to do but be the session's newest run."""
+        """The person uploaded or cleared the history, or cleared the current image (private): nothing to do but be
+        the session's newest run."""
 
     def after_save(annotator, pair, skipped, profile: gr.OAuthProfile | None, request: gr.Request):
         if pair and queue.enabled:  # a queue pair was saved: bring the next one, keep the Save message,
@@ -519,11 +520,17 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     assist_btn.click(newest_only(start_from_model, 3, runs), [history_img, editor, model_dd, threshold_sl],
                      [editor, assist_state, status_md], preprocess=False, **private)
     box_btn.click(newest_only(add_box, 3, runs), [editor, box_tb], [editor, box_tb, status_md], preprocess=False, **private)
-    # An image the person uploads or clears is newer than any answer in flight: that answer leaves the screen alone.
+    # A history image the person uploads or clears, or a current image the person clears, is newer than any answer
+    # in flight: that answer leaves the screen alone. Not the editor's upload: Gradio 6.31's page sends it by itself
+    # after every value an event puts in the editor (measured: twice, 0.3 to 2 s later, one naming the file the
+    # server sent, one a re-encoded copy of the canvas, as a person's upload does), so it overtook the events the
+    # person started meanwhile: a "Start from the model" or a Skip clicked within two seconds of a new pair was
+    # dropped. A current image the person uploads while an answer is in flight can therefore be replaced by that
+    # answer, which brings its own current image: the screen then shows the pair that answer was made for, its
+    # history unchanged (an uploaded history still overtakes it).
     bump = newest_only(pair_changed, 0, runs)
-    for image in (history_img, editor):
-        image.upload(bump, None, None, api_visibility="private", queue=False, show_progress="hidden")
-        image.clear(bump, None, None, api_visibility="private", queue=False, show_progress="hidden")
+    for event in (history_img.upload, history_img.clear, editor.clear):
+        event(bump, None, None, api_visibility="private", queue=False, show_progress="hidden")
     # Another model: start from its calibrated threshold (an unknown name changes nothing).
     model_dd.change(lambda name: _calibrated_threshold(references[name]) if isinstance(name, str) and name in references
                     else gr.skip(), model_dd, threshold_sl, api_visibility="private", show_progress="hidden")

@@ -7,9 +7,11 @@ the page would then show the figures of a model the menu no longer names. In the
 label: "Start from the model" on one pair, then Next pair while the model runs, and the model's answer (that
 pair's current image and mask) would land beside the next pair's history, and Save would store a pair that never
 existed. Here each run of a group of page events (the Detect tab's runs; the Label tab's events that change the
-pair or the mask on screen, an image the person uploads or clears among them) takes a ticket for its session when it starts; when it ends, a run whose ticket is no
-longer its session's newest leaves the page alone (its outputs skipped, its error not shown), so the page always
-ends on the visitor's last action, and every event's outputs come from the screen its inputs were read from.
+pair or the mask on screen, a history image the person uploads or clears among them) takes a ticket for its
+session when it starts; when it ends, a run whose ticket is no longer its session's newest leaves the page alone
+(its outputs skipped, its error not shown), so the page ends on the visitor's last action, and every event's
+outputs come from the screen its inputs were read from. (The Label tab's paint editor sends an upload event by
+itself after every value the server gives it, so its uploads take no ticket: annotate/tab.py.)
 
 Gradio itself drops a second trigger of one event while that event's run is pending (``trigger_mode="once"``, its
 default): a second model chosen during the first one's re-run was ignored, leaving the menu naming one model and
