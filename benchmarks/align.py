@@ -100,6 +100,18 @@ def timing_pair(spec: str, level: float) -> tuple[np.ndarray, np.ndarray]:
     return hist, cur
 
 
+def _ncc_at(side: int, history: np.ndarray, current: np.ndarray):
+    """align_pair(history, current, "auto") with its photometric check on images of ``side`` px (anodfdnet.align.NCC_SIDE)."""
+    from anodfdnet import align
+
+    kept = align.NCC_SIDE
+    align.NCC_SIDE = side
+    try:
+        return align.align_pair(history, current, "auto")
+    finally:
+        align.NCC_SIDE = kept
+
+
 def features_available() -> list[str]:
     return ["orb", "sift"] + (["akaze"] if hasattr(cv2, "AKAZE_create") else [])
 
@@ -118,6 +130,37 @@ def run_timing(spec: str, repeats: int) -> dict:
     times = interleaved(fns, repeats, 2, lambda: None)
     verdicts = {name: fn().verdict() for name, fn in fns.items()}
     return {name: {"ms": median_spread(t), "verdict": verdicts[name]} for name, t in times.items()}
+
+
+def run_pair_cpu(n: int, rounds: int) -> dict:
+    """CPU ms a pair of ``align_pair(.., "auto")`` with OpenCV on 1 thread, as the inspect engines' CPU tasks run it,
+    over the inspect benchmark's first ``n`` generated 512x512 pairs: the shipped photometric check (NCC_SIDE)
+    against one at the work side, in ``rounds`` rounds whose order alternates. {variant: [ms of each round]}."""
+    from anodfdnet.align import NCC_SIDE, WORK_SIDE, align_pair
+    from anodfdnet.data.images import load_rgb
+
+    from .inspect_bench import make_pairs
+
+    folder = make_pairs(n, 512)
+    pairs = [(load_rgb(folder / f"p{i:05d}" / "hist.jpg"), load_rgb(folder / f"p{i:05d}" / "cur.jpg")) for i in range(n)]
+    variants = {f"auto (photometric check at NCC_SIDE = {NCC_SIDE} px)": lambda h, c: align_pair(h, c, "auto"),
+                f"auto, photometric check at the work side ({WORK_SIDE} px)": lambda h, c: _ncc_at(WORK_SIDE, h, c)}
+    ms: dict[str, list[float]] = {name: [] for name in variants}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        for h, c in pairs[:2]:  # first calls (caches, OpenCV's own set-up) are not timed
+            for fn in variants.values():
+                fn(h, c)
+        for r in range(rounds):
+            for name in list(variants)[::1 if r % 2 == 0 else -1]:
+                t = time.process_time()
+                for h, c in pairs:
+                    variants[name](h, c)
+                ms[name].append(1000 * (time.process_time() - t) / len(pairs))
+    finally:
+        cv2.setNumThreads(threads)
+    return ms
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -283,6 +326,14 @@ def format_report(rep: dict, command: str) -> str:
     for name, r in rep["timing"].items():
         med, p10, p90 = r["ms"]
         lines.append(f"| {name} | {med:.1f} | {p10:.1f} | {p90:.1f} | {r['verdict']} |")
+    if rep.get("pair_cpu"):
+        rounds = len(next(iter(rep["pair_cpu"].values())))
+        lines += ["", "## CPU a 512x512 pair, OpenCV on 1 thread (as the inspect engines' CPU tasks run it)", "",
+                  f"The inspect benchmark's generated pairs (`python -m benchmarks inspect`), {rounds} rounds over them in "
+                  "alternating order; the process's CPU time a pair, the median round and the range of rounds.", "",
+                  "| variant | CPU ms a pair | fastest round | slowest round |", "|---|---:|---:|---:|"]
+        for name, ms in rep["pair_cpu"].items():
+            lines.append(f"| {name} | {float(np.median(ms)):.1f} | {min(ms):.1f} | {max(ms):.1f} |")
     lines += ["", "## Geometry on controlled viewpoint changes (`warp:1`) and registered pairs (`warp:0`)", "",
               "Correct: mean error over a 7x7 grid under 1 % of the view's long side; wrong: aligned but not correct; "
               "left alone: the judge refused the estimate (the pair is used unaligned). Generated (synth) pairs are not "
@@ -334,6 +385,8 @@ def main(args) -> int:
            "timing_set": sets[0][0]}
     _log(f"timing at {TIMING_SIDE}x{TIMING_SIDE}")
     rep["timing"] = run_timing(sets[0][1], repeats)
+    _log("CPU a 512x512 pair")
+    rep["pair_cpu"] = run_pair_cpu(*((4, 2) if args.quick else (40, 6)))
     _log("geometry")
     rep["geometry"] = run_geometry(sets, glimit)
     rep["accuracy"] = [] if args.skip_accuracy else run_accuracy(checkpoints, sets, limit)
