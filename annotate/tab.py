@@ -522,10 +522,10 @@ def build_tab(store: LabelStore | None = None, queue: LabelQueue | None = None, 
     box_btn.click(newest_only(add_box, 3, runs), [editor, box_tb], [editor, box_tb, status_md], preprocess=False, **private)
     # A history image the person uploads or clears, or a current image the person clears, is newer than any answer
     # in flight: that answer leaves the screen alone. Not the editor's upload: Gradio 6.31's page sends it by itself
-    # after every value an event puts in the editor (measured: twice, 0.3 to 2 s later, one naming the file the
-    # server sent, one a re-encoded copy of the canvas, as a person's upload does), so it overtook the events the
-    # person started meanwhile: a "Start from the model" or a Skip clicked within two seconds of a new pair was
-    # dropped. A current image the person uploads while an answer is in flight can therefore be replaced by that
+    # after every value an event puts in the editor (measured in this tab: twice, 0.7 to 3 s after the event ended,
+    # one naming the file the server sent, one a re-encoded copy of the canvas, as a person's upload does), so it
+    # overtook the events the person started meanwhile: a "Start from the model" or a Skip clicked within those
+    # seconds of a new pair was dropped. A current image the person uploads while an answer is in flight can therefore be replaced by that
     # answer, which brings its own current image: the screen then shows the pair that answer was made for, its
     # history unchanged (an uploaded history still overtakes it).
     bump = newest_only(pair_changed, 0, runs)

@@ -756,10 +756,10 @@ def test_summary_counts_labels_and_says_reviews_only_where_reviewers_exist(tmp_p
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is absent (apt-get install chromium)")
 def test_start_from_the_model_at_once_after_a_pair_loads_is_answered(fresh_served, monkeypatch):
-    """Gradio 6.31's editor sends an upload event by itself 0.3 to 2 s after an event puts a pair in it. When that
-    event counted as the person's upload (the session's newest run), it overtook a "Start from the model" clicked
-    at once, and the model's answer was dropped: the status never said the model painted (seen in CI). The model
-    is held 3 s here, so its answer comes after those events."""
+    """Gradio 6.31's editor sends upload events by itself, 0.7 to 3 s after an event puts a pair in it. When they
+    counted as the person's upload (the session's newest run), they overtook a "Start from the model" clicked at
+    once, and the model's answer was dropped: the status never said the model painted (seen in CI). The model is
+    held 3 s here, so its answer comes after the first of those events (this test fails on that code)."""
     import time
 
     from playwright.sync_api import expect, sync_playwright
