@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import shlex
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from anodfdnet.errors import UserError
+from anodfdnet.json_safe import json_safe
 
 from .accuracy_tables import (
     BASELINE_LABELS,
@@ -315,17 +315,6 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _clean(v):
-    """JSON-safe: NaN and infinities become null."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
-
-
 def train_or_reuse(cfg) -> dict:
     """Train the run unless it is finished; returns its timing record (accumulated over invocations)."""
     from anodfdnet.train import train
@@ -368,7 +357,7 @@ def evaluate_run(best: Path, sets: list[ValSet], o: Options, device) -> tuple[di
             if model is None:
                 model, _ = load_checkpoint(best, device)
             t0 = time.perf_counter()
-            cache["results"][key] = _clean(evaluate(model, _parse(s.spec), size, device, limit=o.eval_limit, progress=o.progress,
+            cache["results"][key] = json_safe(evaluate(model, _parse(s.spec), size, device, limit=o.eval_limit, progress=o.progress,
                                                     desc=f"eval {s.label}"))
             seconds += time.perf_counter() - t0
             _write_atomic(cache_path, json.dumps(cache, indent=2) + "\n")
@@ -461,7 +450,7 @@ def run(o: Options) -> dict:
         report["runs"].append({
             "method": m.key, "label": m.label, "arch": m.arch, "preset": m.preset, "depth": m.depth, "seed": seed,
             "run_dir": cfg.out, "reused": timing["state"] == "finished", "best_epoch": meta.get("epochs"), "best_step": meta.get("steps"),
-            "selection_metrics": _clean(meta.get("val_metrics", {})), "metrics": metrics, **report["cost"][m.key],
+            "selection_metrics": json_safe(meta.get("val_metrics", {})), "metrics": metrics, **report["cost"][m.key],
             "train_seconds_total": timing["train_seconds"], "steps_timed": timing["steps_timed"],
             "seconds_per_step": timing["train_seconds"] / timing["steps_timed"] if timing["steps_timed"] else None,
             "train_devices": timing.get("devices", []), "eval_seconds_this_invocation": eval_seconds,
@@ -482,7 +471,7 @@ def _finish(report, o, table1, table3, sets, t_start, train_seconds, steps_train
     report["targets"] = targets(report["summary"], table1, table3, sets)
     report["header"].update(wall_seconds=time.perf_counter() - t_start, train_seconds=train_seconds, steps_trained=steps_trained,
                             seconds_per_step=train_seconds / steps_trained if steps_trained else None)
-    _write_atomic(Path(o.json), json.dumps(_clean(report), indent=2, ensure_ascii=False) + "\n")
+    _write_atomic(Path(o.json), json.dumps(json_safe(report), indent=2, ensure_ascii=False) + "\n")
     _write_atomic(Path(o.out), render(report))
 
 

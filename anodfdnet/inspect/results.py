@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import math
 import os
 import time
 import uuid
@@ -32,6 +31,7 @@ import pyarrow.json as pj
 import pyarrow.parquet as pq
 
 from ..errors import UserError
+from ..json_safe import json_safe
 
 REGION = pa.struct([("x", pa.int32()), ("y", pa.int32()), ("w", pa.int32()), ("h", pa.int32()), ("area", pa.int64()),
                     ("max_prob", pa.float32()), ("mean_prob", pa.float32())])
@@ -59,16 +59,6 @@ SCHEMA = pa.schema([
 PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
 BLOCK_BYTES = 1 << 20  # journal bytes parsed at a time (about 900 rows): 8 MB blocks held 300 MB in Arrow's pool
 ROW_GROUP_ROWS = 8192  # rows of a Parquet row group of results.parquet (blocks are put together up to it)
-
-
-def _no_nan(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, dict):
-        return {k: _no_nan(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_no_nan(x) for x in v]
-    return v
 
 
 class Journal:
@@ -165,7 +155,7 @@ class Journal:
         try:
             line = json.dumps(row, allow_nan=False)
         except ValueError:  # NaN or infinity (a broken model): stored as null, which JSON and the table can hold
-            line = json.dumps(_no_nan(row), allow_nan=False)
+            line = json.dumps(json_safe(row), allow_nan=False)
         self._f.write(line + "\n")
         self._f.flush()
         self.repeated = self.repeated or row["id"] in self.latest
