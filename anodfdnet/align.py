@@ -45,6 +45,7 @@ NCC_SIDE = 256  # long side of the images the photometric check compares. Agains
 # benchmarks/ALIGN.md: the same moved pairs aligned correctly, wrongly and left alone, 3 more registered pairs left
 # alone (79 of 80 against 76), and 13.8 against 15.2 ms of CPU a 512x512 pair
 FEATURES = "orb"
+MIN_WORK_SHORT_SIDE = 32  # work px: a narrower image holds no 31-px feature patch (a 2000x3 strip raised cv2.error)
 RATIO = 0.8  # Lowe's ratio test
 MIN_INLIERS = 15
 MIN_INLIER_RATIO = 0.2
@@ -335,6 +336,9 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
         return unaligned("alignment is off")
     hg, sh = _grey_small(history, WORK_SIDE)
     cg, sc = _grey_small(current, WORK_SIDE)
+    if min(*hg.shape, *cg.shape) < MIN_WORK_SHORT_SIDE:  # a strip: OpenCV's feature pyramid fails on it (cv2.error)
+        thin = history if min(hg.shape) < MIN_WORK_SHORT_SIDE else current
+        return unaligned(f"an image is too narrow to align ({thin.shape[1]}x{thin.shape[0]})")
     ph, pc = _matches(hg, cg, features)
     scale_px = 1.0 / sc
     models = {"homography": ["homography"], "affine": ["affine"]}.get(mode, ["homography", "affine", "similarity"])

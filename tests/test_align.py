@@ -127,6 +127,17 @@ def test_untrustworthy_estimates_fall_back_with_a_reason():
         check_mode("sideways")
 
 
+@pytest.mark.parametrize("mode", ["auto", "ecc", "homography", "affine"])
+def test_a_strip_is_left_unaligned_with_a_reason(mode):
+    """A 3x2000 strip made OpenCV's feature pyramid fail (cv2.error), which ended a whole inspect or predict run."""
+    strip = np.ascontiguousarray(scene(2000, 5)[:3])
+    a = align_pair(strip, np.roll(strip, 4, axis=1), mode)
+    assert not a.aligned and a.verdict() == "not aligned: an image is too narrow to align (2000x3)"
+    assert a.history.shape == strip.shape and a.valid is None
+    b = align_pair(scene(320, 6), np.ascontiguousarray(scene(2000, 7)[:, :3]), mode)  # only the current is a strip
+    assert not b.aligned and b.reason == "an image is too narrow to align (3x2000)" and b.history.shape == (2000, 3, 3)
+
+
 def test_an_implausible_map_is_refused():
     # A mirror image: every match agrees on a map that flips the image, which no viewpoint change does.
     hist = scene(320, 4)
