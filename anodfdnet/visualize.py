@@ -38,7 +38,10 @@ def heatmap_indexed(prob: np.ndarray, valid: np.ndarray | None = None) -> tuple[
     index = _levels(prob)
     if valid is None or valid.all():
         return index, TURBO
-    free = np.flatnonzero(np.bincount(index[valid], minlength=256) == 0)
+    # The levels the covered pixels use: OpenCV's histogram under a mask (0.2 ms on a 512x512 map; np.bincount
+    # over index[valid] 0.5). Its float32 counts can lose units past 2**24 but never turn a used level into 0.
+    used = cv2.calcHist([index], [0], np.ascontiguousarray(valid).view(np.uint8), [256], [0, 256]).reshape(-1)
+    free = np.flatnonzero(used == 0)
     if free.size == 0:
         return None
     palette = TURBO.copy()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anodfdnet.inspect.outputs import MAX_REGIONS, regions, thumbnail
+from anodfdnet.inspect.outputs import MAX_REGIONS, TINT, _overlay, regions, thumbnail
 
 
 def reference_regions(prob, mask):
@@ -30,12 +30,22 @@ def nested_corners(side: int) -> np.ndarray:
     return m
 
 
-@pytest.mark.parametrize("case", ["blobs", "noise", "nested corners", "empty"])
+def far_corner(shape) -> np.ndarray:
+    """Two small regions far from the top-left corner (the labelling works on the mask's bounding rectangle:
+    its boxes must come back in the whole map's pixels)."""
+    m = np.zeros(shape, bool)
+    m[70:90, 100:125] = True
+    m[60, 127] = True
+    return m
+
+
+@pytest.mark.parametrize("case", ["blobs", "noise", "nested corners", "empty", "far corner"])
 def test_regions_match_a_plain_per_label_reference(case):
     rng = np.random.default_rng(3)
     prob = rng.random((96, 128), dtype=np.float32)
     mask = {"blobs": cv2.GaussianBlur(prob, (0, 0), 6) > 0.52, "noise": prob > 0.9,
-            "nested corners": np.pad(nested_corners(96), ((0, 0), (0, 32))), "empty": np.zeros(prob.shape, bool)}[case]
+            "nested corners": np.pad(nested_corners(96), ((0, 0), (0, 32))), "empty": np.zeros(prob.shape, bool),
+            "far corner": far_corner(prob.shape)}[case]
     n, got = regions(prob, np.ascontiguousarray(mask))
     n_ref, want = reference_regions(prob, mask)
     assert n == n_ref and len(got) == len(want) == min(n_ref, MAX_REGIONS)
@@ -58,3 +68,14 @@ def test_thumbnails_keep_the_aspect_and_look_like_area_averaging():
         area = cv2.resize(src, (t.shape[1], t.shape[0]), interpolation=cv2.INTER_AREA)
         mse = np.mean((t.astype(float) - area) ** 2)
         assert 10 * np.log10(255 ** 2 / max(mse, 1e-9)) > 35  # PSNR against area averaging all the way
+
+
+def test_the_overlay_tints_the_anomalous_pixels_only():
+    rng = np.random.default_rng(1)
+    cur = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
+    mask = np.zeros((512, 512), bool)
+    assert np.array_equal(_overlay(cur, mask), cur)  # a normal pair: the thumbnail as it is
+    mask[:256, :256] = True  # the top-left quarter of the map: the top-left 80x80 of the thumbnail
+    out = _overlay(cur, mask)
+    tinted = (0.45 * cur[:80, :80].astype(np.float32) + 0.55 * TINT).astype(np.uint8)
+    assert np.array_equal(out[:80, :80], tinted) and np.array_equal(out[80:], cur[80:]) and np.array_equal(out[:, 80:], cur[:, 80:])

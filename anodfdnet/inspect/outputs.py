@@ -61,8 +61,17 @@ def thumbnails(history: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np
 
 def regions(prob: np.ndarray, mask: np.ndarray) -> tuple[int, list[dict]]:
     """(number of 8-connected regions of the mask, the largest MAX_REGIONS as dicts: box x, y, w, h in pixels of
-    the current image, area in pixels, max and mean probability inside)."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    the current image, area in pixels, max and mean probability inside).
+
+    The labelling runs on the mask's bounding rectangle only (a mask covers a few % of a map: 0.1 against 1.6 ms
+    of CPU on a 512x512 map), and its boxes are moved back to the whole map's pixels."""
+    m = mask.view(np.uint8)
+    x0, y0, w0, h0 = cv2.boundingRect(m)  # of the nonzero pixels; all zero for an empty mask
+    if w0 == 0 or h0 == 0:
+        return 0, []
+    prob = prob[y0:y0 + h0, x0:x0 + w0]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(m[y0:y0 + h0, x0:x0 + w0]),
+                                                           connectivity=8, ltype=cv2.CV_32S)
     if n <= 1:
         return 0, []
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")[:MAX_REGIONS]
@@ -74,20 +83,24 @@ def regions(prob: np.ndarray, mask: np.ndarray) -> tuple[int, list[dict]]:
                    for v in [inside(k, *(int(c) for c in stats[k, :4]))]}
     else:  # many large overlapping boxes: one pass over the labelled pixels
         flat = labels.ravel()
-        sums = np.bincount(flat, weights=prob.ravel(), minlength=n)
+        values = np.ascontiguousarray(prob).ravel()
+        sums = np.bincount(flat, weights=values, minlength=n)
         maxes = np.zeros(n, np.float64)
-        np.maximum.at(maxes, flat[flat > 0], prob.ravel()[flat > 0])
+        np.maximum.at(maxes, flat[flat > 0], values[flat > 0])
         figures = {int(k): (float(maxes[k]), float(sums[k])) for k in order}
     out = []
     for k in order:
         x, y, w, h, area = (int(v) for v in stats[k, :5])
         peak, total = figures[int(k)]
-        out.append({"x": x, "y": y, "w": w, "h": h, "area": area, "max_prob": peak, "mean_prob": total / max(area, 1)})
+        out.append({"x": x + x0, "y": y + y0, "w": w, "h": h, "area": area, "max_prob": peak,
+                    "mean_prob": total / max(area, 1)})
     return n - 1, out
 
 
 def _overlay(cur_thumb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The current thumbnail with the anomalous pixels tinted red."""
+    if not mask.any():  # a normal pair, most of an archive: nothing to tint (the resize below is 0.4 ms)
+        return cur_thumb
     m = cv2.resize(mask.view(np.uint8), (cur_thumb.shape[1], cur_thumb.shape[0]), interpolation=cv2.INTER_AREA) > 0
     out = cur_thumb.astype(np.float32)
     out[m] = 0.45 * out[m] + 0.55 * TINT
