@@ -43,7 +43,7 @@ WORK_SIDE = 512  # long side (px) of the grey images features are found on
 ECC_SIDE = 256  # long side of the images ECC refines on
 NCC_SIDE = 256  # long side of the images the photometric check compares. Against 512 (the work side), in
 # benchmarks/ALIGN.md: the same moved pairs aligned correctly, wrongly and left alone, 3 more registered pairs left
-# alone (79 of 80 against 76), and 13.8 against 15.2 ms of CPU a 512x512 pair
+# alone (79 of 80 against 76), and about 1.5 ms less CPU a 512x512 pair (13.8 against 15.2, then 13.9 against 15.5)
 FEATURES = "orb"
 MIN_WORK_SHORT_SIDE = 32  # work px: a narrower image holds no 31-px feature patch (a 2000x3 strip raised cv2.error)
 RATIO = 0.8  # Lowe's ratio test
