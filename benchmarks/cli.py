@@ -1,4 +1,4 @@
-"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | i2c | inspect | routes``
+"""Command line of the benchmarks: ``python -m benchmarks speed | paths | accuracy | budget | training | slider | align | adapt | i2c | inspect | routes | gil``
 (parse and dispatch).
 
 Errors a user can cause print one sentence on stderr and exit with code 2, as in ``python -m anodfdnet``.
@@ -10,7 +10,7 @@ import sys
 from anodfdnet.cli import Parser
 from anodfdnet.errors import UserError
 
-from . import accuracy, adapt, align, archive_scale, budget, i2c, inspect_bench, paths, routes, slider, speed, training
+from . import accuracy, adapt, align, archive_scale, budget, gil_share, i2c, inspect_bench, paths, routes, slider, speed, training
 
 
 def build_parser() -> Parser:
@@ -27,6 +27,7 @@ def build_parser() -> Parser:
     inspect_bench.add_arguments(sub.add_parser("inspect", help="batch inspection: local engine against Ray, RSS, model-only rate, a 10-node estimate; write benchmarks/INSPECT.md"))
     archive_scale.add_arguments(sub.add_parser("archive-scale", help="a large archive outside the model: the results journal, table and ranking at 100,000 and 1,000,000 rows, a 1,000,000-line manifest, Ray over it; write benchmarks/ARCHIVE_SCALE.md"))
     routes.add_arguments(sub.add_parser("routes", help="effnet-d2 against half of Unet-cat's time on the CPU: where its time goes and every remaining route (int8, compile, fp32 depthwise); write benchmarks/ROUTES.md"))
+    gil_share.add_arguments(sub.add_parser("gil", help="how much of a pair's CPU steps hold Python's GIL (Linux perf): the local engine's ceiling on many cores; write benchmarks/GIL.md"))
     align.add_arguments(sub.add_parser("align", help="alignment's time, geometry and F1 with --align off against auto; write benchmarks/ALIGN.md"))
     return p
 
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return {"speed": speed.main, "paths": paths.main, "accuracy": accuracy.main, "budget": budget.main,
                 "training": training.main, "slider": slider.main, "align": align.main, "adapt": adapt.main,
                 "i2c": i2c.main, "inspect": inspect_bench.main, "routes": routes.main,
-                "archive-scale": archive_scale.main}[args.which](args)
+                "archive-scale": archive_scale.main, "gil": gil_share.main}[args.which](args)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -333,10 +333,12 @@ def run_engine(engine: str, folder: Path, n: int, a, out: Path, lanes: int = 1, 
     steady = (last[1] - first[1]) / (last[0] - first[0]) if first and last[0] > first[0] else None
     timeline = finish_times(out, since=wall0)
     steady_cpu = cpu_by_role(cpu_mark[1], cpu_last[1], cpu_last[0] - cpu_mark[0]) if cpu_last else {}
-    return {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
+    out = {"cpu_ms_per_pair": steady_cpu, "engine": engine, "lanes": lanes,
             "threads_each": each if engine == "local" else int(actor_cpus), "ray_cpus_per_worker": actor_cpus, "stopped_at_budget": stopped, "pairs": done,
             "sampler_cpu_ms_per_s": (own1.user + own1.system - own0.user - own0.system) * 1000 / total, "samples": samples, **timeline, "seconds": total, "pairs_per_s": done / total, "steady_pairs_per_s": steady,
             **rss_figures(samples, done), "pss": rss_figures(pss, done), "summary": [x for x in log.splitlines() if x.startswith("inspected")][-1:]}
+    out["command_s"] = command_seconds(out)  # the report's "seconds" column, the same for a run and a --from-json rewrite
+    return out
 
 
 def command_seconds(run: dict) -> float | None:
@@ -371,7 +373,6 @@ def interleaved(a, folder: Path, engines: list[str], lanes: list[int]) -> list[d
                 print(f"round {k + 1}/{a.rounds}: engine {e}, {n} model worker(s), pairs {k * chunk} to {(k + 1) * chunk} ...", flush=True)
                 load = load_average()
                 res = run_engine(e, folder, (k + 1) * chunk, a, ROOT / "runs" / f"bench-interleave-{e}-{n}", lanes=n, resume=k > 0)
-                res["command_s"] = command_seconds(res)
                 rounds.append({"round": k + 1, "load_start": load, **{f: res.get(f) for f in ROUND_FIELDS}})
                 print(json.dumps(rounds[-1]), flush=True)
     return rounds

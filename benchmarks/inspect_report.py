@@ -143,7 +143,10 @@ def write_report(path: Path, r: dict) -> None:
     lines += ["", "## GPU", "",
               "No GPU was lent to this session. `benchmarks/inspect_gpu.sh` is the prepared check for one GPU machine with 16 cores "
               "(model-only rate at batch 16, then `inspect --engine local --workers 14 --batch 16` end to end at 512x512 with "
-              "alignment auto, then with `--align off`; Ray too where it is installed): target ≥ 500 pairs/s end to end.", "",
+              "alignment auto, then with `--align off`; Ray too where it is installed): target ≥ 500 pairs/s end to end. "
+              "The local engine's reader and writer threads share one interpreter lock (GIL): `python -m benchmarks gil` "
+              "(`benchmarks/GIL.md`) measures the part of a pair's steps that holds it and the ceiling that sets on the local "
+              "engine whatever the cores; Ray's CPU tasks are processes and have no such ceiling.", "",
               "## effnet-d2 against Unet-cat on the CPU", "",
               "The issue's item on making effnet-d2 at most 0.5x Unet-cat on the CPU path (ONNX Runtime, int8, torch.compile, a "
               "fused depthwise path, another encoder cut) is measured by `python -m benchmarks routes`: `benchmarks/ROUTES.md`.", ""]
