@@ -192,7 +192,10 @@ def main(a) -> int:
             time.sleep(0.2)
         rec = subprocess.run([perf, "record", "-F", str(a.frequency), "-p", str(proc.pid), "-o", str(data), "--",
                               "sleep", str(max(1.0, a.seconds - 1.0))], capture_output=True, text=True)
-        loop = json.loads(proc.communicate()[0].strip().splitlines()[-1])
+        said = proc.communicate()[0].strip().splitlines()
+        if proc.returncode != 0 or not said:
+            raise UserError(f"the sampled process failed (exit code {proc.returncode}); its error is above.")
+        loop = json.loads(said[-1])
         if rec.returncode != 0 or not data.exists():
             raise UserError(f"perf could not sample the process: {rec.stderr.strip()[-300:]}")
         rep = subprocess.run([perf, "report", "-i", str(data), "--sort", "dso", "--stdio", "-n"], capture_output=True, text=True)

@@ -72,6 +72,7 @@ def test_a_known_viewpoint_change_is_undone_and_the_uncovered_part_is_unknown():
     assert a.aligned and a.model == "homography", a.verdict()
     assert grid_error(a.matrix, M, 320) < 1.5
     assert a.valid is not None and 1.0 < a.uncovered_pct < 40.0
+    assert a.uncovered_pct == 100.0 * (1.0 - a.valid.mean())  # the share of the view not covered, exactly
     assert a.history.shape == cur.shape
     assert np.array_equal(a.history[~a.valid], cur[~a.valid])  # no difference where nothing is known
     v = a.verdict()
