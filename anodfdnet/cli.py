@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "run again to resume (finished pairs are skipped)")
     ins.add_argument("--checkpoint", default="effnet-d2", help="path, shipped name or hf://OWNER/REPO/FILE (default effnet-d2)")
     ins.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process, the prefetching pipeline "
-                     "(nothing to install; its threads share one interpreter lock, about 100 to 330 pairs/s at most on the measured host, whatever "
+                     "(nothing to install; its threads share one interpreter lock, about 120 to 380 pairs/s at most on the measured host, whatever "
                      "the cores: benchmarks/GIL.md); ray: Ray Data tasks and a pool of model actors, processes over every core of a "
                      "machine or cluster (pip install .[ray]) (default local)")
     ins.add_argument("--address", default=None, help="with --engine ray: the cluster to join (ray://HOST:PORT, HOST:PORT or auto); "

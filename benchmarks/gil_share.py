@@ -11,7 +11,9 @@ A child process runs the steps of ``stage_costs`` (benchmarks/inspect_bench.py) 
 loop, on one thread (OpenCV and torch), with the model's maps computed beforehand; Linux ``perf`` samples it and
 reports where its CPU time went by library. The interpreter's share gives a lower bound of ``g``; the interpreter,
 numpy, the C library and the kernel together an upper bound (parts of those run with the GIL released). Needs
-``perf`` (linux-tools) and permission to sample the process (``perf_event_paranoid`` at most 2, or root).
+``perf`` (linux-tools) and permission to sample the process (``perf_event_paranoid`` at most 2, or root); without
+perf only the second part runs. Then the same loop runs in as many threads of one process and as many forked processes
+as the machine has cores (up to 16), in alternating order: on a many-core machine that shows the ceiling directly.
 Writes ``benchmarks/GIL.md`` and ``gil.json``.
 """
 from __future__ import annotations
@@ -174,14 +176,8 @@ def threads_against_processes(steps: Steps, workers: int, seconds: float, rounds
     return out
 
 
-def main(a) -> int:
-    from .timing import load_average, machine_header
-
-    perf = shutil.which("perf")
-    if perf is None:
-        raise UserError("this benchmark needs Linux perf (linux-tools), which is not on PATH.")
-    out = Path(a.out)
-    load_start = load_average()
+def sample_with_perf(perf: str, a) -> dict:
+    """The loop in a child process, sampled by perf: {"loop", "shares_pct", "samples", bounds and ceilings}."""
     with tempfile.TemporaryDirectory() as tmp:
         ready, data = Path(tmp) / "ready", Path(tmp) / "perf.data"
         proc = subprocess.Popen([sys.executable, "-m", "benchmarks.gil_share", "--child", str(a.seconds), str(a.pairs),
@@ -195,54 +191,63 @@ def main(a) -> int:
         said = proc.communicate()[0].strip().splitlines()
         if proc.returncode != 0 or not said:
             raise UserError(f"the sampled process failed (exit code {proc.returncode}); its error is above.")
-        loop = json.loads(said[-1])
         if rec.returncode != 0 or not data.exists():
             raise UserError(f"perf could not sample the process: {rec.stderr.strip()[-300:]}")
         rep = subprocess.run([perf, "report", "-i", str(data), "--sort", "dso", "--stdio", "-n"], capture_output=True, text=True)
     shares, samples = parse_report(rep.stdout)
-    workers = min(os.cpu_count() or 1, 16)
-    scaling = threads_against_processes(Steps(a.pairs, a.checkpoint), workers, a.seconds) if workers > 1 else []
     if not samples:
         raise UserError(f"perf recorded no samples of the process: {(rec.stderr + rep.stderr).strip()[-300:]}")
+    loop = json.loads(said[-1])
     cpu = loop["cpu_ms_per_pair"]
     low = shares.get("interpreter", 0.0) / 100 * cpu
     high = sum(shares.get(g, 0.0) for g in HELD + MIXED) / 100 * cpu
+    return {"loop": loop, "shares_pct": shares, "samples": samples, "gil_ms_low": low, "gil_ms_high": high,
+            "cap_high": 1000 / low if low else None, "cap_low": 1000 / high if high else None}
+
+
+def main(a) -> int:
+    from .timing import load_average, machine_header
+
+    out = Path(a.out)
+    load_start = load_average()
+    perf = shutil.which("perf")
+    sampled = sample_with_perf(perf, a) if perf else None
+    if sampled:
+        print(f"CPU a pair {sampled['loop']['cpu_ms_per_pair']:.1f} ms; the GIL held {sampled['gil_ms_low']:.1f} to "
+              f"{sampled['gil_ms_high']:.1f} ms of it: the local engine's threads cannot pass {sampled['cap_low']:.0f} to "
+              f"{sampled['cap_high']:.0f} pairs/s on any number of cores", flush=True)
+    else:
+        print("Linux perf is not on PATH: no split by library, only threads against processes", flush=True)
+    workers = min(os.cpu_count() or 1, 16)
+    scaling = threads_against_processes(Steps(a.pairs, a.checkpoint), workers, a.seconds) if workers > 1 else []
     res = {"header": machine_header([]), "load_start": load_start, "load_end": load_average(), "seconds": a.seconds,
-           "frequency": a.frequency, "loop": loop, "shares_pct": shares, "gil_ms_low": low, "gil_ms_high": high,
-           "cap_high": 1000 / low if low else None, "cap_low": 1000 / high if high else None,
-           "samples": samples, "threads_against_processes": scaling}
+           "frequency": a.frequency, "perf": sampled, "threads_against_processes": scaling}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_name("gil.json").write_text(json.dumps(res, indent=1) + "\n")
     out.write_text(report(res, a))
-    print(f"CPU a pair {cpu:.1f} ms; the GIL held {low:.1f} to {high:.1f} ms of it: the local engine's threads cannot pass "
-          f"{res['cap_low']:.0f} to {res['cap_high']:.0f} pairs/s on any number of cores")
     print(f"wrote {out}")
     return 0
 
 
 def report(r: dict, a) -> str:
-    loop = r["loop"]
     by = {m: [x["pairs_per_s"] for x in r["threads_against_processes"] if x["mode"] == m] for m in ("threads", "processes")}
     if by["threads"] and by["processes"]:
         th, pr = sum(by["threads"]) / len(by["threads"]), sum(by["processes"]) / len(by["processes"])
         w = r["threads_against_processes"][0]["workers"]
-        scaling = (f"\n\nThe same loop in {w} threads of one process against {w} forked processes on this machine's {w} cores, "
+        scaling = (f"The same loop in {w} threads of one process against {w} forked processes on this machine's {w} cores, "
                    f"{len(by['threads'])} rounds each in alternating order, {r['seconds']:g} s a round: threads "
                    f"{', '.join(f'{v:.1f}' for v in by['threads'])} pairs/s, processes {', '.join(f'{v:.1f}' for v in by['processes'])}; "
-                   f"on average **threads {th:.1f} against processes {pr:.1f} pairs/s ({100 * (th / pr - 1):+.0f} %)**: the loss "
-                   f"the GIL already causes at {w} threads; with more threads the parts that hold it bound the rate as above.")
+                   f"on average **threads {th:.1f} against processes {pr:.1f} pairs/s ({100 * (th / pr - 1):+.0f} %)**: what "
+                   f"the GIL costs threads at {w} of them; with more threads the parts that hold it bound the rate more.")
     else:
-        scaling = ""
-    rows = "\n".join(f"| {g} | {s:.1f} | {s / 100 * loop['cpu_ms_per_pair']:.1f} | "
-                     f"{'held' if g in HELD else 'partly' if g in MIXED else 'released'} |"
-                     for g, s in sorted(r["shares_pct"].items(), key=lambda kv: -kv[1]))
-    return f"""# How much of a pair's CPU steps hold Python's GIL (`python -m benchmarks gil`)
-
-Command: `python -m benchmarks gil --seconds {a.seconds:g} --pairs {a.pairs}`
-
-{chr(10).join(r['header'])}
-- load average at start: {r['load_start']}, at end: {r['load_end']}
-- perf sampled the loop at {r['frequency']} Hz for {max(1.0, r['seconds'] - 1.0):g} s ({r['samples'] or 'n/a'} samples); the loop did
+        scaling = "One core: no threads against processes."
+    p = r.get("perf")
+    if p:
+        loop = p["loop"]
+        rows = "\n".join(f"| {g} | {s:.1f} | {s / 100 * loop['cpu_ms_per_pair']:.1f} | "
+                         f"{'held' if g in HELD else 'partly' if g in MIXED else 'released'} |"
+                         for g, s in sorted(p["shares_pct"].items(), key=lambda kv: -kv[1]))
+        sampled = f"""- perf sampled the loop at {r['frequency']} Hz for {max(1.0, r['seconds'] - 1.0):g} s ({p['samples']} samples); the loop did
   {loop['pairs']} pairs at {loop['cpu_ms_per_pair']:.1f} ms of CPU and {loop['wall_ms_per_pair']:.1f} ms of wall time a pair
   (OpenCV and torch on one thread; the steps of `stage_costs`: decode, align auto, resize and tensors, thumbnails,
   probabilities, regions, mask and heat-map PNGs, overlay; the model's maps computed beforehand)
@@ -251,11 +256,22 @@ Command: `python -m benchmarks gil --seconds {a.seconds:g} --pairs {a.pairs}`
 |---|---:|---:|---|
 {rows}
 
-The GIL is held for **{r['gil_ms_low']:.1f} to {r['gil_ms_high']:.1f} ms of a pair's {loop['cpu_ms_per_pair']:.1f} ms** (the interpreter
+The GIL is held for **{p['gil_ms_low']:.1f} to {p['gil_ms_high']:.1f} ms of a pair's {loop['cpu_ms_per_pair']:.1f} ms** (the interpreter
 alone, to the interpreter with numpy, the C library and the kernel). Threads of one process run those parts one at a
-time, so the local engine's reader and writer threads cannot pass **{r['cap_low']:.0f} to {r['cap_high']:.0f} pairs/s** on any
+time, so the local engine's reader and writer threads cannot pass **{p['cap_low']:.0f} to {p['cap_high']:.0f} pairs/s** on any
 number of cores (its driver and model lane hold the GIL for part of each pair too, so the real ceiling is lower).
-Ray's CPU tasks are separate processes: on a many-core machine, `--engine ray` spreads these steps over every core.{scaling}
+Ray's CPU tasks are separate processes: on a many-core machine, `--engine ray` spreads these steps over every core."""
+    else:
+        sampled = "- Linux perf is not on PATH here: no split of the CPU by library (install linux-tools for it)."
+    return f"""# How much of a pair's CPU steps hold Python's GIL (`python -m benchmarks gil`)
+
+Command: `python -m benchmarks gil --seconds {a.seconds:g} --pairs {a.pairs}`
+
+{chr(10).join(r['header'])}
+- load average at start: {r['load_start']}, at end: {r['load_end']}
+{sampled}
+
+{scaling}
 """
 
 

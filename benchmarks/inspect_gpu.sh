@@ -7,7 +7,9 @@
 # 2. times the model alone (Predictor.predict_logits, the auto path: bf16 on CUDA) at batch 16;
 # 3. runs `python -m anodfdnet inspect --engine local --device cuda --batch 16 --workers 14` end to end with
 #    alignment auto, then with --align off (masks, heat maps and thumbnails written either way);
-# 4. the same with --engine ray (one GPU actor, --gpus-per-worker 1) only where Ray is installed.
+# 4. the same with --engine ray (one GPU actor, --gpus-per-worker 1) only where Ray is installed;
+# 5. `python -m benchmarks gil`: the CPU steps in as many threads as processes on every core (up to 16), the local
+#    engine's GIL ceiling that 2-core machines cannot show (and perf's split by library where perf is installed).
 # Target: >= 500 pairs/s end to end. Needs no gradio, datasets or Ray; needs pyarrow >= 20 (the run's journal).
 # Writes $OUT/inspect_gpu.json (or runs/inspect_gpu.json when $OUT is unset) and prints one line per measurement.
 set -euo pipefail
@@ -60,3 +62,4 @@ out["load_end"] = os.getloadavg()
 (dest / "inspect_gpu.json").write_text(json.dumps(out, indent=1))
 print(f"wrote {dest / 'inspect_gpu.json'}")
 EOF
+"$PY" -m benchmarks gil --seconds 10 --out "$DEST/GIL.md" || echo "the GIL check failed (above); the figures above stand"
