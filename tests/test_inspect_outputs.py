@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from anodfdnet.inspect.outputs import MAX_REGIONS, TINT, _overlay, regions, thumbnail
+from anodfdnet.inspect.outputs import MAX_REGIONS, OUTLINE, TINT, _overlay, regions, thumbnail
 
 
 def reference_regions(prob, mask):
@@ -70,12 +70,27 @@ def test_thumbnails_keep_the_aspect_and_look_like_area_averaging():
         assert 10 * np.log10(255 ** 2 / max(mse, 1e-9)) > 35  # PSNR against area averaging all the way
 
 
-def test_the_overlay_tints_the_anomalous_pixels_only():
+def test_the_overlay_tints_the_anomalous_pixels_and_boxes_the_regions():
     rng = np.random.default_rng(1)
     cur = rng.integers(0, 256, (160, 160, 3), dtype=np.uint8)
     mask = np.zeros((512, 512), bool)
-    assert np.array_equal(_overlay(cur, mask), cur)  # a normal pair: the thumbnail as it is
+    assert np.array_equal(_overlay(cur, mask, []), cur)  # a normal pair: the thumbnail as it is
     mask[:256, :256] = True  # the top-left quarter of the map: the top-left 80x80 of the thumbnail
-    out = _overlay(cur, mask)
+    n, regs = regions(np.ones(mask.shape, np.float32), mask)
+    out = _overlay(cur, mask, regs)
     tinted = (0.45 * cur[:80, :80].astype(np.float32) + 0.55 * TINT).astype(np.uint8)
-    assert np.array_equal(out[:80, :80], tinted) and np.array_equal(out[80:], cur[80:]) and np.array_equal(out[:, 80:], cur[:, 80:])
+    assert n == 1 and np.array_equal(out[:80, :80], tinted)
+    # The box is drawn just outside the tinted block: column and row 81 in yellow, 82 dark (the top and left edges
+    # fall off the image).
+    assert (out[:82, 81] == OUTLINE).all() and (out[81, :82] == OUTLINE).all()
+    assert (out[:83, 82] == 0).all() and (out[82, :83] == 0).all()
+    untouched = np.ones((160, 160), bool)
+    untouched[:83, :83] = False
+    assert np.array_equal(out[untouched], cur[untouched]) and np.array_equal(out[80, :80], cur[80, :80])
+    # A region of a few map pixels still shows as a box of a few thumbnail pixels.
+    tiny = np.zeros((512, 512), bool)
+    tiny[300:302, 400:402] = True
+    _, small = regions(np.ones(tiny.shape, np.float32), tiny)
+    boxed = (_overlay(cur, tiny, small) == OUTLINE).all(axis=2)
+    ys, xs = np.nonzero(boxed)
+    assert boxed.sum() >= 12 and 90 <= ys.min() and ys.max() <= 98 and 121 <= xs.min() and xs.max() <= 129

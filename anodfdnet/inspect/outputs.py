@@ -30,6 +30,7 @@ from ..visualize import save_heatmap_png
 THUMB_SIDE = 160  # long side of the report's thumbnails, in pixels
 MAX_REGIONS = 50  # regions kept per row (largest first); n_regions counts them all
 TINT = np.array([255, 40, 40], np.float32)
+OUTLINE = (255, 220, 0)  # RGB of the regions' boxes on the overlay thumbnail
 
 
 def file_id(pid: str) -> str:
@@ -97,14 +98,24 @@ def regions(prob: np.ndarray, mask: np.ndarray) -> tuple[int, list[dict]]:
     return n - 1, out
 
 
-def _overlay(cur_thumb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The current thumbnail with the anomalous pixels tinted red."""
+def _overlay(cur_thumb: np.ndarray, mask: np.ndarray, regs: list[dict] = ()) -> np.ndarray:
+    """The current thumbnail with the anomalous pixels tinted red and each region of ``regs`` (boxes in the mask's
+    pixels) outlined in yellow with a dark edge, a pixel or two outside its box, so that a region of a few pixels
+    still shows at thumbnail size, on light and dark images alike."""
     if not mask.any():  # a normal pair, most of an archive: nothing to tint (the resize below is 0.4 ms)
         return cur_thumb
-    m = cv2.resize(mask.view(np.uint8), (cur_thumb.shape[1], cur_thumb.shape[0]), interpolation=cv2.INTER_AREA) > 0
+    th, tw = cur_thumb.shape[:2]
+    m = cv2.resize(mask.view(np.uint8), (tw, th), interpolation=cv2.INTER_AREA) > 0
     out = cur_thumb.astype(np.float32)
     out[m] = 0.45 * out[m] + 0.55 * TINT
-    return out.astype(np.uint8)
+    out = out.astype(np.uint8)
+    sx, sy = tw / mask.shape[1], th / mask.shape[0]
+    for r in regs:
+        x0, y0 = int(np.floor(r["x"] * sx)) - 2, int(np.floor(r["y"] * sy)) - 2
+        x1, y1 = int(np.ceil((r["x"] + r["w"]) * sx)) + 1, int(np.ceil((r["y"] + r["h"]) * sy)) + 1
+        cv2.rectangle(out, (x0 - 1, y0 - 1), (x1 + 1, y1 + 1), (0, 0, 0), 1)  # a dark edge: seen on white too
+        cv2.rectangle(out, (x0, y0), (x1, y1), OUTLINE, 1)
+    return out
 
 
 def _jpeg(path: Path, img: np.ndarray) -> None:
@@ -131,7 +142,7 @@ def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, th
     hist_t, cur_t = thumbs
     _jpeg(run / f"thumbs/{fid}_h.jpg", hist_t)
     _jpeg(run / f"thumbs/{fid}_c.jpg", cur_t)
-    _jpeg(run / f"thumbs/{fid}_o.jpg", _overlay(cur_t, mask))
+    _jpeg(run / f"thumbs/{fid}_o.jpg", _overlay(cur_t, mask, regs))
     meta = alignment.meta()
     return {"id": str(pid), "index": int(index), "file_id": fid, "height": int(prob.shape[0]), "width": int(prob.shape[1]),
             "score_max": float(prob.max()) if prob.size else 0.0, "score_mean": float(prob.mean()) if prob.size else 0.0,

@@ -100,7 +100,7 @@ def render_report(run: Path, shown: list[dict], total: int, errors: list[str], m
  <span><b id="shown">{len(shown)}</b> of {len(shown)} pairs shown</span>
 </div>
 <table id="pairs"><thead><tr><th>#</th><th>pair</th><th>highest probability</th><th>anomalous %</th><th>regions</th>
-<th>uncertain %</th><th>alignment</th><th>history · current · overlay</th></tr></thead>
+<th>uncertain %</th><th>alignment</th><th>history · current · overlay (red: anomalous, yellow boxes: regions)</th></tr></thead>
 <tbody>
 {chr(10).join(body)}
 </tbody></table>
