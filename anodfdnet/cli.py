@@ -174,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "run again to resume (finished pairs are skipped)")
     ins.add_argument("--checkpoint", default="effnet-d2", help="path, shipped name or hf://OWNER/REPO/FILE (default effnet-d2)")
     ins.add_argument("--engine", choices=("local", "ray"), default="local", help="local: this process, the prefetching pipeline "
-                     "(nothing to install; its threads share one interpreter lock, about 120 to 380 pairs/s at most on the measured host, whatever "
-                     "the cores: benchmarks/GIL.md); ray: Ray Data tasks and a pool of model actors, processes over every core of a "
-                     "machine or cluster (pip install .[ray]) (default local)")
+                     "(nothing to install; its threads share one interpreter lock: about 120 to 380 pairs/s at most on the "
+                     "measured host, whatever the cores, benchmarks/GIL.md); ray: Ray Data tasks and a pool of model actors, "
+                     "processes over every core of a machine or cluster (pip install .[ray]) (default local)")
     ins.add_argument("--address", default=None, help="with --engine ray: the cluster to join (ray://HOST:PORT, HOST:PORT or auto); "
                      "default: start a local Ray on this machine")
     ins.add_argument("--threshold", type=_threshold, default=None, help="mask threshold (default: the checkpoint's calibrated one)")
