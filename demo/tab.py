@@ -453,11 +453,16 @@ def build_tab() -> None:
     predict_inputs = [history, current, model, threshold, align_state]
 
     def after(event):
-        """What follows every prediction of the page: the live view, then the comparison and the heat view."""
+        """What follows every prediction of the page: the live view, then the comparison and the heat view.
+
+        ``always_last``: a prediction that ends while the views of the one before are still being drawn gets its own
+        views after them. With Gradio's default ("once") that second trigger was dropped: one alignment pick sent
+        the menu's input event twice, two re-runs overlapped, the first (overtaken) one's views were still drawing
+        when the second ended, and the page kept the old verdict, comparison and heat map beside the new figures."""
         event.success(page_live, [state, threshold], live_view, api_visibility="private", preprocess=False,
-                      show_progress="hidden")
+                      show_progress="hidden", trigger_mode="always_last")
         event.success(page_view, [state, threshold, opacity], [compare, align_text, heat_over], api_visibility="private",
-                      preprocess=False, show_progress="hidden")
+                      preprocess=False, show_progress="hidden", trigger_mode="always_last")
 
     # The page's runs (Run, an example, a model or an alignment chosen): only a session's newest fills the page; one asked
     # for while the same event's run is pending runs after it (Gradio's default, "once", would drop it: see demo.latest).
