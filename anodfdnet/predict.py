@@ -118,6 +118,7 @@ def _make_parent(target: str) -> None:
         raise UserError(f"cannot create the folder '{parent}' for '{target}': {e.strerror or e}.") from None
 
 
-def png_text(alignment, threshold: float) -> dict:
-    """The PNG text chunks of an output: the threshold and how the pair was aligned."""
-    return {"anodfdnet.threshold": f"{threshold:.6g}", "anodfdnet.align": json.dumps(alignment.meta())}
+def png_text(alignment, threshold: float, meta: dict | None = None) -> dict:
+    """The PNG text chunks of an output: the threshold and how the pair was aligned (``meta``: the alignment's
+    ``meta()`` when the caller has it already)."""
+    return {"anodfdnet.threshold": f"{threshold:.6g}", "anodfdnet.align": json.dumps(alignment.meta() if meta is None else meta)}

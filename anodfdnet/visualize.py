@@ -10,6 +10,8 @@ from .data.images import save_indexed_png, save_rgb_png
 
 
 UNKNOWN_RGB = (128, 128, 128)  # pixels the aligned history does not cover: unknown, drawn grey
+REGION_RGB = (255, 230, 0)  # the outline of anomalous regions: the app's pictures and the inspection report's overlays
+# (demo/live_view.js holds a copy: JavaScript cannot import it)
 
 
 TURBO = cv2.cvtColor(cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_TURBO),

@@ -7,7 +7,8 @@ Pillow's codecs, zlib, torch kernels, numpy's loops over large arrays, system ca
 the local engine cannot pass ``1000 / g`` pairs/s whatever the number of cores; Ray's CPU tasks are processes, each
 with its own GIL.
 
-A child process runs the steps of ``stage_costs`` (benchmarks/inspect_bench.py) over generated 512x512 pairs in a
+A child process runs the steps of ``stage_costs`` (benchmarks/inspect_bench.py), through the library's own
+``prepare_aligned`` as the local engine calls it, over generated 512x512 pairs in a
 loop, on one thread (OpenCV and torch), with the model's maps computed beforehand; Linux ``perf`` samples it and
 reports where its CPU time went by library. The interpreter's share gives a lower bound of ``g``; the interpreter,
 numpy, the C library and the kernel together an upper bound (parts of those run with the GIL released). Needs
@@ -100,20 +101,19 @@ class Steps:
             self.maps = [self.pair(d, Path(tmp), i) for i, d in enumerate(self.dirs)]
 
     def pair(self, d: Path, run: Path, i: int, logits=None):
-        """One pair's steps: its model map when ``logits`` is None, else its files under ``run``."""
-        from anodfdnet.align import align_pair
-        from anodfdnet.data.images import load_rgb, resize_rgb, to_tensor
-        from anodfdnet.inference.pipeline import model_input_shape, probabilities
+        """One pair's steps as the local engine runs them (its source decodes the pair, ``prepare_aligned`` aligns
+        it and makes the model's inputs, the finish step writes its files): its model map when ``logits`` is None,
+        else its files under ``run``."""
+        from anodfdnet.data.images import load_rgb
+        from anodfdnet.inference.pipeline import prepare_aligned, probabilities
         from anodfdnet.inspect.outputs import finish_pair, thumbnails
 
         hist, cur = load_rgb(d / "hist.jpg"), load_rgb(d / "cur.jpg")
-        a = align_pair(hist, cur, "auto")
-        shape = model_input_shape(*cur.shape[:2], self.info.eval_size)
-        hh, cc = to_tensor(resize_rgb(a.history, shape)), to_tensor(resize_rgb(cur, shape))
+        hh, cc, out_shape, _, a = prepare_aligned(hist, cur, self.info.eval_size, "auto")
         thumbs = thumbnails(hist, cur)
         if logits is None:
             return self.model.predict_logits(hh[None], cc[None])
-        finish_pair(run, d.name, i, probabilities(logits, [cur.shape[:2]], [a])[0], a, thumbs, self.info.threshold)
+        finish_pair(run, d.name, i, probabilities(logits, [out_shape], [a])[0], a, thumbs, self.info.threshold)
 
     def loop(self, seconds: float, started=None) -> dict:
         """Pairs one after another (one pass to warm up first) until ``seconds`` have passed."""
@@ -127,7 +127,7 @@ class Steps:
             if started is not None:
                 started()
             done, c0, t0 = 0, time.process_time(), time.perf_counter()
-            while time.perf_counter() - t0 < seconds:
+            while not done or time.perf_counter() - t0 < seconds:  # one pass at least, whatever --seconds says
                 for i, d in enumerate(self.dirs):
                     self.pair(d, run, i, self.maps[i])
                 done += len(self.dirs)
@@ -208,6 +208,8 @@ def sample_with_perf(perf: str, a) -> dict:
 def main(a) -> int:
     from .timing import load_average, machine_header
 
+    if not (a.seconds > 0 and a.pairs >= 1 and a.frequency >= 1):
+        raise UserError("--seconds must be above 0, --pairs and --frequency at least 1.")
     out = Path(a.out)
     load_start = load_average()
     perf = shutil.which("perf")

@@ -20,11 +20,11 @@ import numpy as np
 
 from anodfdnet.metrics import binarize
 from anodfdnet.inference.runtime import DESCRIPTIONS as PATH_NAMES
-from anodfdnet.visualize import heatmap_rgb
+from anodfdnet.visualize import REGION_RGB, heatmap_rgb
 
 TINT = (255, 32, 32)  # RGB of the tint inside anomalous regions
 TINT_ALPHA = 0.45
-OUTLINE = (255, 230, 0)  # RGB of the region outlines
+OUTLINE = REGION_RGB  # RGB of the region outlines
 MAX_BOXES = 50  # boxes listed in the figures (largest first); the count is always exact
 
 __all__ = ["Region", "RenderResult", "render", "heatmap_rgb", "encode_png", "write_png", "format_summary",

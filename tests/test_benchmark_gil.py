@@ -73,3 +73,12 @@ def test_without_perf_only_threads_against_processes_run(monkeypatch, tmp_path):
     runs = json.loads((tmp_path / "gil.json").read_text())["threads_against_processes"]
     assert sorted(x["mode"] for x in runs) == ["processes", "processes", "threads", "threads"]
     assert all(x["pairs"] >= 1 and x["pairs_per_s"] > 0 for x in runs)
+
+
+@pytest.mark.parametrize("bad", [{"seconds": 0.0}, {"seconds": float("nan")}, {"pairs": 0}, {"frequency": -5}])
+def test_settings_that_cannot_measure_are_refused_before_anything_runs(tmp_path, bad):
+    a = argparse.Namespace(**{"seconds": 1.0, "pairs": 1, "checkpoint": "effnet-d2", "frequency": 99,
+                              "out": str(tmp_path / "GIL.md"), **bad})
+    with pytest.raises(UserError, match="--seconds must be above 0"):
+        gil_share.main(a)
+    assert not list(tmp_path.iterdir())

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from anodfdnet.inspect.outputs import MAX_REGIONS, OUTLINE, TINT, _overlay, regions, thumbnail
+from anodfdnet.inspect.outputs import MAX_REGIONS, TINT, _overlay, regions, thumbnail
+from anodfdnet.visualize import REGION_RGB
 
 
 def reference_regions(prob, mask):
@@ -82,7 +83,7 @@ def test_the_overlay_tints_the_anomalous_pixels_and_boxes_the_regions():
     assert n == 1 and np.array_equal(out[:80, :80], tinted)
     # The box is drawn just outside the tinted block: column and row 81 in yellow, 82 dark (the top and left edges
     # fall off the image).
-    assert (out[:82, 81] == OUTLINE).all() and (out[81, :82] == OUTLINE).all()
+    assert (out[:82, 81] == REGION_RGB).all() and (out[81, :82] == REGION_RGB).all()
     assert (out[:83, 82] == 0).all() and (out[82, :83] == 0).all()
     untouched = np.ones((160, 160), bool)
     untouched[:83, :83] = False
@@ -91,6 +92,6 @@ def test_the_overlay_tints_the_anomalous_pixels_and_boxes_the_regions():
     tiny = np.zeros((512, 512), bool)
     tiny[300:302, 400:402] = True
     _, small = regions(np.ones(tiny.shape, np.float32), tiny)
-    boxed = (_overlay(cur, tiny, small) == OUTLINE).all(axis=2)
+    boxed = (_overlay(cur, tiny, small) == REGION_RGB).all(axis=2)
     ys, xs = np.nonzero(boxed)
     assert boxed.sum() >= 12 and 90 <= ys.min() and ys.max() <= 98 and 121 <= xs.min() and xs.max() <= 129

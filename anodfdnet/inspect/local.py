@@ -9,7 +9,7 @@ one call on every core spends part of its time with its threads waiting for each
 the reader and writer threads hold a core, and two single-threaded calls keep the cores busier
 (benchmarks/INSPECT.md: 10.1 against 9.0 pairs/s on 2 cores, 2,000 pairs, alignment auto).
 
-The threads share one interpreter lock: the parts of a pair's steps that hold it (2.6 to 8.3 ms of 27.5 on the host of
+The threads share one interpreter lock: the parts of a pair's steps that hold it (2.6 to 8.4 ms of 27.7 on the host of
 benchmarks/GIL.md) run one thread at a time, which caps this engine near 120 to 380 pairs/s on any number of cores.
 Ray's engine runs the steps in processes.
 """

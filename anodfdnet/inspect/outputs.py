@@ -25,12 +25,11 @@ from ..data.images import save_mask_png
 from ..metrics import binarize
 from ..predict import BATCH_PNG_LEVEL, png_text
 from ..uncertainty import uncertainty
-from ..visualize import save_heatmap_png
+from ..visualize import REGION_RGB, save_heatmap_png
 
 THUMB_SIDE = 160  # long side of the report's thumbnails, in pixels
 MAX_REGIONS = 50  # regions kept per row (largest first); n_regions counts them all
 TINT = np.array([255, 40, 40], np.float32)
-OUTLINE = (255, 220, 0)  # RGB of the regions' boxes on the overlay thumbnail
 
 
 def file_id(pid: str) -> str:
@@ -114,7 +113,7 @@ def _overlay(cur_thumb: np.ndarray, mask: np.ndarray, regs: list[dict] = ()) -> 
         x0, y0 = int(np.floor(r["x"] * sx)) - 2, int(np.floor(r["y"] * sy)) - 2
         x1, y1 = int(np.ceil((r["x"] + r["w"]) * sx)) + 1, int(np.ceil((r["y"] + r["h"]) * sy)) + 1
         cv2.rectangle(out, (x0 - 1, y0 - 1), (x1 + 1, y1 + 1), (0, 0, 0), 1)  # a dark edge: seen on white too
-        cv2.rectangle(out, (x0, y0), (x1, y1), OUTLINE, 1)
+        cv2.rectangle(out, (x0, y0), (x1, y1), REGION_RGB, 1)
     return out
 
 
@@ -133,7 +132,8 @@ def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, th
     mask = np.ascontiguousarray(binarize(prob, threshold))
     n_regions, regs = regions(prob, mask)
     near, entropy = uncertainty(prob, threshold)
-    text = png_text(alignment, threshold)
+    meta = alignment.meta()  # once: the PNGs' text chunks and the row
+    text = png_text(alignment, threshold, meta)
     mask_png, heat_png = f"masks/{fid}_mask.png", f"heat/{fid}_heat.png"
     save_mask_png(run / mask_png, mask, text, BATCH_PNG_LEVEL)
     save_heatmap_png(run / heat_png, prob, alignment.valid, text, BATCH_PNG_LEVEL)
@@ -143,7 +143,6 @@ def finish_pair(run: Path, pid: str, index: int, prob: np.ndarray, alignment, th
     _jpeg(run / f"thumbs/{fid}_h.jpg", hist_t)
     _jpeg(run / f"thumbs/{fid}_c.jpg", cur_t)
     _jpeg(run / f"thumbs/{fid}_o.jpg", _overlay(cur_t, mask, regs))
-    meta = alignment.meta()
     return {"id": str(pid), "index": int(index), "file_id": fid, "height": int(prob.shape[0]), "width": int(prob.shape[1]),
             "score_max": float(prob.max()) if prob.size else 0.0, "score_mean": float(prob.mean()) if prob.size else 0.0,
             "area_pct": float(mask.mean() * 100) if mask.size else 0.0, "n_regions": n_regions, "regions": regs,
